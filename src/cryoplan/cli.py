@@ -1,0 +1,123 @@
+"""The `cryoplan` command (contract in ARCHITECTURE.md).
+
+    cryoplan simulate CASE.yaml --out DIR
+    cryoplan demo [--out DIR]
+
+Exit status 0 on success and 2 on bad input, with one line on stderr naming the file, the
+field and what was expected. Nothing is written unless the whole run succeeds.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cryoplan.case import Case, case_from_dict, load_case
+from cryoplan.errors import CaseError
+from cryoplan.outputs import write_result
+from cryoplan.simulate import SimulationResult, simulate
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Plan and simulate cryoablation: freeze–thaw protocols, probes and ice balls.",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+DEMO_SOURCE = "cryoplan demo (built-in case cryoplan/data/demo.yaml)"
+
+
+def demo_case() -> Case:
+    """The built-in default case: the liver–tumour–vessel phantom with three probes."""
+    text = resources.files("cryoplan.data").joinpath("demo.yaml").read_text("utf-8")
+    return case_from_dict(yaml.safe_load(text), DEMO_SOURCE)
+
+
+def _fail(error: CaseError) -> typer.Exit:
+    sys.stderr.write(f"cryoplan: error: {error}\n")
+    return typer.Exit(code=2)
+
+
+def _run(case: Case, out: Path, quiet: bool) -> SimulationResult:
+    show = not quiet and err_console.is_terminal
+    with Progress(
+        TextColumn("[bold]simulating[/] {task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=not show,
+    ) as bar:
+        task = bar.add_task(case.name, total=case.total_duration_s())
+        result = simulate(case, progress=lambda t, _total: bar.update(task, completed=t))
+    write_result(result, out)
+    return result
+
+
+def _print_summary(result: SimulationResult, out: Path) -> None:
+    s = result.summary()
+    table = Table(title=f"{s['name']}: ice ball after the protocol (minimum temperature reached)")
+    table.add_column("isotherm")
+    table.add_column("volume mL", justify="right")
+    table.add_column("extent x × y × z mm (LPS)", justify="right")
+    for key, iso in s["isotherms"].items():
+        ext = " × ".join(f"{e:.0f}" for e in iso["extent_mm"])
+        table.add_row(f"{key} °C", f"{iso['volume_ml']:.1f}", ext)
+    console.print(table)
+    t = s["timing"]
+    e = s["energy_balance"]
+    console.print(
+        f"lethal zone (each tissue's lethal temperature): {s['lethal_zone']['volume_ml']:.1f} mL; "
+        f"coldest point {s['minimum_temperature_c']:.1f} °C"
+    )
+    console.print(
+        f"energy balance error {e['relative_error']:.1e}; "
+        f"{t['simulated_s'] / 60:.1f} min simulated "
+        f"in {t['wall_time_s']:.1f} s ({t['steps']} steps, {t['voxels']} voxels)"
+    )
+    console.print(f"results in {out}/ (summary.json, tmin.nii.gz, sensors.csv)")
+
+
+@app.command("simulate")
+def simulate_command(
+    case_file: Annotated[Path, typer.Argument(help="The case file (YAML).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the results.")],
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")
+    ] = False,
+) -> None:
+    """Simulate a case file and write summary.json, tmin.nii.gz and sensors.csv into --out."""
+    try:
+        case = load_case(case_file)
+        result = _run(case, out, quiet)
+    except CaseError as error:
+        raise _fail(error) from None
+    if not quiet:
+        _print_summary(result, out)
+
+
+@app.command("demo")
+def demo_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the results.")] = Path(
+        "cryoplan-demo"
+    ),
+) -> None:
+    """Run the built-in liver phantom: 3 cm tumour beside a large vessel, three probes, 10-5-10."""
+    case = demo_case()
+    result = _run(case, out, quiet=False)
+    _print_summary(result, out)
+
+
+def main() -> None:
+    app()

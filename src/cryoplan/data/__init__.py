@@ -1,0 +1,1 @@
+"""Packaged case files (the demo)."""

@@ -1,0 +1,198 @@
+"""Case → thermal Problem: the grid, tissue property table, probes on the grid, schedule.
+
+This is the only place where anatomy, tissues, probes and protocol meet the solver's plain
+arrays. Every check that needs the grid (probes and sensors inside the domain) happens
+here, before anything is solved or written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cryoplan.anatomy import PHANTOMS, Grid, TissueMap, build_phantom
+from cryoplan.case import Case
+from cryoplan.errors import CaseError
+from cryoplan.probes.catalogue import load_catalogue
+from cryoplan.probes.coupling import ActiveSegment, couple_probes
+from cryoplan.protocol import build_schedule
+from cryoplan.thermal.materials import MaterialRow, material_table
+from cryoplan.thermal.problem import (
+    FIXED_TEMPERATURE,
+    INSULATED,
+    RecordingPlan,
+    ThermalProblem,
+)
+from cryoplan.tissues import Tissue, complete_tissue, load_library, merge_tissue
+
+ISOTHERMS_C = (0.0, -20.0, -40.0)
+
+
+@dataclass(frozen=True)
+class PlacedProbe:
+    """A probe resolved against the catalogue, in LPS millimetres."""
+
+    name: str
+    model: str | None
+    diameter_mm: float
+    active_length_mm: float
+    tip_mm: np.ndarray
+    entry_mm: np.ndarray
+    active_end_mm: np.ndarray  # tip + active length towards the entry
+
+
+@dataclass(frozen=True)
+class Discretised:
+    """The case on its grid: what the solver gets, and what the outputs need to explain it."""
+
+    case: Case
+    tissue_map: TissueMap
+    tissues: tuple[Tissue, ...]  # in material-index order
+    probes: tuple[PlacedProbe, ...]
+    problem: ThermalProblem
+    plan: RecordingPlan
+
+    @property
+    def grid(self) -> Grid:
+        return self.tissue_map.grid
+
+
+def body_temperature_c(case: Case) -> float:
+    if case.body_temperature_c is not None:
+        return case.body_temperature_c
+    return load_library().blood.temperature_c
+
+
+def build_anatomy(case: Case) -> TissueMap:
+    d = case.domain
+    h = case.grid.spacing_mm
+    if d.box is not None:
+        grid = Grid.centred_box(d.box.size_mm, h)
+        return TissueMap(grid, np.zeros(grid.shape, np.uint8), {0: d.box.tissue})
+    if d.phantom is not None:
+        if d.phantom not in PHANTOMS:
+            raise CaseError(
+                case.source,
+                "domain.phantom",
+                f"unknown phantom {d.phantom!r}; built in: {', '.join(PHANTOMS)}",
+            )
+        return build_phantom(d.phantom, h)
+    raise CaseError(
+        case.source,
+        "domain.image",
+        "image domains are not supported by this version yet; use domain.box or domain.phantom",
+    )
+
+
+def resolve_tissues(case: Case, names: list[str]) -> list[Tissue]:
+    library = load_library().tissues
+    return [complete_tissue(n, merge_tissue(n, library.get(n), case.tissues.get(n))) for n in names]
+
+
+def material_rows(tissues: list[Tissue]) -> list[MaterialRow]:
+    """Tissue → solver material row (perfusion coefficient P = w_b ρ_b c_b)."""
+    blood_capacity = load_library().blood.volumetric_heat_capacity_j_m3k
+    return [
+        MaterialRow(
+            conductivity_frozen_w_mk=t.conductivity_w_mk.frozen,
+            conductivity_unfrozen_w_mk=t.conductivity_w_mk.unfrozen,
+            capacity_frozen_j_m3k=t.heat_capacity_j_m3k.frozen,
+            capacity_unfrozen_j_m3k=t.heat_capacity_j_m3k.unfrozen,
+            latent_heat_j_m3=t.latent_heat_j_m3,
+            solidus_c=t.freezing_range_c[0],
+            liquidus_c=t.freezing_range_c[1],
+            perfusion_coefficient_w_m3k=t.perfusion_1_s * blood_capacity,
+            metabolic_w_m3=t.metabolic_w_m3,
+            lethal_c=t.lethal_temperature_c,
+        )
+        for t in tissues
+    ]
+
+
+def place_probes(case: Case, grid: Grid) -> list[PlacedProbe]:
+    catalogue = load_catalogue().probes
+    lo, hi = grid.bounds_mm()
+    placed = []
+    for i, (spec, name) in enumerate(zip(case.probes, case.probe_names(), strict=True)):
+        model = catalogue[spec.model] if spec.model is not None else None
+        diameter = spec.diameter_mm or (model.diameter_mm if model else 0.0)
+        active = spec.active_length_mm or (model.active_length_mm if model else 0.0)
+        tip = np.asarray(spec.tip_mm, float)
+        entry = np.asarray(spec.entry_mm, float)
+        axis = (entry - tip) / np.linalg.norm(entry - tip)
+        end = tip + active * axis
+        for point, what in ((tip, "tip"), (end, "end of the active length")):
+            if np.any(point < lo) or np.any(point > hi):
+                raise CaseError(
+                    case.source,
+                    f"probes[{i}].tip_mm",
+                    f"the probe's {what} {np.round(point, 2).tolist()} mm lies outside the domain "
+                    f"(LPS {np.round(lo, 2).tolist()} to {np.round(hi, 2).tolist()} mm); "
+                    "the active length must be inside",
+                )
+        placed.append(PlacedProbe(name, spec.model, diameter, active, tip, entry, end))
+    return placed
+
+
+def discretise(case: Case) -> Discretised:
+    """Build the thermal Problem of a case (raises `CaseError` for geometry mistakes)."""
+    tissue_map = build_anatomy(case)
+    grid = tissue_map.grid
+    labels_present = sorted(int(v) for v in np.unique(tissue_map.labels))
+    names = [tissue_map.tissue_of_label[v] for v in labels_present]
+    tissues = resolve_tissues(case, names)
+    lut = np.zeros(max(labels_present) + 1, np.uint8)
+    lut[labels_present] = np.arange(len(labels_present), dtype=np.uint8)
+    material = lut[tissue_map.labels]
+    if case.target is not None and case.target not in names:
+        raise CaseError(
+            case.source,
+            "target",
+            f"tissue {case.target!r} does not occur in the domain ({', '.join(names)})",
+        )
+
+    t_body = body_temperature_c(case)
+    is_vessel = np.array([t.blood_vessel for t in tissues])
+    fixed = is_vessel[material]
+    initial = np.full(grid.shape, t_body)
+
+    probes = place_probes(case, grid)
+    spacing_m = grid.spacing_m
+    segments = [
+        ActiveSegment(
+            tuple(grid.index_from_lps(p.tip_mm)),  # type: ignore[arg-type]
+            tuple(grid.index_from_lps(p.active_end_mm)),  # type: ignore[arg-type]
+            p.diameter_mm / 2 * 1e-3,
+        )
+        for p in probes
+    ]
+    coupling = couple_probes(segments, grid.shape, spacing_m, fixed)
+
+    sensor_idx = []
+    for i, s in enumerate(case.sensors):
+        idx = grid.index_from_lps(np.asarray(s.at_mm))
+        if not grid.contains_index(idx):
+            raise CaseError(case.source, f"sensors[{i}].at_mm", "a point inside the domain")
+        sensor_idx.append(idx)
+
+    kind = INSULATED if case.outer_boundary == "insulated" else FIXED_TEMPERATURE
+    problem = ThermalProblem(
+        spacing_m=spacing_m,
+        material=material,
+        properties=material_table(material_rows(tissues)),
+        initial_temperature_c=initial,
+        fixed=fixed,
+        boundary_kind=(kind,) * 6,  # type: ignore[arg-type]
+        boundary_temperature_c=(t_body,) * 6,  # type: ignore[arg-type]
+        blood_temperature_c=t_body,
+        schedule=build_schedule(case),
+        probes=coupling,
+    )
+    plan = RecordingPlan(
+        snapshot_times_s=tuple(60.0 * t for t in case.output.snapshot_times_min),
+        sensor_index_xyz=np.asarray(sensor_idx, float).reshape(-1, 3),
+        sensor_interval_s=case.output.sensor_interval_s,
+        volume_thresholds_c=ISOTHERMS_C,
+    )
+    return Discretised(case, tissue_map, tuple(tissues), tuple(probes), problem, plan)

@@ -1,0 +1,60 @@
+"""The probe catalogue: `probes.yaml` (geometry and cooling models, with sources)."""
+
+from __future__ import annotations
+
+import itertools
+from functools import lru_cache
+from importlib import resources
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class WallTemperatureCooling(BaseModel):
+    """Wall temperature curve [[s since the freeze began, °C], …] (held after the last)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+    model: Literal["wall_temperature"]
+    wall_curve_c: list[tuple[Annotated[float, Field(ge=0)], float]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _increasing_times(self) -> WallTemperatureCooling:
+        times = [t for t, _ in self.wall_curve_c]
+        if any(b <= a for a, b in itertools.pairwise(times)):
+            raise ValueError("wall_curve_c times must increase")
+        return self
+
+
+class GasCooling(BaseModel):
+    """Expanded gas at a temperature behind a wall film coefficient."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+    model: Literal["gas"]
+    gas_temperature_c: float
+    heat_transfer_w_m2k: PositiveFloat
+
+
+class ProbeModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+    description: str
+    calibrated: bool
+    diameter_mm: PositiveFloat
+    active_length_mm: PositiveFloat
+    cooling: WallTemperatureCooling | GasCooling = Field(discriminator="model")
+    active_thaw_temperature_c: float
+    sources: dict[str, str]
+
+
+class Catalogue(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    probes: dict[str, ProbeModel]
+
+
+@lru_cache(maxsize=1)
+def load_catalogue() -> Catalogue:
+    """The packaged probe catalogue (validated once)."""
+    text = resources.files("cryoplan.probes").joinpath("probes.yaml").read_text("utf-8")
+    return Catalogue.model_validate(yaml.safe_load(text))

@@ -1,0 +1,37 @@
+"""Physics-free-as-possible numerical core: enthalpy time stepping on a uniform grid.
+
+Data flow: `ThermalProblem` (arrays + schedule) → `solve` (time loop over a back end) →
+`ThermalHistory` (T_min, snapshots, sensors, volumes, energy ledger).
+"""
+
+from cryoplan.thermal.backend import CpuExplicitBackend, ThermalBackend, stable_time_step_s
+from cryoplan.thermal.problem import (
+    FACES,
+    FIXED_TEMPERATURE,
+    INSULATED,
+    DriveKind,
+    ProbeCoupling,
+    ProbeDrive,
+    RecordingPlan,
+    Segment,
+    ThermalProblem,
+)
+from cryoplan.thermal.stepping import EnergyLedger, ThermalHistory, solve
+
+__all__ = [
+    "FACES",
+    "FIXED_TEMPERATURE",
+    "INSULATED",
+    "CpuExplicitBackend",
+    "DriveKind",
+    "EnergyLedger",
+    "ProbeCoupling",
+    "ProbeDrive",
+    "RecordingPlan",
+    "Segment",
+    "ThermalBackend",
+    "ThermalHistory",
+    "ThermalProblem",
+    "solve",
+    "stable_time_step_s",
+]

@@ -1,0 +1,79 @@
+"""Enthalpy–temperature relations of a material with a mushy freezing range.
+
+Each material is one row of a property table (see `materials.py` for the columns). The
+volumetric enthalpy H [J/m³] is measured from the fully frozen state at the solidus T_s:
+
+    H(T) = C_s (T − T_s)                              T ≤ T_s      (frozen)
+    H(T) = (C_m + L/ΔT) (T − T_s)                     T_s < T < T_l (mushy)
+    H(T) = H_l + C_l (T − T_l),   H_l = C_m ΔT + L    T ≥ T_l      (unfrozen)
+
+with ΔT = T_l − T_s, C_m = (C_s + C_l)/2 the sensible capacity in the mushy zone and L the
+volumetric latent heat. The liquid fraction φ = clip(H/H_l, 0, 1) equals (T − T_s)/ΔT in the
+mushy zone and stays defined for a sharp front (ΔT = 0, where T = T_s for 0 ≤ H ≤ L).
+Conductivity varies linearly with φ between its frozen and unfrozen values.
+
+Temperatures are in °C, capacities in J/(m³·K), conductivities in W/(m·K). All functions are
+numba-compiled scalar functions so that kernels can inline them.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from cryoplan.thermal.materials import (
+    C_FROZEN,
+    C_UNFROZEN,
+    H_LIQUIDUS,
+    K_FROZEN,
+    K_UNFROZEN,
+    T_LIQUIDUS,
+    T_SOLIDUS,
+)
+
+
+@numba.njit(inline="always", cache=True)
+def enthalpy_from_temperature(temperature_c: float, props: np.ndarray) -> float:
+    """H(T) [J/m³] of one material row `props`."""
+    t_s = props[T_SOLIDUS]
+    t_l = props[T_LIQUIDUS]
+    if temperature_c <= t_s:
+        return props[C_FROZEN] * (temperature_c - t_s)
+    if temperature_c >= t_l:
+        return props[H_LIQUIDUS] + props[C_UNFROZEN] * (temperature_c - t_l)
+    # strictly inside a finite mushy range
+    return props[H_LIQUIDUS] * (temperature_c - t_s) / (t_l - t_s)
+
+
+@numba.njit(inline="always", cache=True)
+def temperature_from_enthalpy(enthalpy_j_m3: float, props: np.ndarray) -> float:
+    """T(H) [°C], the inverse of `enthalpy_from_temperature` (T = T_s on a sharp front)."""
+    h_l = props[H_LIQUIDUS]
+    if enthalpy_j_m3 <= 0.0:
+        return props[T_SOLIDUS] + enthalpy_j_m3 / props[C_FROZEN]
+    if enthalpy_j_m3 >= h_l:
+        return props[T_LIQUIDUS] + (enthalpy_j_m3 - h_l) / props[C_UNFROZEN]
+    return props[T_SOLIDUS] + enthalpy_j_m3 / h_l * (props[T_LIQUIDUS] - props[T_SOLIDUS])
+
+
+@numba.njit(inline="always", cache=True)
+def liquid_fraction_from_enthalpy(enthalpy_j_m3: float, props: np.ndarray) -> float:
+    """φ(H) = clip(H/H_l, 0, 1): 0 frozen, 1 unfrozen."""
+    phi = enthalpy_j_m3 / props[H_LIQUIDUS]
+    if phi <= 0.0:
+        return 0.0
+    if phi >= 1.0:
+        return 1.0
+    return phi
+
+
+@numba.njit(inline="always", cache=True)
+def liquid_fraction_from_temperature(temperature_c: float, props: np.ndarray) -> float:
+    """φ(T) for a voxel whose temperature is prescribed (a step at T_s for a sharp front)."""
+    return liquid_fraction_from_enthalpy(enthalpy_from_temperature(temperature_c, props), props)
+
+
+@numba.njit(inline="always", cache=True)
+def conductivity_from_liquid_fraction(liquid_fraction: float, props: np.ndarray) -> float:
+    """k(φ) = k_s + φ (k_l − k_s) [W/(m·K)]."""
+    return props[K_FROZEN] + liquid_fraction * (props[K_UNFROZEN] - props[K_FROZEN])

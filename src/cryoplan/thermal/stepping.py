@@ -1,0 +1,206 @@
+"""The time loop: walk the schedule, step a back end, record the thermal history.
+
+Steps are equal within each interval between events (segment boundaries, sensor samples,
+snapshots), each no longer than the back end's stable step, so every event is hit exactly.
+Probe drive temperatures are evaluated at the start of each step (explicit in time).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from cryoplan.thermal.backend import CpuExplicitBackend, StepFlows, ThermalBackend
+from cryoplan.thermal.problem import DriveKind, RecordingPlan, Segment, ThermalProblem
+
+ProgressCallback = Callable[[float, float], None]  # (simulated time s, total s)
+
+
+@dataclass
+class EnergyLedger:
+    """Heat [J] into the free voxels by source, against their change of enthalpy.
+
+    Conservation (verification.md f): probes + perfusion + metabolism + outer boundary +
+    fixed voxels (vessels, prescribed regions) = ΔH. Probe heat is negative while freezing.
+    """
+
+    initial_enthalpy_j: float
+    final_enthalpy_j: float = 0.0
+    probes_j: float = 0.0
+    perfusion_j: float = 0.0
+    metabolic_j: float = 0.0
+    boundary_j: float = 0.0
+    fixed_j: float = 0.0
+
+    def add(self, flows: StepFlows, dt_s: float) -> None:
+        self.probes_j += flows.probes_w * dt_s
+        self.perfusion_j += flows.perfusion_w * dt_s
+        self.metabolic_j += flows.metabolic_w * dt_s
+        self.boundary_j += flows.boundary_w * dt_s
+        self.fixed_j += flows.fixed_w * dt_s
+
+    @property
+    def enthalpy_change_j(self) -> float:
+        return self.final_enthalpy_j - self.initial_enthalpy_j
+
+    @property
+    def sources_j(self) -> float:
+        return self.probes_j + self.perfusion_j + self.metabolic_j + self.boundary_j + self.fixed_j
+
+    @property
+    def imbalance_j(self) -> float:
+        return self.enthalpy_change_j - self.sources_j
+
+    @property
+    def relative_error(self) -> float:
+        """|ΔH − Σ sources| over the largest single term (0 when nothing happened)."""
+        terms = (
+            self.enthalpy_change_j,
+            self.probes_j,
+            self.perfusion_j,
+            self.metabolic_j,
+            self.boundary_j,
+            self.fixed_j,
+        )
+        scale = max(abs(t) for t in terms)
+        return abs(self.imbalance_j) / scale if scale > 0 else 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "enthalpy_change_j": self.enthalpy_change_j,
+            "probes_j": self.probes_j,
+            "perfusion_j": self.perfusion_j,
+            "metabolic_j": self.metabolic_j,
+            "outer_boundary_j": self.boundary_j,
+            "fixed_voxels_j": self.fixed_j,
+            "imbalance_j": self.imbalance_j,
+            "relative_error": self.relative_error,
+        }
+
+
+@dataclass
+class ThermalHistory:
+    """What a solve leaves behind (arrays on the problem's grid, °C)."""
+
+    minimum_temperature_c: np.ndarray
+    final_temperature_c: np.ndarray
+    destroyed: np.ndarray
+    snapshots_c: dict[float, np.ndarray]
+    sensor_time_s: np.ndarray
+    sensor_temperature_c: np.ndarray  # (n_times, n_sensors)
+    volume_time_s: np.ndarray
+    volume_thresholds_c: tuple[float, ...]
+    volume_m3: np.ndarray  # (n_times, n_thresholds): current-temperature volumes
+    ledger: EnergyLedger
+    n_steps: int
+    max_time_step_s: float
+    wall_time_s: float
+    backend: str
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def _event_times(problem: ThermalProblem, plan: RecordingPlan) -> np.ndarray:
+    end = problem.duration_s
+    times = {0.0, end}
+    for seg in problem.schedule:
+        times.update((seg.start_s, seg.end_s))
+    if plan.sensor_interval_s > 0:
+        n = math.floor(end / plan.sensor_interval_s + 1e-9)
+        times.update(i * plan.sensor_interval_s for i in range(n + 1))
+    times.update(t for t in plan.snapshot_times_s if 0.0 <= t <= end)
+    return np.array(sorted(times))
+
+
+def _drive_arrays(segment: Segment, time_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    temps = np.array([d.temperature_at(time_s) for d in segment.drives], dtype=np.float64)
+    films = np.array([d.film_coefficient_w_m2k for d in segment.drives], dtype=np.float64)
+    active = np.array([d.kind != DriveKind.OFF for d in segment.drives], dtype=np.bool_)
+    temps[~active] = 0.0
+    return temps, films, active
+
+
+def solve(
+    problem: ThermalProblem,
+    plan: RecordingPlan | None = None,
+    backend_factory: Callable[[ThermalProblem], ThermalBackend] = CpuExplicitBackend,
+    progress: ProgressCallback | None = None,
+) -> ThermalHistory:
+    """Run the whole schedule of `problem` and return its thermal history."""
+    plan = plan or RecordingPlan()
+    started = time.perf_counter()
+    backend = backend_factory(problem)
+    dt_max = backend.stable_time_step_s()
+    thresholds = np.asarray(plan.volume_thresholds_c, float)
+    sensors = np.asarray(plan.sensor_index_xyz, float).reshape(-1, 3)
+    events = _event_times(problem, plan)
+    sensor_times = set(
+        np.round(np.arange(0.0, problem.duration_s + 1e-9, plan.sensor_interval_s), 9)
+        if plan.sensor_interval_s > 0
+        else [0.0, problem.duration_s]
+    )
+    snapshot_times = {round(t, 9) for t in plan.snapshot_times_s}
+
+    if problem.fixed_temperature_fn is not None:
+        backend.set_fixed_temperature(problem.fixed_temperature_fn(0.0))
+    ledger = EnergyLedger(initial_enthalpy_j=backend.total_enthalpy_j())
+    rec_t: list[float] = []
+    rec_sensors: list[np.ndarray] = []
+    rec_volumes: list[np.ndarray] = []
+    snapshots: dict[float, np.ndarray] = {}
+
+    def record(t: float) -> None:
+        key = round(t, 9)
+        temperature = backend.temperature_c()
+        if key in sensor_times:
+            rec_t.append(t)
+            rec_sensors.append(
+                ndimage.map_coordinates(temperature, sensors.T, order=1, mode="nearest")
+                if len(sensors)
+                else np.zeros(0)
+            )
+            rec_volumes.append(backend.volume_at_or_below_m3(thresholds))
+        if key in snapshot_times:
+            snapshots[t] = temperature.copy()
+
+    record(0.0)
+    n_steps = 0
+    t = 0.0
+    for segment in problem.schedule:
+        seg_events = events[(events > segment.start_s) & (events <= segment.end_s)]
+        for target in seg_events:
+            n_sub = max(1, math.ceil((target - t) / dt_max - 1e-9))
+            dt = (target - t) / n_sub
+            for sub in range(n_sub):
+                if problem.fixed_temperature_fn is not None:
+                    backend.set_fixed_temperature(problem.fixed_temperature_fn(t))
+                temps, films, active = _drive_arrays(segment, t)
+                flows = backend.step(dt, temps, films, active)
+                ledger.add(flows, dt)
+                n_steps += 1
+                t = float(target) if sub == n_sub - 1 else t + dt
+            record(t)
+            if progress is not None:
+                progress(t, problem.duration_s)
+    ledger.final_enthalpy_j = backend.total_enthalpy_j()
+
+    return ThermalHistory(
+        minimum_temperature_c=backend.minimum_temperature_c().copy(),
+        final_temperature_c=backend.temperature_c().copy(),
+        destroyed=backend.destroyed().copy(),
+        snapshots_c=snapshots,
+        sensor_time_s=np.array(rec_t),
+        sensor_temperature_c=np.array(rec_sensors).reshape(len(rec_t), len(sensors)),
+        volume_time_s=np.array(rec_t),
+        volume_thresholds_c=tuple(float(x) for x in thresholds),
+        volume_m3=np.array(rec_volumes).reshape(len(rec_t), len(thresholds)),
+        ledger=ledger,
+        n_steps=n_steps,
+        max_time_step_s=dt_max,
+        wall_time_s=time.perf_counter() - started,
+        backend=backend.name,
+    )
