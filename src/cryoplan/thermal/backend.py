@@ -65,6 +65,8 @@ class ThermalBackend(Protocol):
 
     def destroyed(self) -> np.ndarray: ...
 
+    def liquid_fraction(self) -> np.ndarray: ...
+
     def total_enthalpy_j(self) -> float: ...
 
     def volume_at_or_below_m3(self, thresholds_c: np.ndarray) -> np.ndarray: ...
@@ -133,7 +135,7 @@ class CpuExplicitBackend:
         self._volume = problem.voxel_volume_m3
         self._temperature = np.array(problem.initial_temperature_c, dtype=np.float64, order="C")
         self._enthalpy = kernels.enthalpy_field(self._temperature, self._material, self._props)
-        self._conductivity = np.empty(shape)
+        self._kirchhoff = np.empty(shape)
         self._tmin = np.full(shape, np.inf)
         self._destroyed = np.zeros(shape, np.bool_)
         p = problem.probes
@@ -145,7 +147,7 @@ class CpuExplicitBackend:
         kernels.refresh_temperature(
             self._enthalpy,
             self._temperature,
-            self._conductivity,
+            self._kirchhoff,
             self._material,
             self._fixed,
             self._props,
@@ -174,7 +176,9 @@ class CpuExplicitBackend:
             sp = self._sample_probe
             kernels.probe_exchange(
                 t_flat,
-                self._conductivity.reshape(-1),
+                h_flat,
+                self._material.reshape(-1),
+                self._props,
                 p.sample_start,
                 p.voxel_index,
                 p.weight,
@@ -188,7 +192,7 @@ class CpuExplicitBackend:
         perf, met, bnd, fix = kernels.advance_enthalpy(
             self._enthalpy,
             self._temperature,
-            self._conductivity,
+            self._kirchhoff,
             self._material,
             self._fixed,
             self._destroyed,
@@ -215,6 +219,11 @@ class CpuExplicitBackend:
 
     def destroyed(self) -> np.ndarray:
         return self._destroyed
+
+    def liquid_fraction(self) -> np.ndarray:
+        return kernels.liquid_fraction_field(
+            self._enthalpy, self._temperature, self._material, self._fixed, self._props
+        )
 
     def total_enthalpy_j(self) -> float:
         return float(kernels.total_enthalpy_j(self._enthalpy, self._fixed, self._volume))

@@ -74,6 +74,27 @@ def liquid_fraction_from_temperature(temperature_c: float, props: np.ndarray) ->
 
 
 @numba.njit(inline="always", cache=True)
+def kirchhoff_from_temperature(temperature_c: float, props: np.ndarray) -> float:
+    """Φ(T) = ∫_{T_s}^{T} k(T') dT' [W/m] with k linear in T across the mushy range.
+
+    Φ = k_s (T − T_s) below the solidus, k_s (T − T_s) + (k_l − k_s)(T − T_s)²/(2ΔT) in the
+    mushy range, and Φ_l + k_l (T − T_l) above, Φ_l = (k_s + k_l) ΔT/2. The flux between two
+    voxels of one material is then A/h · (Φ_n − Φ_v): exact for steady 1-D conduction with
+    any k(T), and in particular across a freezing front, where averaging k is not.
+    """
+    t_s = props[T_SOLIDUS]
+    t_l = props[T_LIQUIDUS]
+    k_s = props[K_FROZEN]
+    k_l = props[K_UNFROZEN]
+    if temperature_c <= t_s:
+        return k_s * (temperature_c - t_s)
+    if temperature_c >= t_l:
+        return 0.5 * (k_s + k_l) * (t_l - t_s) + k_l * (temperature_c - t_l)
+    d = temperature_c - t_s
+    return k_s * d + (k_l - k_s) * d * d / (2.0 * (t_l - t_s))
+
+
+@numba.njit(inline="always", cache=True)
 def conductivity_from_liquid_fraction(liquid_fraction: float, props: np.ndarray) -> float:
     """k(φ) = k_s + φ (k_l − k_s) [W/(m·K)]."""
     return props[K_FROZEN] + liquid_fraction * (props[K_UNFROZEN] - props[K_FROZEN])

@@ -6,11 +6,12 @@ One time step of length Δt for every free voxel v (volume V) is
                          + φ_v (1 − d_v) (P_v V (T_a − T_v) + q_m,v V)  perfusion, metabolism
                          − Σ_s w_sv Q_s ]                                probes
 
-where G_f = A_f/h_f · 2 k_v k_n/(k_v + k_n) is the face conductance (harmonic mean of the
-two voxels' conductivities), φ the liquid fraction, d_v = 1 once the voxel has reached its
+where the face flux G_f (T_n − T_v) is A/h·(Φ_n − Φ_v) with the Kirchhoff potential Φ(T) =
+∫k dT between voxels of one material, and uses the harmonic mean of the two conductivities
+between different materials (see `advance_enthalpy`); φ is the liquid fraction, d_v = 1 once the voxel has reached its
 lethal temperature (perfusion stays off in destroyed tissue), P = w_b ρ_b c_b and Q_s the
 probe sample exchange of `ProbeCoupling`. A face on the outer boundary held at T_b has
-G = A/(h/2) · k_v. Fixed voxels keep their prescribed temperature.
+flux 2A/h·(Φ(T_b) − Φ_v). Fixed voxels keep their prescribed temperature.
 
 Each kernel also returns the heat [W] it moved across each kind of boundary, so that the
 energy ledger can be closed independently of the update itself.
@@ -24,6 +25,7 @@ import numpy as np
 from cryoplan.thermal.enthalpy import (
     conductivity_from_liquid_fraction,
     enthalpy_from_temperature,
+    kirchhoff_from_temperature,
     liquid_fraction_from_enthalpy,
     liquid_fraction_from_temperature,
     temperature_from_enthalpy,
@@ -35,14 +37,14 @@ from cryoplan.thermal.materials import METABOLIC, PERFUSION, T_LETHAL
 def refresh_temperature(
     enthalpy: np.ndarray,
     temperature: np.ndarray,
-    conductivity: np.ndarray,
+    kirchhoff: np.ndarray,
     material: np.ndarray,
     fixed: np.ndarray,
     properties: np.ndarray,
     minimum_temperature: np.ndarray,
     destroyed: np.ndarray,
 ) -> None:
-    """T, k from H (free voxels) or from the prescribed T (fixed); update T_min and d."""
+    """T from H (free voxels; fixed keep theirs), Φ(T), and update T_min and destroyed."""
     nx, ny, nz = enthalpy.shape
     for i in numba.prange(nx):
         for j in range(ny):
@@ -50,29 +52,64 @@ def refresh_temperature(
                 props = properties[material[i, j, m]]
                 if fixed[i, j, m]:
                     t = temperature[i, j, m]
-                    phi = liquid_fraction_from_temperature(t, props)
                 else:
-                    h = enthalpy[i, j, m]
-                    t = temperature_from_enthalpy(h, props)
-                    phi = liquid_fraction_from_enthalpy(h, props)
+                    t = temperature_from_enthalpy(enthalpy[i, j, m], props)
                     temperature[i, j, m] = t
-                conductivity[i, j, m] = conductivity_from_liquid_fraction(phi, props)
-                minimum_temperature[i, j, m] = min(minimum_temperature[i, j, m], t)
+                kirchhoff[i, j, m] = kirchhoff_from_temperature(t, props)
+                if t < minimum_temperature[i, j, m]:
+                    minimum_temperature[i, j, m] = t
                 if t <= props[T_LETHAL]:
                     destroyed[i, j, m] = True
 
 
 @numba.njit(inline="always", cache=True)
-def _face_conductance(factor: float, k_a: float, k_b: float) -> float:
-    """A/h · harmonic mean of two conductivities [W/K]."""
-    return factor * 2.0 * k_a * k_b / (k_a + k_b)
+def voxel_conductivity(
+    enthalpy_j_m3: float, temperature_c: float, is_fixed: bool, props: np.ndarray
+) -> float:
+    """k [W/(m·K)] of a voxel: φ from H when free, from the prescribed T when fixed."""
+    if is_fixed:
+        phi = liquid_fraction_from_temperature(temperature_c, props)
+    else:
+        phi = liquid_fraction_from_enthalpy(enthalpy_j_m3, props)
+    return conductivity_from_liquid_fraction(phi, props)
+
+
+@numba.njit(inline="always", cache=True)
+def _flux_from_neighbour(
+    n_mat: int,
+    n_enthalpy: float,
+    n_temperature: float,
+    n_kirchhoff: float,
+    n_fixed: bool,
+    properties: np.ndarray,
+    mat: int,
+    phi_v: float,
+    k_v: float,
+    t_v: float,
+    factor: float,
+) -> float:
+    """Heat rate [W] from a neighbour into voxel v across one face (A/h = factor)."""
+    if n_mat == mat:
+        return factor * (n_kirchhoff - phi_v)
+    k_n = voxel_conductivity(n_enthalpy, n_temperature, n_fixed, properties[n_mat])
+    return factor * 2.0 * k_v * k_n / (k_v + k_n) * (n_temperature - t_v)
+
+
+@numba.njit(inline="always", cache=True)
+def _flux_from_boundary(
+    kind: int, temperature_c: float, props: np.ndarray, phi_v: float, factor: float
+) -> float:
+    """Heat rate [W] through an outer face held at temperature_c (0 if insulated)."""
+    if kind != 1:
+        return 0.0
+    return 2.0 * factor * (kirchhoff_from_temperature(temperature_c, props) - phi_v)
 
 
 @numba.njit(parallel=True, cache=True)
 def advance_enthalpy(
     enthalpy: np.ndarray,
     temperature: np.ndarray,
-    conductivity: np.ndarray,
+    kirchhoff: np.ndarray,
     material: np.ndarray,
     fixed: np.ndarray,
     destroyed: np.ndarray,
@@ -85,106 +122,104 @@ def advance_enthalpy(
 ) -> tuple[float, float, float, float]:
     """One explicit step of conduction, perfusion and metabolism for the free voxels.
 
+    Face flux [W] into voxel v from neighbour n across area A at distance h:
+      same material:       A/h · (Φ_n − Φ_v)                     (Kirchhoff, exact for k(T))
+      different materials: A/h · 2 k_v k_n/(k_v + k_n) · (T_n − T_v) (series resistances)
+      outer face held at T_b: 2A/h · (Φ_v(T_b) − Φ_v)               (half a voxel away)
+
     Returns the heat rates [W] into the free voxels from perfusion, metabolism, the outer
     boundary and the fixed voxels, each evaluated on the temperatures the step used.
     """
     nx, ny, nz = enthalpy.shape
     dx, dy, dz = spacing_m[0], spacing_m[1], spacing_m[2]
     volume = dx * dy * dz
-    # A/h per axis, and A/(h/2) for a boundary face
-    fx, fy, fz = dy * dz / dx, dx * dz / dy, dx * dy / dz
-    perfusion_w = 0.0
-    metabolic_w = 0.0
-    boundary_w = 0.0
-    fixed_w = 0.0
+    fx, fy, fz = dy * dz / dx, dx * dz / dy, dx * dy / dz  # A/h per axis
+    bk = boundary_kind
+    bt = boundary_temperature_c
+    # per-slab partial sums (deterministic, and simple for numba's parallel analysis)
+    partial = np.zeros((nx, 4))
     for i in numba.prange(nx):
         for j in range(ny):
             for m in range(nz):
                 if fixed[i, j, m]:
                     continue
-                tc = temperature[i, j, m]
-                kc = conductivity[i, j, m]
-                q_in = 0.0  # conduction into this voxel, W
-                q_fixed = 0.0  # part of q_in that comes from fixed neighbours
-                q_bnd = 0.0  # part of q_in that comes through the outer boundary
-                # -x / +x
-                if i > 0:
-                    f = _face_conductance(fx, kc, conductivity[i - 1, j, m]) * (
-                        temperature[i - 1, j, m] - tc
-                    )
-                    q_in += f
-                    if fixed[i - 1, j, m]:
-                        q_fixed += f
-                elif boundary_kind[0] == 1:
-                    q_bnd += 2.0 * fx * kc * (boundary_temperature_c[0] - tc)
-                if i < nx - 1:
-                    f = _face_conductance(fx, kc, conductivity[i + 1, j, m]) * (
-                        temperature[i + 1, j, m] - tc
-                    )
-                    q_in += f
-                    if fixed[i + 1, j, m]:
-                        q_fixed += f
-                elif boundary_kind[1] == 1:
-                    q_bnd += 2.0 * fx * kc * (boundary_temperature_c[1] - tc)
-                # -y / +y
-                if j > 0:
-                    f = _face_conductance(fy, kc, conductivity[i, j - 1, m]) * (
-                        temperature[i, j - 1, m] - tc
-                    )
-                    q_in += f
-                    if fixed[i, j - 1, m]:
-                        q_fixed += f
-                elif boundary_kind[2] == 1:
-                    q_bnd += 2.0 * fy * kc * (boundary_temperature_c[2] - tc)
-                if j < ny - 1:
-                    f = _face_conductance(fy, kc, conductivity[i, j + 1, m]) * (
-                        temperature[i, j + 1, m] - tc
-                    )
-                    q_in += f
-                    if fixed[i, j + 1, m]:
-                        q_fixed += f
-                elif boundary_kind[3] == 1:
-                    q_bnd += 2.0 * fy * kc * (boundary_temperature_c[3] - tc)
-                # -z / +z
-                if m > 0:
-                    f = _face_conductance(fz, kc, conductivity[i, j, m - 1]) * (
-                        temperature[i, j, m - 1] - tc
-                    )
-                    q_in += f
-                    if fixed[i, j, m - 1]:
-                        q_fixed += f
-                elif boundary_kind[4] == 1:
-                    q_bnd += 2.0 * fz * kc * (boundary_temperature_c[4] - tc)
-                if m < nz - 1:
-                    f = _face_conductance(fz, kc, conductivity[i, j, m + 1]) * (
-                        temperature[i, j, m + 1] - tc
-                    )
-                    q_in += f
-                    if fixed[i, j, m + 1]:
-                        q_fixed += f
-                elif boundary_kind[5] == 1:
-                    q_bnd += 2.0 * fz * kc * (boundary_temperature_c[5] - tc)
+                mat = material[i, j, m]
+                props = properties[mat]
+                h_v = enthalpy[i, j, m]
+                t_v = temperature[i, j, m]
+                phi_v = kirchhoff[i, j, m]
+                k_v = voxel_conductivity(h_v, t_v, False, props)
+                q_cond = 0.0  # from free neighbours
+                q_fixed = 0.0  # from fixed neighbours
+                q_bnd = 0.0  # through the outer boundary
+                for d in (-1, 1):
+                    n = i + d
+                    if 0 <= n < nx:
+                        f = _flux_from_neighbour(
+                            material[n, j, m], enthalpy[n, j, m], temperature[n, j, m],
+                            kirchhoff[n, j, m], fixed[n, j, m], properties, mat, phi_v, k_v,
+                            t_v, fx,
+                        )  # fmt: skip
+                        if fixed[n, j, m]:
+                            q_fixed += f
+                        else:
+                            q_cond += f
+                    else:
+                        face = 0 if d < 0 else 1
+                        q_bnd += _flux_from_boundary(bk[face], bt[face], props, phi_v, fx)
+                    n = j + d
+                    if 0 <= n < ny:
+                        f = _flux_from_neighbour(
+                            material[i, n, m], enthalpy[i, n, m], temperature[i, n, m],
+                            kirchhoff[i, n, m], fixed[i, n, m], properties, mat, phi_v, k_v,
+                            t_v, fy,
+                        )  # fmt: skip
+                        if fixed[i, n, m]:
+                            q_fixed += f
+                        else:
+                            q_cond += f
+                    else:
+                        face = 2 if d < 0 else 3
+                        q_bnd += _flux_from_boundary(bk[face], bt[face], props, phi_v, fy)
+                    n = m + d
+                    if 0 <= n < nz:
+                        f = _flux_from_neighbour(
+                            material[i, j, n], enthalpy[i, j, n], temperature[i, j, n],
+                            kirchhoff[i, j, n], fixed[i, j, n], properties, mat, phi_v, k_v,
+                            t_v, fz,
+                        )  # fmt: skip
+                        if fixed[i, j, n]:
+                            q_fixed += f
+                        else:
+                            q_cond += f
+                    else:
+                        face = 4 if d < 0 else 5
+                        q_bnd += _flux_from_boundary(bk[face], bt[face], props, phi_v, fz)
 
                 q_perf = 0.0
                 q_met = 0.0
                 if not destroyed[i, j, m]:
-                    props = properties[material[i, j, m]]
-                    phi = liquid_fraction_from_enthalpy(enthalpy[i, j, m], props)
+                    phi = liquid_fraction_from_enthalpy(h_v, props)
                     if phi > 0.0:
-                        q_perf = phi * props[PERFUSION] * volume * (blood_temperature_c - tc)
+                        q_perf = phi * props[PERFUSION] * volume * (blood_temperature_c - t_v)
                         q_met = phi * props[METABOLIC] * volume
-                enthalpy[i, j, m] += dt_s / volume * (q_in + q_bnd + q_perf + q_met)
-                perfusion_w += q_perf
-                metabolic_w += q_met
-                boundary_w += q_bnd
-                fixed_w += q_fixed
-    return perfusion_w, metabolic_w, boundary_w, fixed_w
+                enthalpy[i, j, m] = h_v + dt_s / volume * (
+                    q_cond + q_fixed + q_bnd + q_perf + q_met
+                )
+                partial[i, 0] += q_perf
+                partial[i, 1] += q_met
+                partial[i, 2] += q_bnd
+                partial[i, 3] += q_fixed
+    total = partial.sum(axis=0)
+    return total[0], total[1], total[2], total[3]
 
 
 @numba.njit(cache=True)
 def probe_exchange(
     temperature_flat: np.ndarray,
-    conductivity_flat: np.ndarray,
+    enthalpy_flat: np.ndarray,
+    material_flat: np.ndarray,
+    properties: np.ndarray,
     sample_start: np.ndarray,
     voxel_index: np.ndarray,
     weight: np.ndarray,
@@ -209,7 +244,10 @@ def probe_exchange(
         for e in range(sample_start[s], sample_start[s + 1]):
             v = voxel_index[e]
             t_s += weight[e] * temperature_flat[v]
-            k_s += weight[e] * conductivity_flat[v]
+            # probe kernels never include fixed voxels (see probes.coupling)
+            k_s += weight[e] * voxel_conductivity(
+                enthalpy_flat[v], temperature_flat[v], False, properties[material_flat[v]]
+            )
         g = k_s * shape_factor_m[s]
         h = film_coefficient_w_m2k[s]
         if h < np.inf:
@@ -253,6 +291,28 @@ def enthalpy_field(
                 out[i, j, m] = enthalpy_from_temperature(
                     temperature[i, j, m], properties[material[i, j, m]]
                 )
+    return out
+
+
+@numba.njit(parallel=True, cache=True)
+def liquid_fraction_field(
+    enthalpy: np.ndarray,
+    temperature: np.ndarray,
+    material: np.ndarray,
+    fixed: np.ndarray,
+    properties: np.ndarray,
+) -> np.ndarray:
+    """φ of every voxel: from H for free voxels, from the prescribed T for fixed ones."""
+    out = np.empty(enthalpy.shape)
+    nx, ny, nz = enthalpy.shape
+    for i in numba.prange(nx):
+        for j in range(ny):
+            for m in range(nz):
+                props = properties[material[i, j, m]]
+                if fixed[i, j, m]:
+                    out[i, j, m] = liquid_fraction_from_temperature(temperature[i, j, m], props)
+                else:
+                    out[i, j, m] = liquid_fraction_from_enthalpy(enthalpy[i, j, m], props)
     return out
 
 

@@ -89,6 +89,7 @@ class ThermalHistory:
 
     minimum_temperature_c: np.ndarray
     final_temperature_c: np.ndarray
+    final_liquid_fraction: np.ndarray  # φ: 0 frozen, 1 unfrozen
     destroyed: np.ndarray
     snapshots_c: dict[float, np.ndarray]
     sensor_time_s: np.ndarray
@@ -116,12 +117,23 @@ def _event_times(problem: ThermalProblem, plan: RecordingPlan) -> np.ndarray:
     return np.array(sorted(times))
 
 
-def _drive_arrays(segment: Segment, time_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    temps = np.array([d.temperature_at(time_s) for d in segment.drives], dtype=np.float64)
-    films = np.array([d.film_coefficient_w_m2k for d in segment.drives], dtype=np.float64)
-    active = np.array([d.kind != DriveKind.OFF for d in segment.drives], dtype=np.bool_)
-    temps[~active] = 0.0
-    return temps, films, active
+class _SegmentDrives:
+    """Per-probe drive arrays of one segment; temperatures re-evaluated only if they vary."""
+
+    def __init__(self, segment: Segment) -> None:
+        self.segment = segment
+        self.films = np.array([d.film_coefficient_w_m2k for d in segment.drives], np.float64)
+        self.active = np.array([d.kind != DriveKind.OFF for d in segment.drives], np.bool_)
+        self.varies = any(len(d.curve_s_c) > 1 for d in segment.drives)
+        self._temps = self._evaluate(segment.start_s)
+
+    def _evaluate(self, time_s: float) -> np.ndarray:
+        temps = np.array([d.temperature_at(time_s) for d in self.segment.drives], np.float64)
+        temps[~self.active] = 0.0
+        return temps
+
+    def temperatures(self, time_s: float) -> np.ndarray:
+        return self._evaluate(time_s) if self.varies else self._temps
 
 
 def solve(
@@ -171,6 +183,7 @@ def solve(
     n_steps = 0
     t = 0.0
     for segment in problem.schedule:
+        drives = _SegmentDrives(segment)
         seg_events = events[(events > segment.start_s) & (events <= segment.end_s)]
         for target in seg_events:
             n_sub = max(1, math.ceil((target - t) / dt_max - 1e-9))
@@ -178,8 +191,7 @@ def solve(
             for sub in range(n_sub):
                 if problem.fixed_temperature_fn is not None:
                     backend.set_fixed_temperature(problem.fixed_temperature_fn(t))
-                temps, films, active = _drive_arrays(segment, t)
-                flows = backend.step(dt, temps, films, active)
+                flows = backend.step(dt, drives.temperatures(t), drives.films, drives.active)
                 ledger.add(flows, dt)
                 n_steps += 1
                 t = float(target) if sub == n_sub - 1 else t + dt
@@ -191,6 +203,7 @@ def solve(
     return ThermalHistory(
         minimum_temperature_c=backend.minimum_temperature_c().copy(),
         final_temperature_c=backend.temperature_c().copy(),
+        final_liquid_fraction=backend.liquid_fraction(),
         destroyed=backend.destroyed().copy(),
         snapshots_c=snapshots,
         sensor_time_s=np.array(rec_t),
