@@ -6,12 +6,13 @@ One time step of length Δt for every free voxel v (volume V) is
                          + φ_v (1 − d_v) (P_v V (T_a − T_v) + q_m,v V)  perfusion, metabolism
                          − Σ_s w_sv Q_s ]                                probes
 
-where the face flux G_f (T_n − T_v) is A/h·(Φ_n − Φ_v) with the Kirchhoff potential Φ(T) =
-∫k dT between voxels of one material, and uses the harmonic mean of the two conductivities
-between different materials (see `advance_enthalpy`); φ is the liquid fraction, d_v = 1 once the voxel has reached its
-lethal temperature (perfusion stays off in destroyed tissue), P = w_b ρ_b c_b and Q_s the
-probe sample exchange of `ProbeCoupling`. A face on the outer boundary held at T_b has
-flux 2A/h·(Φ(T_b) − Φ_v). Fixed voxels keep their prescribed temperature.
+where the face flux G_f (T_n − T_v) is A/h·(Φ_n − Φ_v) with the Kirchhoff potential
+Φ(T) = ∫k dT between voxels of one material, and uses the harmonic mean of the two
+conductivities between different materials (see `advance_enthalpy`); φ is the liquid
+fraction, d_v = 1 once the voxel has reached its lethal temperature (perfusion stays off in
+destroyed tissue), P = w_b ρ_b c_b and Q_s the probe sample exchange of `ProbeCoupling`. An
+outer face held at T_b passes 2A/h·(Φ(T_b) − Φ_v). Fixed voxels keep their prescribed
+temperature.
 
 Each kernel also returns the heat [W] it moved across each kind of boundary, so that the
 energy ledger can be closed independently of the update itself.
@@ -56,8 +57,7 @@ def refresh_temperature(
                     t = temperature_from_enthalpy(enthalpy[i, j, m], props)
                     temperature[i, j, m] = t
                 kirchhoff[i, j, m] = kirchhoff_from_temperature(t, props)
-                if t < minimum_temperature[i, j, m]:
-                    minimum_temperature[i, j, m] = t
+                minimum_temperature[i, j, m] = min(minimum_temperature[i, j, m], t)
                 if t <= props[T_LETHAL]:
                     destroyed[i, j, m] = True
 
