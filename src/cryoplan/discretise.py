@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cryoplan.anatomy import PHANTOMS, Grid, TissueMap, build_phantom
+from cryoplan.anatomy import Grid, TissueMap, build_phantom
+from cryoplan.anatomy.phantoms import PHANTOM_SIZES_MM
 from cryoplan.case import Case
 from cryoplan.errors import CaseError
 from cryoplan.probes.catalogue import load_catalogue
@@ -27,6 +28,8 @@ from cryoplan.thermal.problem import (
 from cryoplan.tissues import Tissue, complete_tissue, load_library, merge_tissue
 
 ISOTHERMS_C = (0.0, -20.0, -40.0)
+# About 50 bytes of state per voxel: 250 million voxels is ~12 GB, half the machine.
+MAX_VOXELS = 250_000_000
 
 
 @dataclass(frozen=True)
@@ -64,19 +67,26 @@ def body_temperature_c(case: Case) -> float:
     return load_library().blood.temperature_c
 
 
+def _check_size(case: Case, size_mm: tuple[float, float, float]) -> None:
+    h = case.grid.spacing_mm
+    n = int(np.prod([max(1, round(s / h)) for s in size_mm]))
+    if n > MAX_VOXELS:
+        raise CaseError(
+            case.source,
+            "grid.spacing_mm",
+            f"a spacing that gives at most {MAX_VOXELS:,} voxels; {h} mm gives {n:,}",
+        )
+
+
 def build_anatomy(case: Case) -> TissueMap:
     d = case.domain
     h = case.grid.spacing_mm
     if d.box is not None:
+        _check_size(case, d.box.size_mm)
         grid = Grid.centred_box(d.box.size_mm, h)
         return TissueMap(grid, np.zeros(grid.shape, np.uint8), {0: d.box.tissue})
-    if d.phantom is not None:
-        if d.phantom not in PHANTOMS:
-            raise CaseError(
-                case.source,
-                "domain.phantom",
-                f"unknown phantom {d.phantom!r}; built in: {', '.join(PHANTOMS)}",
-            )
+    if d.phantom is not None:  # the name was checked with the case
+        _check_size(case, PHANTOM_SIZES_MM[d.phantom])
         return build_phantom(d.phantom, h)
     raise CaseError(
         case.source,
@@ -173,7 +183,13 @@ def discretise(case: Case) -> Discretised:
     for i, s in enumerate(case.sensors):
         idx = grid.index_from_lps(np.asarray(s.at_mm))
         if not grid.contains_index(idx):
-            raise CaseError(case.source, f"sensors[{i}].at_mm", "a point inside the domain")
+            lo, hi = grid.bounds_mm()
+            raise CaseError(
+                case.source,
+                f"sensors[{i}].at_mm",
+                f"a point inside the domain (LPS {np.round(lo, 2).tolist()} to "
+                f"{np.round(hi, 2).tolist()} mm), got {list(s.at_mm)}",
+            )
         sensor_idx.append(idx)
 
     kind = INSULATED if case.outer_boundary == "insulated" else FIXED_TEMPERATURE

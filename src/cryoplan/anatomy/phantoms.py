@@ -20,7 +20,8 @@ LIVER_TUMOUR = {
     "vessel_diameter_mm": 10.0,
 }
 
-PHANTOMS = ("liver-tumour",)
+PHANTOM_SIZES_MM = {"liver-tumour": LIVER_TUMOUR["size_mm"]}
+PHANTOMS = tuple(PHANTOM_SIZES_MM)
 
 
 def liver_tumour(spacing_mm: float) -> TissueMap:

@@ -1,0 +1,240 @@
+"""The command line and the case file: outputs, examples, and every kind of bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+import cryoplan
+from cryoplan.cli import app
+from cryoplan.discretise import discretise
+
+REPO = Path(__file__).parent.parent
+EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module", params=[p.name for p in EXAMPLES])
+def example_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    case_file = REPO / "examples" / request.param
+    out = tmp_path_factory.mktemp("out") / "result"
+    result = runner.invoke(app, ["simulate", str(case_file), "--out", str(out)])
+    return case_file, out, result
+
+
+def test_example_runs_and_writes_the_contract_files(example_run) -> None:
+    _, out, result = example_run
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("0", "-20", "-40"):
+        iso = summary["isotherms"][key]
+        assert iso["volume_ml"] > 0
+        assert len(iso["extent_mm"]) == 3
+    # the isotherms nest: colder zones are smaller
+    vols = [summary["isotherms"][k]["volume_ml"] for k in ("0", "-20", "-40")]
+    assert vols[0] > vols[1] > vols[2]
+    assert summary["energy_balance"]["relative_error"] < 0.005
+    assert summary["timing"]["steps"] > 0
+
+
+def test_example_tmin_carries_the_grid_affine(example_run) -> None:
+    case_file, out, _ = example_run
+    case = cryoplan.load_case(case_file)
+    grid = discretise(case).grid
+    image = nib.load(out / "tmin.nii.gz")
+    np.testing.assert_allclose(image.affine, grid.affine_ras, atol=1e-6)
+    assert image.shape == grid.shape
+    tmin = np.asarray(image.dataobj)
+    summary = json.loads((out / "summary.json").read_text())
+    assert tmin.min() == pytest.approx(summary["minimum_temperature_c"], abs=1e-3)
+    # the box is centred on the LPS origin: the voxel nearest (0,0,0) maps back to it
+    centre = np.linalg.inv(grid.affine_lps) @ np.array([0.0, 0.0, 0.0, 1.0])
+    assert np.all(np.abs(centre[:3] - (np.asarray(grid.shape) - 1) / 2) < 1e-9)
+
+
+def test_example_sensors_csv(example_run) -> None:
+    case_file, out, _ = example_run
+    names = [s["name"] for s in yaml.safe_load(case_file.read_text())["sensors"]]
+    rows = list(csv.reader((out / "sensors.csv").open()))
+    assert rows[0] == ["time_s", *names]
+    times = [float(r[0]) for r in rows[1:]]
+    assert times[0] == 0.0
+    assert times == sorted(times)
+    first = [float(v) for v in rows[1][1:]]
+    assert first == pytest.approx([37.0] * len(names), abs=1e-6)  # body temperature at t=0
+    coldest = min(float(v) for r in rows[1:] for v in r[1:])
+    assert coldest < 0.0  # the nearest sensor froze
+
+
+def test_sensor_nearer_the_probe_gets_colder() -> None:
+    case = cryoplan.load_case(REPO / "examples" / "single-probe-gel.yaml")
+    result = cryoplan.simulate(case)
+    lows = result.history.sensor_temperature_c.min(axis=0)
+    assert lows[0] < lows[1] < lows[2]
+
+
+def test_demo_command_writes_results(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert str(out) in result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["name"] == "demo-liver-tumour-vessel"
+    assert summary["tissues"]["vessel"] > 0
+    assert summary["energy_balance"]["relative_error"] < 0.005
+
+
+# --- bad input: one line naming file, field and expectation; exit 2; nothing written ---------
+GOOD = {
+    "name": "bad-input",
+    "domain": {"box": {"size_mm": [30, 30, 40], "tissue": "gel"}},
+    "grid": {"spacing_mm": 2.0},
+    "probes": [{"model": "generic-17g", "tip_mm": [0, 0, -10], "entry_mm": [0, 0, 50]}],
+    "protocol": [{"phase": "freeze", "duration_min": 1}],
+}
+
+
+def _with(path: tuple, value: object) -> dict:
+    data = json.loads(json.dumps(GOOD))
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    if value is _DELETE:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return data
+
+
+_DELETE = object()
+BAD_CASES = {
+    "unknown tissue": (
+        _with(("domain", "box", "tissue"), "livr"),
+        "domain.box.tissue",
+        "unknown tissue",
+    ),
+    "unknown probe model": (
+        _with(("probes", 0, "model"), "nope"),
+        "probes[0].model",
+        "unknown probe model",
+    ),
+    "probe outside": (
+        _with(("probes", 0, "tip_mm"), [0, 0, -60]),
+        "probes[0].tip_mm",
+        "outside the domain",
+    ),
+    "tip equals entry": (_with(("probes", 0, "entry_mm"), [0, 0, -10]), "probes[0]", "same point"),
+    "negative duration": (
+        _with(("protocol", 0, "duration_min"), -5),
+        "protocol[0]",
+        "greater than 0",
+    ),
+    "missing duration": (
+        _with(("protocol", 0, "duration_min"), _DELETE),
+        "protocol[0]",
+        "duration",
+    ),
+    "missing protocol": (_with(("protocol",), _DELETE), "protocol", "required"),
+    "NaN value": (
+        _with(("tissues",), {"gel": {"latent_heat_j_m3": float("nan")}}),
+        "tissues.gel.latent_heat_j_m3",
+        "finite",
+    ),
+    "negative conductivity": (
+        _with(("tissues",), {"gel": {"conductivity_w_mk": {"unfrozen": -0.5, "frozen": 2}}}),
+        "tissues.gel.conductivity_w_mk.unfrozen",
+        "greater than 0",
+    ),
+    "solidus above liquidus": (
+        _with(("tissues",), {"gel": {"freezing_range_c": [0, -5]}}),
+        "tissues.gel",
+        "solidus",
+    ),
+    "incomplete new tissue": (
+        _with(("tissues",), {"jelly": {"latent_heat_j_m3": 1e8}}),
+        "tissues.jelly",
+        "needs every value",
+    ),
+    "zero spacing": (_with(("grid", "spacing_mm"), 0), "grid.spacing_mm", "greater than 0"),
+    "grid too fine": (_with(("grid", "spacing_mm"), 0.01), "grid.spacing_mm", "at most"),
+    "misspelt field": (_with(("protocl",), []), "protocl", "unknown field"),
+    "phase names unknown probe": (
+        _with(("protocol", 0, "probes"), ["p9"]),
+        "protocol[0].probes",
+        "no probe named",
+    ),
+    "sensor outside": (
+        _with(("sensors",), [{"name": "s", "at_mm": [99, 0, 0]}]),
+        "sensors[0].at_mm",
+        "inside",
+    ),
+    "image domain (not yet)": (
+        _with(
+            ("domain",),
+            {"image": {"file": "ct.nii.gz", "labels": "l.nii.gz", "tissues": {1: "liver"}}},
+        ),
+        "domain.image",
+        "not supported",
+    ),
+}
+
+
+def _assert_clean_failure(result, case_file: Path, out: Path, field: str, expected: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.stderr
+    line = lines[0]
+    assert str(case_file) in line
+    assert field in line
+    assert expected in line
+    assert "Traceback" not in result.output + result.stderr
+    assert not out.exists()  # nothing written
+
+
+@pytest.mark.parametrize("name", sorted(BAD_CASES))
+def test_bad_case_is_one_clear_line_with_exit_status_2(name: str, tmp_path: Path) -> None:
+    data, field, expected = BAD_CASES[name]
+    case_file = tmp_path / "case.yaml"
+    case_file.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["simulate", str(case_file), "--out", str(out)])
+    _assert_clean_failure(result, case_file, out, field, expected)
+
+
+def test_malformed_yaml(tmp_path: Path) -> None:
+    case_file = tmp_path / "case.yaml"
+    case_file.write_text("name: x\nprobes: [ {tip_mm: [0, 0\n")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["simulate", str(case_file), "--out", str(out)])
+    _assert_clean_failure(result, case_file, out, "line", "malformed YAML")
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    case_file = tmp_path / "missing.yaml"
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["simulate", str(case_file), "--out", str(out)])
+    _assert_clean_failure(result, case_file, out, "", "cannot read")
+
+
+def test_yaml_that_is_not_a_mapping(tmp_path: Path) -> None:
+    case_file = tmp_path / "case.yaml"
+    case_file.write_text("- just\n- a list\n")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["simulate", str(case_file), "--out", str(out)])
+    _assert_clean_failure(result, case_file, out, "(top level)", "mapping")
+
+
+def test_case_overrides_library_values_and_records_the_source() -> None:
+    data = _with(("tissues",), {"gel": {"latent_heat_j_m3": 1.0e8}})
+    d = discretise(cryoplan.case.case_from_dict(data))
+    gel = d.tissues[0]
+    assert gel.latent_heat_j_m3 == 1.0e8
+    assert gel.sources["latent_heat_j_m3"] == "case file"
+    assert gel.conductivity_w_mk.frozen == 2.2  # untouched library value

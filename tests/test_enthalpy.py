@@ -1,0 +1,56 @@
+"""Enthalpy–temperature relations: inverse pairs, continuity, the Kirchhoff potential."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.integrate import quad
+
+from cryoplan.thermal.enthalpy import (
+    conductivity_from_liquid_fraction,
+    enthalpy_from_temperature,
+    kirchhoff_from_temperature,
+    liquid_fraction_from_enthalpy,
+    liquid_fraction_from_temperature,
+    temperature_from_enthalpy,
+)
+from cryoplan.thermal.materials import MaterialRow, material_table
+
+MUSHY = material_table([MaterialRow(2.0, 0.5, 1.8e6, 3.6e6, 2.5e8, -8.0, -1.0, 0, 0, -40)])[0]
+SHARP = material_table([MaterialRow(2.0, 0.5, 1.8e6, 3.6e6, 2.5e8, 0.0, 0.0, 0, 0, -40)])[0]
+TEMPS = np.linspace(-180.0, 45.0, 1001)
+
+
+@pytest.mark.parametrize("props", [MUSHY, SHARP], ids=["mushy", "sharp"])
+def test_temperature_from_enthalpy_inverts_enthalpy_from_temperature(props) -> None:
+    for t in TEMPS:
+        assert temperature_from_enthalpy(
+            enthalpy_from_temperature(t, props), props
+        ) == pytest.approx(t, abs=1e-9)
+
+
+def test_enthalpy_jumps_by_the_latent_heat_across_the_freezing_range() -> None:
+    # H(T_l) − H(T_s) = L + C_m ΔT, with C_m the mean of the two phases' capacities
+    rise = enthalpy_from_temperature(-1.0, MUSHY) - enthalpy_from_temperature(-8.0, MUSHY)
+    assert rise == pytest.approx(2.5e8 + 0.5 * (1.8e6 + 3.6e6) * 7.0)
+    # a sharp front: at T_f the whole plateau H ∈ [0, L] maps to T_f
+    for h in np.linspace(0.0, 2.5e8, 7):
+        assert temperature_from_enthalpy(h, SHARP) == 0.0
+    assert liquid_fraction_from_enthalpy(1.25e8, SHARP) == pytest.approx(0.5)
+
+
+def test_liquid_fraction_is_linear_in_the_mushy_range() -> None:
+    assert liquid_fraction_from_temperature(-8.0, MUSHY) == 0.0
+    assert liquid_fraction_from_temperature(-4.5, MUSHY) == pytest.approx(0.5)
+    assert liquid_fraction_from_temperature(-1.0, MUSHY) == 1.0
+
+
+@pytest.mark.parametrize("props", [MUSHY, SHARP], ids=["mushy", "sharp"])
+def test_kirchhoff_potential_is_the_integral_of_conductivity(props) -> None:
+    def k(t: float) -> float:
+        return conductivity_from_liquid_fraction(liquid_fraction_from_temperature(t, props), props)
+
+    for a, b in [(-150.0, -20.0), (-20.0, -3.0), (-6.0, 30.0), (-150.0, 37.0)]:
+        integral, _ = quad(k, a, b, points=[-8.0, -1.0, 0.0], limit=200)
+        diff = kirchhoff_from_temperature(b, props) - kirchhoff_from_temperature(a, props)
+        assert diff == pytest.approx(integral, rel=1e-6)

@@ -1,0 +1,120 @@
+"""Probes: catalogue, kernel coupling, and independence from how a probe lines up with voxels."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from cryoplan.case import case_from_dict
+from cryoplan.errors import CaseError
+from cryoplan.probes.catalogue import load_catalogue
+from cryoplan.probes.coupling import ActiveSegment, couple_probes, equivalent_radius_ratio
+from cryoplan.simulate import simulate
+
+EULER_GAMMA = 0.5772156649015329
+
+
+def test_equivalent_radius_tends_to_the_continuum_value() -> None:
+    # Continuum Gaussian-spread line sink: r_e = 2σ e^(−γ/2) ≈ 1.4986σ. The discrete value
+    # approaches it as the kernel is resolved by more voxels (truncation at 3σ costs ~1 %).
+    continuum = 2 * math.exp(-EULER_GAMMA / 2)
+    assert equivalent_radius_ratio(5.0) == pytest.approx(continuum, rel=0.015)
+    coarse, fine = equivalent_radius_ratio(1.0), equivalent_radius_ratio(3.0)
+    assert coarse < fine < continuum
+
+
+def test_kernel_weights_are_normalised_and_avoid_fixed_voxels() -> None:
+    shape = (20, 20, 20)
+    fixed = np.zeros(shape, bool)
+    fixed[12:, :, :] = True  # a "vessel" beside the probe
+    seg = ActiveSegment((9.3, 10.1, 4.0), (9.3, 10.1, 15.0), 0.75e-3)
+    c = couple_probes([seg], shape, (1e-3,) * 3, fixed)
+    sums = np.add.reduceat(c.weight, c.sample_start[:-1])
+    np.testing.assert_allclose(sums, 1.0, rtol=1e-12)
+    assert not fixed.reshape(-1)[c.voxel_index].any()
+    # the shape factors add up to the active length over ln(r_e/r_w) · 2π
+    total_length = float(np.sum(c.wall_area_m2) / (2 * math.pi * 0.75e-3))
+    assert total_length == pytest.approx(11e-3, rel=1e-9)
+
+
+def test_catalogue_values_carry_sources() -> None:
+    for name, model in load_catalogue().probes.items():
+        for field in ("diameter_mm", "active_length_mm", "cooling", "active_thaw_temperature_c"):
+            assert model.sources.get(field), f"{name}: {field} has no source"
+
+
+# --- the same probe along an axis and along an oblique direction -----------------------------
+ISOTHERMS = (0.0, -20.0, -40.0)
+
+
+def single_probe_case(direction: tuple[float, float, float]) -> dict:
+    """An inline probe whose 30 mm active length is centred on the origin of a gel box."""
+    u = np.asarray(direction, float) / np.linalg.norm(direction)
+    tip = -15.0 * u + np.array([0.37, -0.21, 0.13])  # off the voxel centres on purpose
+    entry = tip + 100.0 * u
+    return {
+        "name": "orientation",
+        "domain": {"box": {"size_mm": [56, 56, 56], "tissue": "gel"}},
+        "grid": {"spacing_mm": 1.0},
+        "probes": [
+            {
+                "diameter_mm": 1.5,
+                "active_length_mm": 30,
+                "wall_temperature_c": -150,
+                "tip_mm": tip.tolist(),
+                "entry_mm": entry.tolist(),
+            }
+        ],
+        "protocol": [{"phase": "freeze", "duration_min": 5}],
+        "output": {"sensor_interval_s": 60},
+    }
+
+
+def isotherm_radii_mm(direction: tuple[float, float, float]) -> dict[float, float]:
+    """Mean radius of each isotherm of T_min in the plane through the active length's middle.
+
+    T_min is sampled (trilinearly) along 16 rays perpendicular to the probe; each ray's
+    crossing of the isotherm is interpolated linearly.
+    """
+    case = case_from_dict(single_probe_case(direction))
+    result = simulate(case)
+    grid = result.discretised.grid
+    probe = result.discretised.probes[0]
+    u = (probe.active_end_mm - probe.tip_mm) / np.linalg.norm(probe.active_end_mm - probe.tip_mm)
+    mid = 0.5 * (probe.tip_mm + probe.active_end_mm)
+    a = np.cross(u, [0.0, 0.0, 1.0] if abs(u[2]) < 0.9 else [1.0, 0.0, 0.0])
+    a /= np.linalg.norm(a)
+    b = np.cross(u, a)
+    radii = np.linspace(0.0, 25.0, 2501)
+    out: dict[float, list[float]] = {t: [] for t in ISOTHERMS}
+    for phi in np.linspace(0, 2 * np.pi, 16, endpoint=False):
+        ray = mid + radii[:, None] * (np.cos(phi) * a + np.sin(phi) * b)
+        tmin = ndimage.map_coordinates(
+            result.history.minimum_temperature_c, grid.index_from_lps(ray).T, order=1
+        )
+        for t in ISOTHERMS:
+            k = int(np.argmax(tmin > t))  # first sample above the isotherm
+            r0, r1, t0, t1 = radii[k - 1], radii[k], tmin[k - 1], tmin[k]
+            out[t].append(float(r0 + (t - t0) * (r1 - r0) / (t1 - t0)))
+    return {t: float(np.mean(v)) for t, v in out.items()}
+
+
+@pytest.mark.slow
+def test_oblique_probe_gives_the_same_ice_ball_as_an_axis_aligned_one() -> None:
+    aligned = isotherm_radii_mm((0.0, 0.0, 1.0))
+    oblique = isotherm_radii_mm((0.62, -0.41, 0.67))
+    for t in ISOTHERMS:
+        assert aligned[t] > 2.0  # the isotherm exists and is resolved
+        assert abs(aligned[t] - oblique[t]) < 0.5, (t, aligned, oblique)
+
+
+def test_probe_outside_the_domain_is_a_case_error() -> None:
+    data = single_probe_case((0.0, 0.0, 1.0))
+    data["probes"][0]["tip_mm"] = [0.0, 0.0, -40.0]  # 12 mm below the box
+    data["probes"][0]["entry_mm"] = [0.0, 0.0, 60.0]
+    case = case_from_dict(data, "case.yaml")
+    with pytest.raises(CaseError, match=r"case\.yaml: probes\[0\]\.tip_mm: .*outside the domain"):
+        simulate(case)
