@@ -59,6 +59,28 @@ def test_example_tmin_carries_the_grid_affine(example_run) -> None:
     assert np.all(np.abs(centre[:3] - (np.asarray(grid.shape) - 1) / 2) < 1e-9)
 
 
+def test_requested_snapshots_are_written(example_run) -> None:
+    case_file, out, _ = example_run
+    minutes = yaml.safe_load(case_file.read_text()).get("output", {}).get("snapshot_times_min", [])
+    written = sorted(p.name for p in out.glob("temperature_*min.nii.gz"))
+    assert written == sorted(f"temperature_{m:g}min.nii.gz" for m in minutes)
+    for name in written:
+        field = np.asarray(nib.load(out / name).dataobj)
+        tmin = np.asarray(nib.load(out / "tmin.nii.gz").dataobj)
+        assert np.all(field >= tmin - 1e-3)  # a snapshot never goes below the minimum reached
+
+
+def test_out_that_is_a_file_is_refused_before_solving(tmp_path: Path) -> None:
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file, not a directory")
+    case_file = tmp_path / "case.yaml"
+    case_file.write_text(yaml.safe_dump(GOOD))
+    result = runner.invoke(app, ["simulate", str(case_file), "--out", str(blocker)])
+    assert result.exit_code == 2
+    assert "--out" in result.stderr
+    assert blocker.read_text() == "a file, not a directory"
+
+
 def test_example_sensors_csv(example_run) -> None:
     case_file, out, _ = example_run
     names = [s["name"] for s in yaml.safe_load(case_file.read_text())["sensors"]]
@@ -208,27 +230,22 @@ def test_bad_case_is_one_clear_line_with_exit_status_2(name: str, tmp_path: Path
     _assert_clean_failure(result, case_file, out, field, expected)
 
 
-def test_malformed_yaml(tmp_path: Path) -> None:
+BAD_FILES = {
+    "malformed YAML": ("name: x\nprobes: [ {tip_mm: [0, 0\n", "line", "malformed YAML"),
+    "missing file": (None, "", "cannot read"),
+    "not a mapping": ("- just\n- a list\n", "(top level)", "mapping"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_bad_file_is_one_clear_line_with_exit_status_2(name: str, tmp_path: Path) -> None:
+    content, field, expected = BAD_FILES[name]
     case_file = tmp_path / "case.yaml"
-    case_file.write_text("name: x\nprobes: [ {tip_mm: [0, 0\n")
+    if content is not None:
+        case_file.write_text(content)
     out = tmp_path / "out"
     result = runner.invoke(app, ["simulate", str(case_file), "--out", str(out)])
-    _assert_clean_failure(result, case_file, out, "line", "malformed YAML")
-
-
-def test_unreadable_file(tmp_path: Path) -> None:
-    case_file = tmp_path / "missing.yaml"
-    out = tmp_path / "out"
-    result = runner.invoke(app, ["simulate", str(case_file), "--out", str(out)])
-    _assert_clean_failure(result, case_file, out, "", "cannot read")
-
-
-def test_yaml_that_is_not_a_mapping(tmp_path: Path) -> None:
-    case_file = tmp_path / "case.yaml"
-    case_file.write_text("- just\n- a list\n")
-    out = tmp_path / "out"
-    result = runner.invoke(app, ["simulate", str(case_file), "--out", str(out)])
-    _assert_clean_failure(result, case_file, out, "(top level)", "mapping")
+    _assert_clean_failure(result, case_file, out, field, expected)
 
 
 def test_case_overrides_library_values_and_records_the_source() -> None:

@@ -22,7 +22,7 @@ from rich.table import Table
 
 from cryoplan.case import Case, case_from_dict, load_case
 from cryoplan.errors import CaseError
-from cryoplan.outputs import write_result
+from cryoplan.outputs import check_output_dir, snapshot_file_name, write_result
 from cryoplan.simulate import SimulationResult, simulate
 
 app = typer.Typer(
@@ -49,6 +49,7 @@ def _fail(error: CaseError) -> typer.Exit:
 
 
 def _run(case: Case, out: Path, quiet: bool) -> SimulationResult:
+    check_output_dir(out)  # before a long simulation, not after
     show = not quiet and err_console.is_terminal
     with Progress(
         TextColumn("[bold]simulating[/] {task.description}"),
@@ -87,6 +88,11 @@ def _print_summary(result: SimulationResult, out: Path) -> None:
         f"in {t['wall_time_s']:.1f} s ({t['steps']} steps, {t['voxels']} voxels)"
     )
     console.print(f"results in {out}/ (summary.json, tmin.nii.gz, sensors.csv)")
+    if result.history.snapshots_c:
+        console.print(
+            "temperature snapshots: "
+            + ", ".join(snapshot_file_name(t) for t in sorted(result.history.snapshots_c))
+        )
 
 
 @app.command("simulate")
@@ -114,8 +120,10 @@ def demo_command(
     ),
 ) -> None:
     """Run the built-in liver phantom: 3 cm tumour beside a large vessel, three probes, 10-5-10."""
-    case = demo_case()
-    result = _run(case, out, quiet=False)
+    try:
+        result = _run(demo_case(), out, quiet=False)
+    except CaseError as error:
+        raise _fail(error) from None
     _print_summary(result, out)
 
 

@@ -1,5 +1,7 @@
 """Writing a result directory: summary.json, tmin.nii.gz, sensors.csv — all or nothing.
 
+Requested snapshots are written too, as temperature_<minutes>min.nii.gz.
+
 Files are written into a temporary directory beside DIR and moved into DIR only once every
 one of them is complete, so an interrupted or failed run never leaves a half-written result.
 """
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,6 +19,7 @@ import nibabel as nib
 import numpy as np
 
 from cryoplan.anatomy.grid import Grid
+from cryoplan.errors import CaseError
 from cryoplan.simulate import SimulationResult
 
 OUTPUT_FILES = ("summary.json", "tmin.nii.gz", "sensors.csv")
@@ -40,11 +44,35 @@ def write_sensors_csv(path: Path, result: SimulationResult) -> None:
             writer.writerow([f"{t:.6g}", *(f"{v:.4f}" for v in row)])
 
 
+def snapshot_file_name(time_s: float) -> str:
+    return f"temperature_{time_s / 60:g}min.nii.gz"
+
+
+def check_output_dir(out_dir: str | Path) -> Path:
+    """Fail early (before solving) if results cannot be written to `out_dir`."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise CaseError(
+            str(out), "--out", "a directory for the results (a file of that name exists)"
+        )
+    parent = out.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise CaseError(
+            str(out), "--out", f"a directory that can be created ({parent} is not writable)"
+        )
+    return out
+
+
 def write_result(result: SimulationResult, out_dir: str | Path) -> Path:
     """Write the result files into `out_dir` (created if needed); return its path."""
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    out = check_output_dir(out_dir)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as exc:
+        raise CaseError(str(out), "--out", f"a writable directory ({exc.strerror})") from None
     try:
         summary = result.summary()
         (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", "utf-8")
@@ -54,8 +82,12 @@ def write_result(result: SimulationResult, out_dir: str | Path) -> Path:
             result.discretised.grid,
         )
         write_sensors_csv(staging / "sensors.csv", result)
+        names = list(OUTPUT_FILES)
+        for time_s, field in sorted(result.history.snapshots_c.items()):
+            names.append(snapshot_file_name(time_s))
+            write_nifti(staging / names[-1], field.astype(np.float32), result.discretised.grid)
         out.mkdir(exist_ok=True)
-        for name in OUTPUT_FILES:
+        for name in names:
             (staging / name).replace(out / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -152,6 +152,8 @@ def advance_enthalpy(
                 q_cond = 0.0  # from free neighbours
                 q_fixed = 0.0  # from fixed neighbours
                 q_bnd = 0.0  # through the outer boundary
+                # The three axes are written out rather than looped over: a loop over six
+                # face offsets measured 83 against 105 M voxel-updates/s (benchmarks/).
                 for d in (-1, 1):
                     n = i + d
                     if 0 <= n < nx:
