@@ -119,6 +119,17 @@ class OutputSpec(_Strict):
     sensor_interval_s: PositiveFloat = 5.0
 
 
+class InjurySpec(_Strict):
+    model: Literal["threshold", "logistic"] = "threshold"
+
+
+class CriticalStructure(_Strict):
+    """A tissue that must stay above a temperature (e.g. bowel above 0 °C)."""
+
+    tissue: str
+    keep_above_c: float
+
+
 class Case(_Strict):
     name: str = "case"
     body_temperature_c: float | None = None  # default: the library's arterial blood temperature
@@ -132,6 +143,8 @@ class Case(_Strict):
     protocol: list[Phase] = Field(min_length=1)
     sensors: list[Sensor] = Field(default_factory=list)
     output: OutputSpec = Field(default_factory=OutputSpec)
+    injury: InjurySpec = Field(default_factory=InjurySpec)
+    critical_structures: list[CriticalStructure] = Field(default_factory=list)
 
     _source: str = PrivateAttr(default="<case>")
 
@@ -244,6 +257,11 @@ def check_references(case: Case) -> None:
         )
     if case.target is not None and case.target not in tissues:
         raise CaseError(src, "target", _unknown_tissue(case.target, tissues))
+    for i, c in enumerate(case.critical_structures):
+        if c.tissue not in tissues:
+            raise CaseError(
+                src, f"critical_structures[{i}].tissue", _unknown_tissue(c.tissue, tissues)
+            )
     catalogue = load_catalogue().probes
     for i, probe in enumerate(case.probes):
         if probe.model is not None and probe.model not in catalogue:

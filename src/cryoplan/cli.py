@@ -1,6 +1,7 @@
 """The `cryoplan` command (contract in ARCHITECTURE.md).
 
-    cryoplan simulate CASE.yaml --out DIR
+    cryoplan simulate CASE.yaml --out DIR [--report] [--pdf]
+    cryoplan report DIR [--pdf]
     cryoplan demo [--out DIR]
 
 Exit status 0 on success and 2 on bad input, with one line on stderr naming the file, the
@@ -23,6 +24,7 @@ from rich.table import Table
 from cryoplan.case import Case, case_from_dict, load_case
 from cryoplan.errors import CaseError
 from cryoplan.outputs import check_output_dir, snapshot_file_name, write_result
+from cryoplan.report import write_report
 from cryoplan.simulate import SimulationResult, simulate
 
 app = typer.Typer(
@@ -76,6 +78,13 @@ def _print_summary(result: SimulationResult, out: Path) -> None:
         ext = " × ".join(f"{e:.0f}" for e in iso["extent_mm"])
         table.add_row(f"{key} °C", f"{iso['volume_ml']:.1f}", ext)
     console.print(table)
+    verdict = s["outcome"]["verdict"]["text"]
+    colour = {True: "green", False: "red", None: "white"}[
+        s["outcome"]["verdict"]["complete_ablation_with_margin"]
+    ]
+    console.print(f"[bold {colour}]verdict:[/] {verdict}", highlight=False)
+    for warning in s["outcome"]["warnings"]:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     t = s["timing"]
     e = s["energy_balance"]
     console.print(
@@ -102,15 +111,36 @@ def simulate_command(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")
     ] = False,
+    report: Annotated[bool, typer.Option("--report", help="Also write report.html.")] = False,
+    pdf: Annotated[
+        bool, typer.Option("--pdf", help="Also write report.pdf (implies --report).")
+    ] = False,
 ) -> None:
     """Simulate a case file and write summary.json, tmin.nii.gz and sensors.csv into --out."""
     try:
         case = load_case(case_file)
         result = _run(case, out, quiet)
+        reports = write_report(out, pdf=pdf) if (report or pdf) else []
     except CaseError as error:
         raise _fail(error) from None
     if not quiet:
         _print_summary(result, out)
+        for path in reports:
+            console.print(f"report: {path}")
+
+
+@app.command("report")
+def report_command(
+    result_dir: Annotated[Path, typer.Argument(help="A directory written by `cryoplan simulate`.")],
+    pdf: Annotated[bool, typer.Option("--pdf", help="Also write report.pdf.")] = False,
+) -> None:
+    """Write report.html (self-contained) and optionally report.pdf into a result directory."""
+    try:
+        paths = write_report(result_dir, pdf=pdf)
+    except CaseError as error:
+        raise _fail(error) from None
+    for path in paths:
+        console.print(f"report: {path}")
 
 
 @app.command("demo")
@@ -122,9 +152,11 @@ def demo_command(
     """Run the built-in liver phantom: 3 cm tumour beside a large vessel, three probes, 10-5-10."""
     try:
         result = _run(demo_case(), out, quiet=False)
+        (report,) = write_report(out)
     except CaseError as error:
         raise _fail(error) from None
     _print_summary(result, out)
+    console.print(f"report: {report}")
 
 
 def main() -> None:

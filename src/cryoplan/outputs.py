@@ -1,6 +1,9 @@
-"""Writing a result directory: summary.json, tmin.nii.gz, sensors.csv — all or nothing.
+"""Writing a result directory, all or nothing.
 
-Requested snapshots are written too, as temperature_<minutes>min.nii.gz.
+- summary.json, tmin.nii.gz (minimum temperature, °C), sensors.csv: the command-line contract;
+- lethal.nii.gz (1 inside the lethal zone), tissues.nii.gz (tissue index, named in
+  summary.json's tissue_labels): what the report and other tools need;
+- temperature_<minutes>min.nii.gz for each requested snapshot.
 
 Files are written into a temporary directory beside DIR and moved into DIR only once every
 one of them is complete, so an interrupted or failed run never leaves a half-written result.
@@ -22,7 +25,7 @@ from cryoplan.anatomy.grid import Grid
 from cryoplan.errors import CaseError
 from cryoplan.simulate import SimulationResult
 
-OUTPUT_FILES = ("summary.json", "tmin.nii.gz", "sensors.csv")
+OUTPUT_FILES = ("summary.json", "tmin.nii.gz", "sensors.csv", "lethal.nii.gz", "tissues.nii.gz")
 
 
 def write_nifti(path: Path, data: np.ndarray, grid: Grid) -> None:
@@ -82,6 +85,10 @@ def write_result(result: SimulationResult, out_dir: str | Path) -> Path:
             result.discretised.grid,
         )
         write_sensors_csv(staging / "sensors.csv", result)
+        grid = result.discretised.grid
+        write_nifti(staging / "lethal.nii.gz", result.outcome.lethal_zone.astype(np.uint8), grid)
+        # tissue index per voxel; summary.json's tissue_labels names each index
+        write_nifti(staging / "tissues.nii.gz", result.discretised.problem.material, grid)
         names = list(OUTPUT_FILES)
         for time_s, field in sorted(result.history.snapshots_c.items()):
             names.append(snapshot_file_name(time_s))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
 from cryoplan.case import Case
 from cryoplan.discretise import ISOTHERMS_C, Discretised, discretise
+from cryoplan.outcome import Outcome, evaluate
 from cryoplan.thermal import CpuExplicitBackend, ThermalBackend, ThermalHistory, solve
 from cryoplan.thermal.problem import ThermalProblem
 from cryoplan.thermal.stepping import ProgressCallback
@@ -31,6 +33,11 @@ class SimulationResult:
     def case(self) -> Case:
         return self.discretised.case
 
+    @cached_property
+    def outcome(self) -> Outcome:
+        """Cell death and metrics (computed once, on first use)."""
+        return evaluate(self)
+
     def isotherm(self, threshold_c: float) -> dict[str, Any]:
         """Volume (mL) and bounding extent (mm, along the grid axes) of T_min ≤ threshold."""
         grid = self.discretised.grid
@@ -50,7 +57,6 @@ class SimulationResult:
         h = self.history
         grid = d.grid
         n_vox = int(np.prod(grid.shape))
-        lethal = h.destroyed
         return {
             "name": self.case.name,
             "source": self.case.source,
@@ -81,9 +87,11 @@ class SimulationResult:
             ],
             "isotherms": {isotherm_key(t): self.isotherm(t) for t in ISOTHERMS_C},
             "lethal_zone": {
-                "definition": "minimum temperature reached the tissue's lethal temperature",
-                "volume_ml": int(lethal.sum()) * grid.voxel_volume_ml,
+                "injury_model": self.outcome.injury_model,
+                "volume_ml": int(self.outcome.lethal_zone.sum()) * grid.voxel_volume_ml,
             },
+            "outcome": self.outcome.as_dict(),
+            "tissue_labels": {str(i): t.name for i, t in enumerate(d.tissues)},
             "minimum_temperature_c": float(h.minimum_temperature_c.min()),
             "energy_balance": h.ledger.as_dict(),
             "timing": {

@@ -65,6 +65,8 @@ class ThermalBackend(Protocol):
 
     def destroyed(self) -> np.ndarray: ...
 
+    def freeze_thaw_cycles(self) -> np.ndarray: ...
+
     def liquid_fraction(self) -> np.ndarray: ...
 
     def total_enthalpy_j(self) -> float: ...
@@ -138,6 +140,8 @@ class CpuExplicitBackend:
         self._kirchhoff = np.empty(shape)
         self._tmin = np.full(shape, np.inf)
         self._destroyed = np.zeros(shape, np.bool_)
+        self._frozen = np.zeros(shape, np.bool_)
+        self._cycles = np.zeros(shape, np.uint8)
         p = problem.probes
         self._sample_probe = p.probe_of_sample
         self._heat_out = np.zeros(p.n_samples)
@@ -153,6 +157,8 @@ class CpuExplicitBackend:
             self._props,
             self._tmin,
             self._destroyed,
+            self._frozen,
+            self._cycles,
         )
 
     def stable_time_step_s(self) -> float:
@@ -219,6 +225,9 @@ class CpuExplicitBackend:
 
     def destroyed(self) -> np.ndarray:
         return self._destroyed
+
+    def freeze_thaw_cycles(self) -> np.ndarray:
+        return self._cycles
 
     def liquid_fraction(self) -> np.ndarray:
         return kernels.liquid_fraction_field(

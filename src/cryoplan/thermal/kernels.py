@@ -31,7 +31,7 @@ from cryoplan.thermal.enthalpy import (
     liquid_fraction_from_temperature,
     temperature_from_enthalpy,
 )
-from cryoplan.thermal.materials import METABOLIC, PERFUSION, T_LETHAL
+from cryoplan.thermal.materials import METABOLIC, PERFUSION, T_LETHAL, T_LIQUIDUS, T_SOLIDUS
 
 
 @numba.njit(parallel=True, cache=True)
@@ -44,8 +44,15 @@ def refresh_temperature(
     properties: np.ndarray,
     minimum_temperature: np.ndarray,
     destroyed: np.ndarray,
+    frozen: np.ndarray,
+    freeze_cycles: np.ndarray,
 ) -> None:
-    """T from H (free voxels; fixed keep theirs), Φ(T), and update T_min and destroyed."""
+    """T from H (free voxels; fixed keep theirs), Φ(T); update T_min, destroyed and cycles.
+
+    A freeze–thaw cycle is counted when a voxel becomes fully frozen (T < T_s) after having
+    been unfrozen; it counts as unfrozen again once T > T_l. The gap between the two
+    thresholds keeps a voxel on the freezing range from counting twice.
+    """
     nx, ny, nz = enthalpy.shape
     for i in numba.prange(nx):
         for j in range(ny):
@@ -60,6 +67,13 @@ def refresh_temperature(
                 minimum_temperature[i, j, m] = min(minimum_temperature[i, j, m], t)
                 if t <= props[T_LETHAL]:
                     destroyed[i, j, m] = True
+                if frozen[i, j, m]:
+                    if t > props[T_LIQUIDUS]:
+                        frozen[i, j, m] = False
+                elif t < props[T_SOLIDUS]:
+                    frozen[i, j, m] = True
+                    if freeze_cycles[i, j, m] < 255:
+                        freeze_cycles[i, j, m] += 1
 
 
 @numba.njit(inline="always", cache=True)

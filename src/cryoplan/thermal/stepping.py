@@ -90,13 +90,15 @@ class ThermalHistory:
     minimum_temperature_c: np.ndarray
     final_temperature_c: np.ndarray
     final_liquid_fraction: np.ndarray  # φ: 0 frozen, 1 unfrozen
-    destroyed: np.ndarray
+    destroyed: np.ndarray  # reached the tissue's lethal temperature (perfusion stopped)
+    freeze_thaw_cycles: np.ndarray  # uint8: times each voxel froze fully
     snapshots_c: dict[float, np.ndarray]
     sensor_time_s: np.ndarray
     sensor_temperature_c: np.ndarray  # (n_times, n_sensors)
     volume_time_s: np.ndarray
     volume_thresholds_c: tuple[float, ...]
     volume_m3: np.ndarray  # (n_times, n_thresholds): current-temperature volumes
+    destroyed_volume_m3: np.ndarray  # (n_times,): volume that has reached its lethal T
     ledger: EnergyLedger
     n_steps: int
     max_time_step_s: float
@@ -163,6 +165,8 @@ def solve(
     rec_t: list[float] = []
     rec_sensors: list[np.ndarray] = []
     rec_volumes: list[np.ndarray] = []
+    rec_destroyed: list[float] = []
+    voxel_volume = problem.voxel_volume_m3
     snapshots: dict[float, np.ndarray] = {}
 
     def record(t: float) -> None:
@@ -176,6 +180,7 @@ def solve(
                 else np.zeros(0)
             )
             rec_volumes.append(backend.volume_at_or_below_m3(thresholds))
+            rec_destroyed.append(np.count_nonzero(backend.destroyed()) * voxel_volume)
         if key in snapshot_times:
             snapshots[t] = temperature.copy()
 
@@ -205,12 +210,14 @@ def solve(
         final_temperature_c=backend.temperature_c().copy(),
         final_liquid_fraction=backend.liquid_fraction(),
         destroyed=backend.destroyed().copy(),
+        freeze_thaw_cycles=backend.freeze_thaw_cycles().copy(),
         snapshots_c=snapshots,
         sensor_time_s=np.array(rec_t),
         sensor_temperature_c=np.array(rec_sensors).reshape(len(rec_t), len(sensors)),
         volume_time_s=np.array(rec_t),
         volume_thresholds_c=tuple(float(x) for x in thresholds),
         volume_m3=np.array(rec_volumes).reshape(len(rec_t), len(thresholds)),
+        destroyed_volume_m3=np.array(rec_destroyed),
         ledger=ledger,
         n_steps=n_steps,
         max_time_step_s=dt_max,

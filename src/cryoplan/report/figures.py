@@ -1,0 +1,307 @@
+"""The report's pictures (matplotlib, Agg): slices, 3-D view, curves, histograms.
+
+Slices follow the radiological convention: axial and coronal views show the patient's right
+on the viewer's left; axial views have anterior at the top; sagittal views have anterior on
+the left. Every panel carries mm axes and the patient-direction letters at its edges.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+from scipy import ndimage
+from skimage import measure
+
+from cryoplan.report.data import ReportData
+
+ISOTHERM_STYLE = {
+    0.0: ("#00bcd4", "0 °C (ice edge)"),
+    -20.0: ("#1e63d6", "−20 °C"),
+    -40.0: ("#3a0ca3", "−40 °C"),
+}
+TISSUE_COLOURS = ["#d9c7b8", "#e8a0a0", "#a3c4e0", "#c8d9a3", "#e0d29a", "#c0a6d6", "#9fd6cf"]
+TARGET_COLOUR = "#d62728"
+COVERED_COLOUR = "#8c8c8c"
+LETHAL_COLOUR = "#ff00aa"
+TMIN_RANGE_C = (-150.0, 37.0)
+
+# (horizontal axis, vertical axis, fixed axis, edge letters left/right/top/bottom, invert y)
+VIEWS = {
+    "axial": (0, 1, 2, ("R", "L", "A", "P"), True),
+    "coronal": (0, 2, 1, ("R", "L", "S", "I"), False),
+    "sagittal": (1, 2, 0, ("A", "P", "S", "I"), False),
+}
+AXIS_NAMES = ("x (mm, R→L)", "y (mm, A→P)", "z (mm, I→S)")
+
+
+def focus_index(data: ReportData) -> np.ndarray:
+    """Voxel index the slices pass through: the target's centre, else the probes' centre."""
+    target = data.outcome.get("target")
+    if target:
+        point = np.asarray(target["centre_lps_mm"])
+    else:
+        probes = data.summary["probes"]
+        point = np.mean([np.asarray(p["tip_mm"]) for p in probes], axis=0)
+    idx = np.rint(data.index_of_lps(point)).astype(int)
+    return np.clip(idx, 0, np.asarray(data.tmin_c.shape) - 1)
+
+
+def _slice(volume: np.ndarray, fixed_axis: int, index: int, h: int, v: int) -> np.ndarray:
+    """2-D slice with array axes ordered (horizontal, vertical)."""
+    sl = np.take(volume, index, axis=fixed_axis)
+    remaining = [a for a in range(3) if a != fixed_axis]
+    return sl if remaining == [h, v] else sl.T
+
+
+def _probe_segments(data: ReportData) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(tip, end of active length, entry) per probe, LPS mm."""
+    out = []
+    for p in data.summary["probes"]:
+        tip = np.asarray(p["tip_mm"], float)
+        entry = np.asarray(p["entry_mm"], float)
+        axis = (entry - tip) / np.linalg.norm(entry - tip)
+        out.append((tip, tip + p["active_length_mm"] * axis, entry))
+    return out
+
+
+def slices_figure(data: ReportData) -> Figure:
+    """Three orthogonal slices through the target: T_min, isotherms, target and lethal zone."""
+    focus = focus_index(data)
+    names = data.tissue_names
+    target_name = (data.outcome.get("target") or {}).get("tissue")
+    target_index = names.index(target_name) if target_name in names else None
+    fig, axes = plt.subplots(1, 3, figsize=(15.5, 5.6), constrained_layout=True)
+    tissue_cmap = ListedColormap(TISSUE_COLOURS[: max(1, len(names))])
+    mesh = None
+    for ax, (view, (h, v, fixed, letters, invert)) in zip(axes, VIEWS.items(), strict=True):
+        xs, ys = data.axis_mm(h), data.axis_mm(v)
+        fixed_mm = data.axis_mm(fixed)[focus[fixed]]
+        tissue = _slice(data.tissue_index, fixed, focus[fixed], h, v)
+        tmin = _slice(data.tmin_c, fixed, focus[fixed], h, v)
+        ax.pcolormesh(
+            xs, ys, tissue.T, cmap=tissue_cmap, vmin=-0.5, vmax=len(names) - 0.5, shading="nearest"
+        )
+        cold = np.ma.masked_greater(tmin, 20.0)
+        mesh = ax.pcolormesh(
+            xs, ys, cold.T, cmap="Blues_r", vmin=TMIN_RANGE_C[0], vmax=TMIN_RANGE_C[1],
+            alpha=0.55, shading="nearest",
+        )  # fmt: skip
+        for level, (colour, _) in ISOTHERM_STYLE.items():
+            if tmin.min() < level < tmin.max():
+                ax.contour(xs, ys, tmin.T, levels=[level], colors=[colour], linewidths=2.0)
+        lethal = _slice(data.lethal.astype(float), fixed, focus[fixed], h, v)
+        if lethal.max() > 0:
+            ax.contour(
+                xs,
+                ys,
+                lethal.T,
+                levels=[0.5],
+                colors=[LETHAL_COLOUR],
+                linewidths=1.6,
+                linestyles="--",
+            )
+        if target_index is not None:
+            target = (tissue == target_index).astype(float)
+            if target.max() > 0:
+                ax.contour(xs, ys, target.T, levels=[0.5], colors=[TARGET_COLOUR], linewidths=2.2)
+        for tip, end, _ in _probe_segments(data):
+            # solid where the active length crosses (or lies within 2 mm of) this slice,
+            # faint and dashed where it is only projected onto it
+            a, b = tip[fixed] - fixed_mm, end[fixed] - fixed_mm
+            near = a * b <= 0 or min(abs(a), abs(b)) <= 2.0
+            style = {"color": "black", "lw": 2.5, "alpha": 0.85} if near else {
+                "color": "black", "lw": 1.5, "alpha": 0.35, "ls": "--"}  # fmt: skip
+            ax.plot([tip[h], end[h]], [tip[v], end[v]], **style)
+            ax.plot(tip[h], tip[v], "o", color="black", ms=4, alpha=style["alpha"])
+        ax.set_aspect("equal")
+        ax.set_xlabel(AXIS_NAMES[h])
+        ax.set_ylabel(AXIS_NAMES[v])
+        if invert:
+            ax.invert_yaxis()
+        ax.set_title(f"{view} ({'xyz'[fixed]} = {fixed_mm:.1f} mm)")
+        left, right, top, bottom = letters
+        style = {"fontsize": 15, "fontweight": "bold", "color": "#222", "transform": ax.transAxes}
+        ax.text(0.015, 0.5, left, ha="left", va="center", **style)
+        ax.text(0.985, 0.5, right, ha="right", va="center", **style)
+        ax.text(0.5, 0.985, top, ha="center", va="top", **style)
+        ax.text(0.5, 0.015, bottom, ha="center", va="bottom", **style)
+    bar = fig.colorbar(mesh, ax=axes, shrink=0.85, pad=0.01)
+    bar.set_label("minimum temperature reached (°C)")
+    handles = [Line2D([], [], color=c, lw=2, label=lab) for c, lab in ISOTHERM_STYLE.values()]
+    handles.append(Line2D([], [], color=LETHAL_COLOUR, lw=1.6, ls="--", label="lethal zone"))
+    if target_index is not None:
+        handles.append(Line2D([], [], color=TARGET_COLOUR, lw=2.2, label=f"target ({target_name})"))
+    handles.append(Line2D([], [], color="black", lw=2.5, label="probe (active length)"))
+    handles.append(
+        Line2D([], [], color="black", lw=1.5, ls="--", alpha=0.35, label="probe off this slice")
+    )
+    handles += [
+        Patch(color=TISSUE_COLOURS[i % len(TISSUE_COLOURS)], label=n) for i, n in enumerate(names)
+    ]
+    fig.legend(
+        handles=handles, loc="outside lower center", ncol=min(len(handles), 8), frameon=False
+    )
+    return fig
+
+
+def _mesh(
+    ax, volume: np.ndarray, level: float, data: ReportData, colour: str, alpha: float,
+    covered_by: np.ndarray | None = None,
+) -> bool:  # fmt: skip
+    """Add an isosurface; with `covered_by`, faces inside that mask are grey, outside red."""
+    if not (volume.min() < level < volume.max()):
+        return False
+    step = max(1, int(np.ceil(max(volume.shape) / 90)))  # keep the mesh light
+    vol = np.pad(volume[::step, ::step, ::step].astype(float), 1, constant_values=volume.min())
+    verts, faces, _, _ = measure.marching_cubes(vol, level=level)
+    verts = (verts - 1.0) * step
+    a = data.affine_lps
+    pts = verts @ a[:3, :3].T + a[:3, 3]
+    colours: str | list[str] = colour
+    if covered_by is not None:
+        centres = verts[faces].mean(axis=1)
+        inside = ndimage.map_coordinates(covered_by.astype(float), centres.T, order=1) >= 0.5
+        colours = [COVERED_COLOUR if c else colour for c in inside]
+    ax.add_collection3d(
+        Poly3DCollection(pts[faces], facecolor=colours, edgecolor="none", alpha=alpha)
+    )
+    return True
+
+
+def three_d_figure(data: ReportData) -> Figure:
+    """Lethal zone, target and probes in 3-D (LPS mm)."""
+    fig = plt.figure(figsize=(8.5, 7.5), constrained_layout=True)
+    ax = fig.add_subplot(projection="3d")
+    handles = []
+    names = data.tissue_names
+    target_name = (data.outcome.get("target") or {}).get("tissue")
+    if target_name in names:
+        target = data.tissue_index == names.index(target_name)
+        if _mesh(ax, target.astype(float), 0.5, data, TARGET_COLOUR, 0.9, covered_by=data.lethal):
+            handles.append(
+                Patch(color=COVERED_COLOUR, label=f"target ({target_name}) inside the lethal zone")
+            )
+            handles.append(
+                Patch(color=TARGET_COLOUR, label=f"target ({target_name}) NOT in the lethal zone")
+            )
+    if _mesh(ax, data.lethal.astype(float), 0.5, data, LETHAL_COLOUR, 0.12):
+        handles.append(Patch(color=LETHAL_COLOUR, alpha=0.25, label="lethal zone"))
+    for name in names:
+        if name != target_name and data.summary["outcome"]["structures"].get(name, {}).get(
+            "volume_ml", 1e9
+        ) < 0.5 * sum(data.summary["tissues"].values()):
+            region = data.tissue_index == names.index(name)
+            if _mesh(ax, region.astype(float), 0.5, data, "#4a90d9", 0.25):
+                handles.append(Patch(color="#4a90d9", alpha=0.35, label=name))
+    lo = data.affine_lps[:3, 3]
+    hi = lo + np.diag(data.affine_lps[:3, :3]) * (np.asarray(data.tmin_c.shape) - 1)
+    for tip, end, entry in _probe_segments(data):
+        ax.plot(*zip(tip, end, strict=True), color="black", lw=4)
+        # the shaft up to where it leaves the domain
+        t = np.linspace(0, 1, 200)
+        shaft = end[None, :] + t[:, None] * (entry - end)[None, :]
+        inside = np.all((shaft >= lo - 1e-6) & (shaft <= hi + 1e-6), axis=1)
+        if inside.any():
+            last = shaft[inside][-1]
+            ax.plot(*zip(end, last, strict=True), color="grey", lw=1.5)
+    handles.append(Line2D([], [], color="black", lw=4, label="probe active length"))
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    ax.set_zlim(lo[2], hi[2])
+    ax.set_box_aspect(tuple(hi - lo))
+    ax.set_xlabel(AXIS_NAMES[0])
+    ax.set_ylabel(AXIS_NAMES[1])
+    ax.set_zlabel(AXIS_NAMES[2])
+    ax.view_init(elev=20, azim=-60)
+    ax.legend(handles=handles, loc="upper left")
+    ax.set_title("lethal zone, target and probes (patient LPS coordinates)")
+    return fig
+
+
+def _shade_protocol(ax, data: ReportData) -> None:
+    colours = {"freeze": "#cfe3ff", "passive_thaw": "#fff0d0", "active_thaw": "#ffd6c9"}
+    for ph in data.summary["protocol"]:
+        ax.axvspan(
+            ph["start_s"] / 60,
+            ph["end_s"] / 60,
+            color=colours.get(ph["phase"], "#eee"),
+            alpha=0.6,
+            lw=0,
+        )
+    ax.legend(
+        handles=[
+            Patch(color=c, label=k.replace("_", " "))
+            for k, c in colours.items()
+            if any(p["phase"] == k for p in data.summary["protocol"])
+        ]
+        + ax.get_legend_handles_labels()[0],
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize=8,
+    )
+
+
+def sensors_figure(data: ReportData) -> Figure | None:
+    if not data.sensor_names:
+        return None
+    fig, ax = plt.subplots(figsize=(10.5, 4.5), constrained_layout=True)
+    for k, name in enumerate(data.sensor_names):
+        ax.plot(data.sensor_time_s / 60, data.sensor_c[:, k], lw=1.8, label=name)
+    for level, (colour, _label) in ISOTHERM_STYLE.items():
+        ax.axhline(level, color=colour, lw=0.8, ls=":")
+    ax.set_xlabel("time (min)")
+    ax.set_ylabel("temperature (°C)")
+    ax.set_title("virtual thermocouples")
+    ax.grid(alpha=0.3)
+    _shade_protocol(ax, data)
+    return fig
+
+
+def growth_figure(data: ReportData) -> Figure:
+    series = data.outcome["time_series"]
+    t = np.asarray(series["time_s"]) / 60
+    fig, ax = plt.subplots(figsize=(10.5, 4.5), constrained_layout=True)
+    for level, (colour, label) in ISOTHERM_STYLE.items():
+        key = f"volume_at_or_below_{level:g}_c_ml"
+        if key in series:
+            ax.plot(t, series[key], color=colour, lw=2, label=f"at or below {label}")
+    ax.plot(t, series["lethal_temperature_reached_ml"], color=LETHAL_COLOUR, lw=2, ls="--",
+            label="lethal temperature reached (cumulative)")  # fmt: skip
+    ax.set_xlabel("time (min)")
+    ax.set_ylabel("volume (mL)")
+    ax.set_title("ice ball and lethal zone against time")
+    ax.grid(alpha=0.3)
+    _shade_protocol(ax, data)
+    return fig
+
+
+def histogram_figure(data: ReportData) -> Figure:
+    """Cumulative temperature–volume histograms (the 'dose–volume histogram' of cryoablation)."""
+    hist = data.outcome["temperature_volume_histogram"]
+    temps = np.asarray(hist["temperature_c"])
+    fig, ax = plt.subplots(figsize=(9, 4.5), constrained_layout=True)
+    target = (data.outcome.get("target") or {}).get("tissue")
+    others = iter(plt.get_cmap("tab10").colors[1:])
+    for name in data.tissue_names:
+        ax.plot(temps, hist[name], lw=2.6 if name == target else 1.8,
+                color=TARGET_COLOUR if name == target else next(others),
+                label=name + (" (target)" if name == target else ""))  # fmt: skip
+    for level, (colour, _) in ISOTHERM_STYLE.items():
+        ax.axvline(level, color=colour, lw=0.8, ls=":")
+    ax.set_xlim(20, -160)  # colder to the right, as dose increases to the right in a DVH
+    ax.set_ylim(0, 101)
+    ax.set_xlabel("minimum temperature reached, T (°C)")
+    ax.set_ylabel("% of volume at or below T")
+    ax.set_title("cumulative temperature–volume histogram")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9)
+    return fig

@@ -1,0 +1,225 @@
+"""One self-contained HTML report (pictures embedded as PNG data), and the same as a PDF."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.figure import Figure
+
+from cryoplan import __version__
+from cryoplan.report import figures
+from cryoplan.report.data import ReportData, load_report_data
+
+CSS = """
+body { font-family: system-ui, sans-serif; max-width: 1280px; margin: 1.5em auto; color: #222; }
+h1 { margin-bottom: 0.1em; } .sub { color: #666; margin-top: 0; }
+.verdict { padding: 0.9em 1.2em; border-radius: 6px; font-size: 1.15em; margin: 1em 0; }
+.ok { background: #e3f6e3; border-left: 6px solid #2e7d32; }
+.bad { background: #fde8e8; border-left: 6px solid #c62828; }
+.none { background: #eef1f5; border-left: 6px solid #607d8b; }
+table { border-collapse: collapse; margin: 0.6em 0 1.2em; }
+td, th { border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+img { max-width: 100%; } .warn { color: #b71c1c; } .note { color: #555; }
+"""
+
+
+def _png(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _xyz(point: list[float]) -> str:
+    return ", ".join(f"{v:.1f}" for v in point)
+
+
+MET = {True: "yes", False: "NO", None: "—"}
+
+
+def _f(x: float | None, digits: int = 1) -> str:
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+def _sections(data: ReportData) -> list[tuple[str, str]]:
+    """(title, HTML) of the text sections, shared by the HTML and the PDF."""
+    s = data.summary
+    o = data.outcome
+    probes = _table(
+        ["probe", "model", "diameter mm", "active mm", "tip (LPS mm)", "entry (LPS mm)"],
+        [
+            [p["name"], p["model"] or "inline", f"{p['diameter_mm']:g}",
+             f"{p['active_length_mm']:g}", _xyz(p["tip_mm"]), _xyz(p["entry_mm"])]
+            for p in s["probes"]
+        ],
+    )  # fmt: skip
+    protocol = _table(
+        ["phase", "from (min)", "to (min)"],
+        [
+            [p["phase"].replace("_", " "), f"{p['start_s'] / 60:g}", f"{p['end_s'] / 60:g}"]
+            for p in s["protocol"]
+        ],
+    )
+    out = [("Plan", probes + protocol)]
+    t = o.get("target")
+    if t:
+        cov = t["coverage_percent"]
+        rows = [
+            ["target volume (mL)", _f(t["volume_ml"], 2)],
+            ["target in the lethal zone (%)", _f(cov["lethal"])],
+            ["target at or below −20 °C (%)", _f(cov["-20"])],
+            ["target at or below 0 °C (%)", _f(cov["0"])],
+        ]
+        rows += [
+            [f"target + {m} mm in the lethal zone (%)", _f(v)]
+            for m, v in t["margin_coverage_percent"].items()
+        ]
+        m = t["margin_mm"]
+        rows += [
+            ["minimum margin (mm)", _f(m["minimum"])],
+            ["mean margin (mm)", _f(m["mean"])],
+            [
+                "minimum margin at (LPS mm)",
+                ", ".join(f"{v:.1f}" for v in m.get("minimum_at_lps_mm", [])),
+            ],
+            ["side of the minimum margin", m.get("minimum_side", "—")],
+        ]
+        out.append(("Target", _table(["measure", "value"], rows)))
+    structures = _table(
+        ["structure", "volume mL", "in lethal zone mL", "frozen (≤ 0 °C) mL", "coldest °C",
+         "clearance from lethal zone mm", "limit °C", "met"],
+        [
+            [name, _f(v["volume_ml"]), _f(v["lethal_volume_ml"], 2), _f(v["frozen_volume_ml"], 2),
+             _f(v["minimum_temperature_c"]), _f(v["clearance_from_lethal_zone_mm"]),
+             _f(v.get("keep_above_c")), MET[v.get("constraint_met")]]
+            for name, v in o["structures"].items()
+        ],
+    )  # fmt: skip
+    out.append(("Other structures (collateral damage)", structures))
+    iso = _table(
+        ["isotherm of T_min", "volume mL", "extent x × y × z mm"],
+        [
+            [f"{k} °C", _f(v["volume_ml"]), " × ".join(f"{e:.0f}" for e in v["extent_mm"])]
+            for k, v in s["isotherms"].items()
+        ]
+        + [["lethal zone", _f(s["lethal_zone"]["volume_ml"]), ""]],
+    )
+    out.append(("Ice ball", iso))
+    items = "".join(f'<li class="warn">{html.escape(w)}</li>' for w in o["warnings"])
+    items += "".join(f'<li class="note">{html.escape(n)}</li>' for n in o["notes"])
+    e = s["energy_balance"]
+    tm = s["timing"]
+    shape = " × ".join(str(n) for n in s["grid"]["shape"])
+    items += (
+        f'<li class="note">energy balance error {e["relative_error"]:.1e} '
+        f"(probes {e['probes_j'] / 1e3:.1f} kJ); {tm['simulated_s'] / 60:.1f} min simulated in "
+        f"{tm['wall_time_s']:.1f} s on a {shape} grid at {s['grid']['spacing_mm'][0]:g} mm</li>"
+    )
+    out.append(("Warnings and notes", f"<ul>{items}</ul>"))
+    return out
+
+
+def _figures(data: ReportData) -> list[tuple[str, Figure]]:
+    figs = [
+        ("Slices through the target", figures.slices_figure(data)),
+        ("3-D view", figures.three_d_figure(data)),
+        ("Ice-ball growth", figures.growth_figure(data)),
+        ("Temperature–volume histograms", figures.histogram_figure(data)),
+    ]
+    sensors = figures.sensors_figure(data)
+    if sensors is not None:
+        figs.insert(2, ("Thermocouples", sensors))
+    return figs
+
+
+def _verdict_html(data: ReportData) -> str:
+    v = data.outcome["verdict"]
+    cls = {True: "ok", False: "bad", None: "none"}[v["complete_ablation_with_margin"]]
+    return f'<div class="verdict {cls}"><b>Verdict:</b> {html.escape(v["text"])}</div>'
+
+
+def render_html(data: ReportData) -> str:
+    s = data.summary
+    name = html.escape(s["name"])
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>cryoplan report: {name}</title><style>{CSS}</style></head><body>",
+        f"<h1>cryoplan report: {name}</h1>",
+        f"<p class='sub'>case {html.escape(str(s.get('source', '')))} · cryoplan {__version__} · "
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC · "
+        f"cell death model: {html.escape(data.outcome['injury_model'])}</p>",
+        _verdict_html(data),
+    ]
+    sections = _sections(data)
+    parts += [f"<h2>{html.escape(t)}</h2>{body}" for t, body in sections[:1]]
+    for title, fig in _figures(data):
+        alt = html.escape(title)
+        parts.append(f"<h2>{alt}</h2><img alt='{alt}' src='data:image/png;base64,{_png(fig)}'>")
+    parts += [f"<h2>{html.escape(t)}</h2>{body}" for t, body in sections[1:]]
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _text_page(data: ReportData) -> Figure:
+    """A PDF page with the verdict and the key numbers."""
+    o = data.outcome
+    lines = [f"cryoplan report: {data.summary['name']}", "", "Verdict: " + o["verdict"]["text"], ""]
+    t = o.get("target")
+    if t:
+        m = t["margin_mm"]
+        lines += [
+            f"target {t['tissue']}: {t['volume_ml']:.2f} mL; "
+            f"in the lethal zone {t['coverage_percent']['lethal']:.1f} %",
+            f"margin: minimum {m['minimum']:.1f} mm ({m.get('minimum_side', '—')}), "
+            f"mean {m['mean']:.1f} mm; required {t['required_margin_mm']:g} mm",
+        ]
+    for name, v in o["structures"].items():
+        lines.append(
+            f"{name}: {v['lethal_volume_ml']:.2f} mL in the lethal zone, "
+            f"coldest {v['minimum_temperature_c']:.1f} °C"
+        )
+    lines += ["", *("WARNING: " + w for w in o["warnings"]), *o["notes"]]
+    fig = plt.figure(figsize=(8.27, 11.69))
+    fig.text(0.06, 0.95, "\n".join(lines), va="top", ha="left", fontsize=9.5, wrap=True)
+    return fig
+
+
+def write_report(directory: str | Path, pdf: bool = False) -> list[Path]:
+    """Write report.html (and report.pdf) into a result directory; return the paths written."""
+    data = load_report_data(directory)
+    d = Path(directory)
+    staging = Path(tempfile.mkdtemp(prefix=".report.", dir=d))
+    written = []
+    try:
+        (staging / "report.html").write_text(render_html(data), "utf-8")
+        names = ["report.html"]
+        if pdf:
+            with PdfPages(staging / "report.pdf") as pages:
+                for fig in [_text_page(data)] + [f for _, f in _figures(data)]:
+                    pages.savefig(fig)
+                    plt.close(fig)
+            names.append("report.pdf")
+        for name in names:
+            (staging / name).replace(d / name)
+            written.append(d / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return written

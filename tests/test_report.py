@@ -1,0 +1,81 @@
+"""The report: one self-contained HTML file (and a PDF), from a result directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cryoplan.case import case_from_dict
+from cryoplan.cli import app
+from cryoplan.outputs import write_result
+from cryoplan.report import write_report
+from cryoplan.simulate import simulate
+
+runner = CliRunner()
+CASE = {
+    "name": "report-test",
+    "domain": {"phantom": "liver-tumour"},
+    "target": "tumour",
+    "grid": {"spacing_mm": 2.5},
+    "probes": [
+        {"name": "a", "model": "generic-17g", "tip_mm": [-5, 11, 0], "entry_mm": [-5, -120, 0]},
+        {"name": "b", "model": "generic-17g", "tip_mm": [5, 11, 0], "entry_mm": [5, -120, 0]},
+    ],
+    "protocol": [
+        {"phase": "freeze", "duration_min": 4},
+        {"phase": "passive_thaw", "duration_min": 2},
+        {"phase": "freeze", "duration_min": 4},
+    ],
+    "sensors": [{"name": "centre", "at_mm": [0, 0, 0]}],
+    "critical_structures": [{"tissue": "vessel", "keep_above_c": 30}],
+}
+
+
+@pytest.fixture(scope="module")
+def result_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report") / "result"
+    write_result(simulate(case_from_dict(CASE, "report-test.yaml")), out)
+    return out
+
+
+def test_report_is_one_self_contained_html_file(result_dir: Path) -> None:
+    (html_path,) = write_report(result_dir)
+    text = html_path.read_text()
+    assert text.count("data:image/png;base64,") == 5  # slices, 3-D, sensors, growth, histogram
+    for external in ("<script", "<link", 'src="http', "src='http", "@import"):
+        assert external not in text
+    assert "Verdict:" in text
+    assert "generic-17g" in text  # the plan
+    assert "not calibrated" in text  # the warning about uncalibrated probes
+
+
+def test_report_verdict_matches_the_summary(result_dir: Path) -> None:
+    summary = json.loads((result_dir / "summary.json").read_text())
+    verdict = summary["outcome"]["verdict"]
+    (html_path,) = write_report(result_dir)
+    assert verdict["text"].split(";")[0] in html_path.read_text().replace("&#x27;", "'")
+    vessel = summary["outcome"]["structures"]["vessel"]
+    assert vessel["constraint_met"] is True  # held at blood temperature, above its 30 °C limit
+
+
+def test_pdf_on_request(result_dir: Path) -> None:
+    paths = write_report(result_dir, pdf=True)
+    pdf = result_dir / "report.pdf"
+    assert pdf in paths
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+
+
+def test_report_command_and_a_directory_that_is_not_a_result(
+    tmp_path: Path, result_dir: Path
+) -> None:
+    ok = runner.invoke(app, ["report", str(result_dir)])
+    assert ok.exit_code == 0, ok.output
+    assert "report.html" in ok.output
+    bad = runner.invoke(app, ["report", str(tmp_path)])
+    assert bad.exit_code == 2
+    assert str(tmp_path) in bad.stderr
+    assert "missing summary.json" in bad.stderr
+    assert not (tmp_path / "report.html").exists()
