@@ -36,10 +36,38 @@ class BoxDomain(_Strict):
     tissue: str
 
 
+class Lesion(_Strict):
+    """A synthetic lesion placed into the label map: a sphere or an axis-aligned ellipsoid."""
+
+    centre_mm: Vec3
+    diameter_mm: PositiveFloat | None = None
+    diameters_mm: PositiveVec3 | None = None  # along LPS x, y, z
+    tissue: str = "tumour"
+
+    @model_validator(mode="after")
+    def _one_size(self) -> Lesion:
+        if (self.diameter_mm is None) == (self.diameters_mm is None):
+            raise ValueError("give the lesion's size as diameter_mm or diameters_mm (one)")
+        return self
+
+    @property
+    def radii_mm(self) -> tuple[float, float, float]:
+        d = self.diameters_mm or (self.diameter_mm,) * 3
+        return tuple(x / 2 for x in d)  # type: ignore[return-value,operator]
+
+
 class ImageDomain(_Strict):
-    file: str
+    """A patient image and its label map (paths relative to the case file).
+
+    `tissues` maps label values, or TotalSegmentator 'total' label names, to tissues; label 0
+    and labels not mapped take `default_tissue`.
+    """
+
+    file: str | None = None
     labels: str
-    tissues: dict[int, str]
+    tissues: dict[int | str, str]
+    default_tissue: str = "muscle"
+    lesions: list[Lesion] = Field(default_factory=list)
 
 
 class Domain(_Strict):
@@ -153,6 +181,12 @@ class Case(_Strict):
         """The file the case came from (for error messages)."""
         return self._source
 
+    def resolve_path(self, relative: str) -> Path:
+        """A path given in the case, relative to the case file's folder."""
+        p = Path(relative)
+        base = Path(self._source).parent if self._source != "<case>" else Path.cwd()
+        return p if p.is_absolute() else base / p
+
     def probe_names(self) -> list[str]:
         return [p.name or f"p{i + 1}" for i, p in enumerate(self.probes)]
 
@@ -235,7 +269,11 @@ def check_references(case: Case) -> None:
     library = load_library()
     tissues = known_tissues(case)
     for name, spec in case.tissues.items():
-        if name not in library.tissues and spec.missing():
+        if spec.like is not None and spec.like not in library.tissues:
+            raise CaseError(
+                src, f"tissues.{name}.like", _unknown_tissue(spec.like, set(library.tissues))
+            )
+        if name not in library.tissues and spec.like is None and spec.missing():
             raise CaseError(
                 src,
                 f"tissues.{name}",
@@ -244,11 +282,13 @@ def check_references(case: Case) -> None:
     if case.domain.box is not None and case.domain.box.tissue not in tissues:
         raise CaseError(src, "domain.box.tissue", _unknown_tissue(case.domain.box.tissue, tissues))
     if case.domain.image is not None:
-        for label, tissue in case.domain.image.tissues.items():
+        image = case.domain.image
+        named = [(f"tissues.{label}", t) for label, t in image.tissues.items()]
+        named.append(("default_tissue", image.default_tissue))
+        named += [(f"lesions[{i}].tissue", lesion.tissue) for i, lesion in enumerate(image.lesions)]
+        for field, tissue in named:
             if tissue not in tissues:
-                raise CaseError(
-                    src, f"domain.image.tissues.{label}", _unknown_tissue(tissue, tissues)
-                )
+                raise CaseError(src, f"domain.image.{field}", _unknown_tissue(tissue, tissues))
     if case.domain.phantom is not None and case.domain.phantom not in PHANTOMS:
         raise CaseError(
             src,

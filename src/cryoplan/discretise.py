@@ -12,11 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from cryoplan.anatomy import Grid, TissueMap, build_phantom
+from cryoplan.anatomy.patient import build_patient_anatomy
 from cryoplan.anatomy.phantoms import PHANTOM_SIZES_MM
 from cryoplan.case import Case
 from cryoplan.errors import CaseError
-from cryoplan.probes.catalogue import load_catalogue
 from cryoplan.probes.coupling import ActiveSegment, couple_probes
+from cryoplan.probes.geometry import probe_geometry
 from cryoplan.protocol import build_schedule
 from cryoplan.thermal.materials import MaterialRow, material_table
 from cryoplan.thermal.problem import (
@@ -88,16 +89,17 @@ def build_anatomy(case: Case) -> TissueMap:
     if d.phantom is not None:  # the name was checked with the case
         _check_size(case, PHANTOM_SIZES_MM[d.phantom])
         return build_phantom(d.phantom, h)
-    raise CaseError(
-        case.source,
-        "domain.image",
-        "image domains are not supported by this version yet; use domain.box or domain.phantom",
-    )
+    return build_patient_anatomy(case)
 
 
 def resolve_tissues(case: Case, names: list[str]) -> list[Tissue]:
     library = load_library().tissues
-    return [complete_tissue(n, merge_tissue(n, library.get(n), case.tissues.get(n))) for n in names]
+    out = []
+    for n in names:
+        spec = case.tissues.get(n)
+        base = library.get(n) or (library.get(spec.like) if spec and spec.like else None)
+        out.append(complete_tissue(n, merge_tissue(n, base, spec)))
+    return out
 
 
 def material_rows(tissues: list[Tissue]) -> list[MaterialRow]:
@@ -121,19 +123,12 @@ def material_rows(tissues: list[Tissue]) -> list[MaterialRow]:
 
 
 def place_probes(case: Case, grid: Grid) -> list[PlacedProbe]:
-    catalogue = load_catalogue().probes
     lo, hi = grid.bounds_mm()
     placed = []
     for i, (spec, name) in enumerate(zip(case.probes, case.probe_names(), strict=True)):
-        model = catalogue[spec.model] if spec.model is not None else None
-        diameter = spec.diameter_mm or (model.diameter_mm if model else 0.0)
-        active = spec.active_length_mm or (model.active_length_mm if model else 0.0)
-        tip = np.asarray(spec.tip_mm, float)
-        entry = np.asarray(spec.entry_mm, float)
-        axis = (entry - tip) / np.linalg.norm(entry - tip)
-        end = tip + active * axis
-        for point, what in ((tip, "tip"), (end, "end of the active length")):
-            if np.any(point < lo) or np.any(point > hi):
+        g = probe_geometry(spec)
+        for point, what in ((g.tip_mm, "tip"), (g.active_end_mm, "end of the active length")):
+            if not grid.contains_index(grid.index_from_lps(point)):
                 raise CaseError(
                     case.source,
                     f"probes[{i}].tip_mm",
@@ -141,7 +136,17 @@ def place_probes(case: Case, grid: Grid) -> list[PlacedProbe]:
                     f"(LPS {np.round(lo, 2).tolist()} to {np.round(hi, 2).tolist()} mm); "
                     "the active length must be inside",
                 )
-        placed.append(PlacedProbe(name, spec.model, diameter, active, tip, entry, end))
+        placed.append(
+            PlacedProbe(
+                name,
+                spec.model,
+                g.diameter_mm,
+                g.active_length_mm,
+                g.tip_mm,
+                g.entry_mm,
+                g.active_end_mm,
+            )
+        )
     return placed
 
 
@@ -154,7 +159,7 @@ def discretise(case: Case) -> Discretised:
     tissues = resolve_tissues(case, names)
     lut = np.zeros(max(labels_present) + 1, np.uint8)
     lut[labels_present] = np.arange(len(labels_present), dtype=np.uint8)
-    material = lut[tissue_map.labels]
+    material = np.ascontiguousarray(lut[tissue_map.labels])
     if case.target is not None and case.target not in names:
         raise CaseError(
             case.source,

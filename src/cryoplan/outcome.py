@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from scipy import ndimage
 
 from cryoplan import metrics
 from cryoplan.injury import LETHAL_PROBABILITY, injury_model
@@ -129,11 +130,50 @@ def _structure_metrics(
             if clearance.distance_mm.size
             else None,
         }
+        if tissue.blood_vessel and case.target is not None:
+            entry["heat_sink"] = reach_toward(result, region)
         if tissue.name in limits:
             entry["keep_above_c"] = limits[tissue.name]
             entry["constraint_met"] = bool(entry["minimum_temperature_c"] > limits[tissue.name])
         out[tissue.name] = entry
     return out
+
+
+def reach_toward(result: SimulationResult, vessel: np.ndarray) -> dict[str, Any]:
+    """How far the cold reaches from the target's centre towards the nearest point of a
+    vessel, and in the opposite direction (mm): a heat sink shortens the first.
+
+    Measured on T_min (continuous, so finer than a voxel) at the target tissue's lethal
+    temperature and at 0 °C (the visible ice edge).
+    """
+    d = result.discretised
+    grid = d.grid
+    names = [t.name for t in d.tissues]
+    target_index = names.index(result.case.target)
+    lethal_c = d.tissues[target_index].lethal_temperature_c
+    target = d.problem.material == target_index
+    centre = grid.lps_from_index(np.argwhere(target).mean(axis=0))
+    vessel_points = grid.lps_from_index(np.argwhere(vessel))
+    nearest = vessel_points[np.argmin(np.linalg.norm(vessel_points - centre, axis=1))]
+    direction = (nearest - centre) / np.linalg.norm(nearest - centre)
+    radii = np.arange(0.0, np.linalg.norm(nearest - centre) + 40.0, 0.02 * min(grid.spacing_mm))
+    tmin = result.history.minimum_temperature_c
+
+    def reach(sign: float, level_c: float) -> float:
+        ray = centre + sign * radii[:, None] * direction
+        t = ndimage.map_coordinates(tmin, grid.index_from_lps(ray).T, order=1, mode="nearest")
+        warmer = np.flatnonzero(t > level_c)
+        return float(radii[warmer[0]]) if warmer.size else float(radii[-1])
+
+    return {
+        "direction_lps": direction.tolist(),
+        "vessel_distance_from_target_centre_mm": float(np.linalg.norm(nearest - centre)),
+        "isotherm_c": lethal_c,
+        "lethal_reach_toward_mm": reach(1.0, lethal_c),
+        "lethal_reach_away_mm": reach(-1.0, lethal_c),
+        "ice_edge_reach_toward_mm": reach(1.0, 0.0),
+        "ice_edge_reach_away_mm": reach(-1.0, 0.0),
+    }
 
 
 def _verdict(

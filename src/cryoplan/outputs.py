@@ -22,7 +22,9 @@ import nibabel as nib
 import numpy as np
 
 from cryoplan.anatomy.grid import Grid
+from cryoplan.anatomy.images import Volume, resample, write_image
 from cryoplan.errors import CaseError
+from cryoplan.markups import probes_to_markups
 from cryoplan.simulate import SimulationResult
 
 OUTPUT_FILES = ("summary.json", "tmin.nii.gz", "sensors.csv", "lethal.nii.gz", "tissues.nii.gz")
@@ -68,6 +70,37 @@ def check_output_dir(out_dir: str | Path) -> Path:
     return out
 
 
+def write_on_image_grid(folder: Path, result: SimulationResult) -> list[str]:
+    """T_min and the lethal zone resampled onto the patient image's grid (NIfTI and NRRD), so
+    that they overlay the input image with no manual step. Outside the simulated crop, T_min
+    is body temperature and the lethal zone empty."""
+    tissue_map = result.discretised.tissue_map
+    if tissue_map.source_grid is None:
+        return []
+    grid = result.discretised.grid
+    body = float(result.discretised.problem.blood_temperature_c)
+    tmin = resample(Volume(result.history.minimum_temperature_c, grid), tissue_map.source_grid,
+                    nearest=False, default=body)  # fmt: skip
+    lethal = resample(Volume(result.outcome.lethal_zone.astype(np.uint8), grid),
+                      tissue_map.source_grid, nearest=True, default=0)  # fmt: skip
+    written = []
+    for suffix in (".nii.gz", ".nrrd"):
+        write_image(
+            folder / f"tmin_on_image{suffix}", tmin.astype(np.float32), tissue_map.source_grid
+        )
+        write_image(
+            folder / f"lethal_on_image{suffix}", lethal.astype(np.uint8), tissue_map.source_grid
+        )
+        written += [f"tmin_on_image{suffix}", f"lethal_on_image{suffix}"]
+    return written
+
+
+def write_markups(path: Path, result: SimulationResult) -> list[str]:
+    """The planned probes as a 3D Slicer Markups file (one line per probe: tip, entry)."""
+    path.write_text(json.dumps(probes_to_markups(result.discretised.probes), indent=2) + "\n")
+    return [path.name]
+
+
 def write_result(result: SimulationResult, out_dir: str | Path) -> Path:
     """Write the result files into `out_dir` (created if needed); return its path."""
     out = check_output_dir(out_dir)
@@ -90,6 +123,8 @@ def write_result(result: SimulationResult, out_dir: str | Path) -> Path:
         # tissue index per voxel; summary.json's tissue_labels names each index
         write_nifti(staging / "tissues.nii.gz", result.discretised.problem.material, grid)
         names = list(OUTPUT_FILES)
+        names += write_on_image_grid(staging, result)
+        names += write_markups(staging / "probes.mrk.json", result)
         for time_s, field in sorted(result.history.snapshots_c.items()):
             names.append(snapshot_file_name(time_s))
             write_nifti(staging / names[-1], field.astype(np.float32), result.discretised.grid)

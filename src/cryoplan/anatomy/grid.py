@@ -10,6 +10,7 @@ as DICOM and ITK define it. NIfTI stores RAS; `affine_ras` converts at the I/O b
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -90,6 +91,8 @@ class TissueMap:
     grid: Grid
     labels: np.ndarray  # integer (grid.shape)
     tissue_of_label: dict[int, str]
+    source_grid: Grid | None = None  # the patient image's grid, when the map came from one
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def tissue_names(self) -> list[str]:
         present = set(np.unique(self.labels).tolist())

@@ -114,6 +114,17 @@ def _sections(data: ReportData) -> list[tuple[str, str]]:
         ],
     )  # fmt: skip
     out.append(("Other structures (collateral damage)", structures))
+    sinks = [(n, v["heat_sink"]) for n, v in o["structures"].items() if "heat_sink" in v]
+    if sinks:
+        out.append((
+            "Heat sinks: how far the lethal zone reaches from the target's centre",
+            _table(
+                ["vessel", "vessel from target centre mm", "reach toward it mm", "reach away mm"],
+                [[n, _f(h["vessel_distance_from_target_centre_mm"]),
+                  _f(h["lethal_reach_toward_mm"]), _f(h["lethal_reach_away_mm"])]
+                 for n, h in sinks],
+            ),
+        ))  # fmt: skip
     iso = _table(
         ["isotherm of T_min", "volume mL", "extent x × y × z mm"],
         [

@@ -91,10 +91,8 @@ def voxel_conductivity(
 @numba.njit(inline="always", cache=True)
 def _flux_from_neighbour(
     n_mat: int,
-    n_enthalpy: float,
     n_temperature: float,
     n_kirchhoff: float,
-    n_fixed: bool,
     properties: np.ndarray,
     mat: int,
     phi_v: float,
@@ -102,10 +100,18 @@ def _flux_from_neighbour(
     t_v: float,
     factor: float,
 ) -> float:
-    """Heat rate [W] from a neighbour into voxel v across one face (A/h = factor)."""
+    """Heat rate [W] from a neighbour into voxel v across one face (A/h = factor).
+
+    Across materials both sides take k from the temperature (φ(T)), never from H: H is being
+    overwritten during the sweep, and a face must see the same k from both of its sides or
+    the flux stops being antisymmetric and energy leaks (found by the ledger on a CT case).
+    """
     if n_mat == mat:
         return factor * (n_kirchhoff - phi_v)
-    k_n = voxel_conductivity(n_enthalpy, n_temperature, n_fixed, properties[n_mat])
+    props_n = properties[n_mat]
+    k_n = conductivity_from_liquid_fraction(
+        liquid_fraction_from_temperature(n_temperature, props_n), props_n
+    )
     return factor * 2.0 * k_v * k_n / (k_v + k_n) * (n_temperature - t_v)
 
 
@@ -162,7 +168,9 @@ def advance_enthalpy(
                 h_v = enthalpy[i, j, m]
                 t_v = temperature[i, j, m]
                 phi_v = kirchhoff[i, j, m]
-                k_v = voxel_conductivity(h_v, t_v, False, props)
+                k_v = conductivity_from_liquid_fraction(
+                    liquid_fraction_from_temperature(t_v, props), props
+                )
                 q_cond = 0.0  # from free neighbours
                 q_fixed = 0.0  # from fixed neighbours
                 q_bnd = 0.0  # through the outer boundary
@@ -172,8 +180,8 @@ def advance_enthalpy(
                     n = i + d
                     if 0 <= n < nx:
                         f = _flux_from_neighbour(
-                            material[n, j, m], enthalpy[n, j, m], temperature[n, j, m],
-                            kirchhoff[n, j, m], fixed[n, j, m], properties, mat, phi_v, k_v,
+                            material[n, j, m], temperature[n, j, m], kirchhoff[n, j, m],
+                            properties, mat, phi_v, k_v,
                             t_v, fx,
                         )  # fmt: skip
                         if fixed[n, j, m]:
@@ -186,8 +194,8 @@ def advance_enthalpy(
                     n = j + d
                     if 0 <= n < ny:
                         f = _flux_from_neighbour(
-                            material[i, n, m], enthalpy[i, n, m], temperature[i, n, m],
-                            kirchhoff[i, n, m], fixed[i, n, m], properties, mat, phi_v, k_v,
+                            material[i, n, m], temperature[i, n, m], kirchhoff[i, n, m],
+                            properties, mat, phi_v, k_v,
                             t_v, fy,
                         )  # fmt: skip
                         if fixed[i, n, m]:
@@ -200,8 +208,8 @@ def advance_enthalpy(
                     n = m + d
                     if 0 <= n < nz:
                         f = _flux_from_neighbour(
-                            material[i, j, n], enthalpy[i, j, n], temperature[i, j, n],
-                            kirchhoff[i, j, n], fixed[i, j, n], properties, mat, phi_v, k_v,
+                            material[i, j, n], temperature[i, j, n], kirchhoff[i, j, n],
+                            properties, mat, phi_v, k_v,
                             t_v, fz,
                         )  # fmt: skip
                         if fixed[i, j, n]:

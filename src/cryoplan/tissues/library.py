@@ -37,6 +37,7 @@ class TissueSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
     description: str | None = None
+    like: str | None = None  # a case's new tissue may start from a library tissue's values
     blood_vessel: bool | None = None
     conductivity_w_mk: FrozenUnfrozen | None = None
     heat_capacity_j_m3k: FrozenUnfrozen | None = None
@@ -105,7 +106,7 @@ def merge_tissue(name: str, base: TissueSpec | None, override: TissueSpec | None
         raise KeyError(name)
     if override is None:
         return base  # type: ignore[return-value]
-    given = override.model_dump(exclude_none=True, exclude={"sources"})
+    given = override.model_dump(exclude_none=True, exclude={"sources", "like"})
     sources = dict(base.sources) if base is not None else {}
     sources.update({k: override.sources.get(k, "case file") for k in given if k in VALUE_FIELDS})
     merged = (base.model_dump() if base is not None else {}) | given | {"sources": sources}

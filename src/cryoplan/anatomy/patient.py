@@ -1,0 +1,145 @@
+"""A patient's label map → the simulation's tissue map: map labels to tissues, add synthetic
+lesions, crop to what matters and resample to the case's spacing.
+
+The simulation grid keeps the image's direction (so an oblique image stays oblique, with no
+resampling across its axes) and covers the target and the probes' active lengths grown by
+`grid.crop_margin_mm`, clipped to the image. Labels are resampled by nearest neighbour.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from cryoplan.anatomy.grid import Grid, TissueMap
+from cryoplan.anatomy.images import (
+    Volume,
+    grid_of,
+    read_labels,
+    read_sitk,
+    resample,
+    same_grid,
+    totalsegmentator_names,
+)
+from cryoplan.case import Case, Lesion
+from cryoplan.errors import CaseError
+from cryoplan.probes.geometry import probe_geometry
+
+DEFAULT_CROP_MARGIN_MM = 30.0  # beyond the −40 °C zone, an ice ball rarely reaches 2–3 cm
+
+
+def lesion_mask(grid: Grid, lesion: Lesion) -> np.ndarray:
+    """Voxels whose centres lie inside the lesion's ellipsoid (LPS axes)."""
+    x, y, z = grid.centres_lps()
+    c = lesion.centre_mm
+    rx, ry, rz = lesion.radii_mm
+    return ((x - c[0]) / rx) ** 2 + ((y - c[1]) / ry) ** 2 + ((z - c[2]) / rz) ** 2 <= 1.0
+
+
+def add_lesion(labels: Volume, lesion: Lesion, value: int) -> Volume:
+    """A copy of a label map with a synthetic lesion written in as `value` (the API of
+    `cryoplan lesion add`)."""
+    out = labels.array.copy()
+    out[lesion_mask(labels.grid, lesion)] = value
+    return Volume(out, labels.grid)
+
+
+def _label_value(case: Case, key: int | str, present: set[int]) -> int:
+    field = f"domain.image.tissues.{key}"
+    if isinstance(key, str) and not key.lstrip("-").isdigit():
+        names = totalsegmentator_names()
+        if key not in names:
+            raise CaseError(
+                case.source, field, "a label value or a TotalSegmentator 'total' label name"
+            )
+        value = names[key]
+    else:
+        value = int(key)
+    if value not in present:
+        raise CaseError(
+            case.source, field, f"a label that occurs in the label map (label {value} does not)"
+        )
+    return value
+
+
+def _tissue_volume(case: Case, labels: Volume) -> tuple[np.ndarray, list[str]]:
+    """Tissue index per image voxel, and the tissue names in index order."""
+    image = case.domain.image
+    assert image is not None
+    present = {int(v) for v in np.unique(labels.array)}
+    names = [image.default_tissue]
+    index = np.zeros(labels.array.shape, np.uint8)
+    for key, tissue in image.tissues.items():
+        value = _label_value(case, key, present)
+        if tissue not in names:
+            names.append(tissue)
+        index[labels.array == value] = names.index(tissue)
+    for lesion in image.lesions:
+        if lesion.tissue not in names:
+            names.append(lesion.tissue)
+        mask = lesion_mask(labels.grid, lesion)
+        if not mask.any():
+            raise CaseError(case.source, "domain.image.lesions", "a lesion inside the image")
+        index[mask] = names.index(lesion.tissue)
+    return index, names
+
+
+def _crop_grid(case: Case, image_grid: Grid, focus_index: np.ndarray) -> Grid:
+    """The simulation grid: the focus points' box grown by the crop margin, in image axes."""
+    margin = case.grid.crop_margin_mm
+    margin = DEFAULT_CROP_MARGIN_MM if margin is None else margin
+    spacing = np.asarray(image_grid.spacing_mm)
+    lo = np.floor(focus_index.min(axis=0) - margin / spacing)
+    hi = np.ceil(focus_index.max(axis=0) + margin / spacing)
+    lo = np.maximum(lo, 0) - 0.5  # voxel edges, clipped to the image
+    hi = np.minimum(hi, np.asarray(image_grid.shape) - 1) + 0.5
+    h = case.grid.spacing_mm
+    shape = tuple(max(1, math.ceil((hi[a] - lo[a]) * spacing[a] / h - 1e-9)) for a in range(3))
+    first_centre = lo + 0.5 * h / spacing
+    return Grid(
+        shape,  # type: ignore[arg-type]
+        (h, h, h),
+        tuple(image_grid.lps_from_index(first_centre)),  # type: ignore[arg-type]
+        np.asarray(image_grid.direction),
+    )
+
+
+def build_patient_anatomy(case: Case) -> TissueMap:
+    image = case.domain.image
+    assert image is not None
+    labels_path = case.resolve_path(image.labels)
+    labels = read_labels(labels_path, "domain.image.labels")
+    if image.file is not None:
+        picture = read_sitk(case.resolve_path(image.file), "domain.image.file")
+        if not same_grid(grid_of(picture), labels.grid):
+            raise CaseError(
+                str(labels_path),
+                "domain.image.labels",
+                f"a label map on the grid of {image.file} "
+                "(their shape, spacing, origin or direction differ)",
+            )
+    index, names = _tissue_volume(case, labels)
+    focus = [np.argwhere(index == names.index(case.target))] if case.target in names else []
+    if case.target is not None and (not focus or focus[0].size == 0):
+        raise CaseError(
+            case.source,
+            "target",
+            f"a tissue with voxels in the label map ({case.target!r} has none)",
+        )
+    for spec in case.probes:
+        g = probe_geometry(spec)
+        focus.append(labels.grid.index_from_lps(np.stack([g.tip_mm, g.active_end_mm])))
+    grid = _crop_grid(case, labels.grid, np.concatenate(focus))
+    simulation = resample(Volume(index, labels.grid), grid, nearest=True).astype(np.uint8)
+    return TissueMap(
+        grid,
+        simulation,
+        dict(enumerate(names)),
+        source_grid=labels.grid,
+        provenance={
+            "labels": str(labels_path),
+            "image": str(case.resolve_path(image.file)) if image.file else None,
+            "synthetic_lesions": [lesion.model_dump() for lesion in image.lesions],
+        },
+    )
