@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 from pathlib import Path
@@ -202,4 +201,23 @@ def test_add_lesion_writes_a_sphere_of_the_asked_size() -> None:
     assert (ellipsoid.array == 1).sum() * 0.125 == pytest.approx(
         4 / 3 * math.pi * 10 * 5 * 5, rel=0.03
     )
-    assert copy.deepcopy(ellipsoid.grid) == ellipsoid.grid
+
+
+def test_lesion_add_command(tmp_path: Path) -> None:
+    need_shared()
+    out = tmp_path / "with_lesion.nii.gz"
+    args = ["lesion", "add", str(CT / "labels.nii.gz"), "--out", str(out), "--diameter", "30"]
+    ok = runner.invoke(app, [*args, "--centre", "-47", "-161.3", "148.3"])
+    assert ok.exit_code == 0, ok.output
+    labels = read_labels(out, "out")
+    source = read_labels(CT / "labels.nii.gz", "in")
+    assert same_grid(labels.grid, source.grid)
+    new = int(source.array.max()) + 1  # the next free label, so no structure is overwritten
+    assert (labels.array == new).sum() * 27.0 == pytest.approx(4 / 3 * math.pi * 15**3, rel=0.1)
+    sidecar = json.loads((tmp_path / "with_lesion.lesion.json").read_text())
+    assert sidecar["synthetic_lesion"] is True
+    outside = runner.invoke(app, [*args[:4], str(tmp_path / "x.nii.gz"), *args[5:],
+                                  "--centre", "900", "0", "0"])  # fmt: skip
+    assert outside.exit_code == 2
+    assert "--centre" in outside.stderr
+    assert not (tmp_path / "x.nii.gz").exists()

@@ -10,6 +10,7 @@ field and what was expected. Nothing is written unless the whole run succeeds.
 
 from __future__ import annotations
 
+import json
 import sys
 from importlib import resources
 from pathlib import Path
@@ -21,7 +22,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cryoplan.case import Case, case_from_dict, load_case
+from cryoplan.anatomy.images import read_labels, write_image
+from cryoplan.anatomy.patient import add_lesion, lesion_mask
+from cryoplan.case import Case, Lesion, case_from_dict, load_case
 from cryoplan.errors import CaseError
 from cryoplan.outputs import check_output_dir, snapshot_file_name, write_result
 from cryoplan.report import write_report
@@ -157,6 +160,58 @@ def demo_command(
         raise _fail(error) from None
     _print_summary(result, out)
     console.print(f"report: {report}")
+
+
+lesion_app = typer.Typer(help="Synthetic lesions in label maps.", no_args_is_help=True)
+app.add_typer(lesion_app, name="lesion")
+
+
+@lesion_app.command("add")
+def lesion_add_command(
+    labels: Annotated[Path, typer.Argument(help="Label map (NIfTI, NRRD, MHA).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Label map to write.")],
+    centre_mm: Annotated[
+        tuple[float, float, float], typer.Option("--centre", help="Centre, LPS mm.")
+    ],
+    diameter_mm: Annotated[float, typer.Option("--diameter", help="Sphere diameter, mm.")],
+    label: Annotated[
+        int | None, typer.Option("--label", help="Value for the lesion (default: next free).")
+    ] = None,
+) -> None:
+    """Place a synthetic spherical lesion into a label map; a JSON sidecar says so."""
+    try:
+        if diameter_mm <= 0:
+            raise CaseError(str(labels), "--diameter", f"a positive diameter (got {diameter_mm})")
+        source = read_labels(labels, "labels")
+        lesion = Lesion(centre_mm=centre_mm, diameter_mm=diameter_mm)
+        if not lesion_mask(source.grid, lesion).any():
+            raise CaseError(str(labels), "--centre", "a lesion inside the label map's volume")
+        label = int(source.array.max()) + 1 if label is None else label
+        result = add_lesion(source, lesion, label)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        check_output_dir(out.parent)
+        try:
+            write_image(out, result.array, result.grid)
+        except RuntimeError as exc:
+            raise CaseError(str(out), "--out", f"a writable image path ({exc})") from None
+    except CaseError as error:
+        raise _fail(error) from None
+    sidecar = out.with_name(out.name.split(".")[0] + ".lesion.json")
+    sidecar.write_text(
+        json.dumps(
+            {
+                "synthetic_lesion": True,
+                "source_labels": str(labels),
+                "label": label,
+                "centre_lps_mm": list(centre_mm),
+                "diameter_mm": diameter_mm,
+                "note": "a synthetic lesion added by cryoplan lesion add; not from the patient",
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    console.print(f"wrote {out} (lesion label {label}) and {sidecar}")
 
 
 def main() -> None:
