@@ -25,7 +25,7 @@ runner = CliRunner()
 def example_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     case_file = REPO / "examples" / request.param
     shared = REPO.parent / "shared" / "data"
-    if "shared/data" in case_file.read_text() and not shared.is_dir():
+    if "shared/data" in case_file.read_text("utf-8") and not shared.is_dir():
         pytest.skip(
             f"{shared} is absent: example {request.param} needs ../shared beside the checkout"
         )
@@ -37,7 +37,7 @@ def example_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 def test_example_runs_and_writes_the_contract_files(example_run) -> None:
     _, out, result = example_run
     assert result.exit_code == 0, result.output
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text("utf-8"))
     for key in ("0", "-20", "-40"):
         iso = summary["isotherms"][key]
         assert iso["volume_ml"] > 0
@@ -57,7 +57,7 @@ def test_example_tmin_carries_the_grid_affine(example_run) -> None:
     np.testing.assert_allclose(image.affine, grid.affine_ras, atol=1e-6)
     assert image.shape == grid.shape
     tmin = np.asarray(image.dataobj)
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text("utf-8"))
     assert tmin.min() == pytest.approx(summary["minimum_temperature_c"], abs=1e-3)
     # the box is centred on the LPS origin: the voxel nearest (0,0,0) maps back to it
     centre = np.linalg.inv(grid.affine_lps) @ np.array([0.0, 0.0, 0.0, 1.0])
@@ -66,7 +66,9 @@ def test_example_tmin_carries_the_grid_affine(example_run) -> None:
 
 def test_requested_snapshots_are_written(example_run) -> None:
     case_file, out, _ = example_run
-    minutes = yaml.safe_load(case_file.read_text()).get("output", {}).get("snapshot_times_min", [])
+    minutes = (
+        yaml.safe_load(case_file.read_text("utf-8")).get("output", {}).get("snapshot_times_min", [])
+    )
     written = sorted(p.name for p in out.glob("temperature_*min.nii.gz"))
     assert written == sorted(f"temperature_{m:g}min.nii.gz" for m in minutes)
     for name in written:
@@ -83,13 +85,13 @@ def test_out_that_is_a_file_is_refused_before_solving(tmp_path: Path) -> None:
     result = runner.invoke(app, ["simulate", str(case_file), "--out", str(blocker)])
     assert result.exit_code == 2
     assert "--out" in result.stderr
-    assert blocker.read_text() == "a file, not a directory"
+    assert blocker.read_text("utf-8") == "a file, not a directory"
 
 
 def test_example_sensors_csv(example_run) -> None:
     case_file, out, _ = example_run
-    names = [s["name"] for s in yaml.safe_load(case_file.read_text())["sensors"]]
-    rows = list(csv.reader((out / "sensors.csv").open()))
+    names = [s["name"] for s in yaml.safe_load(case_file.read_text("utf-8"))["sensors"]]
+    rows = list(csv.reader((out / "sensors.csv").open(encoding="utf-8")))
     assert rows[0] == ["time_s", *names]
     times = [float(r[0]) for r in rows[1:]]
     assert times[0] == 0.0
@@ -112,7 +114,7 @@ def test_demo_command_writes_results(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert str(out) in result.output
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text("utf-8"))
     assert summary["name"] == "demo-liver-tumour-vessel"
     assert summary["tissues"]["vessel"] > 0
     assert summary["energy_balance"]["relative_error"] < 0.005

@@ -36,7 +36,7 @@ def need_shared() -> None:
 
 def ct_case(ivc_as: str = "ivc", **grid: float) -> dict:
     """The CT example with absolute paths, a 2 mm grid and one 10-minute freeze (fast)."""
-    data = yaml.safe_load((REPO / "examples" / "ct-liver-ivc.yaml").read_text())
+    data = yaml.safe_load((REPO / "examples" / "ct-liver-ivc.yaml").read_text("utf-8"))
     image = data["domain"]["image"]
     image["file"] = str(CT / "ct.nii.gz")
     image["labels"] = str(CT / "labels.nii.gz")
@@ -89,14 +89,14 @@ def test_outputs_overlay_the_input_image(ct_pair, tmp_path: Path) -> None:
     probes = probes_from_markups(out / "probes.mrk.json")
     assert [p["name"] for p in probes] == ["a", "b", "c"]
     np.testing.assert_allclose(probes[0]["tip_mm"], [-47.0, -150.3, 156.96])
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text("utf-8"))
     assert summary["outcome"]["structures"]["ivc"]["heat_sink"]["lethal_reach_toward_mm"] > 0
 
 
 def test_breast_mri_case_with_its_real_lesion() -> None:
     need_shared()
     case = case_from_dict(
-        yaml.safe_load((REPO / "examples" / "breast-mri-lesion.yaml").read_text()),
+        yaml.safe_load((REPO / "examples" / "breast-mri-lesion.yaml").read_text("utf-8")),
         str(REPO / "examples" / "breast-mri-lesion.yaml"),
     )
     result = simulate(case)
@@ -214,7 +214,7 @@ def test_lesion_add_command(tmp_path: Path) -> None:
     assert same_grid(labels.grid, source.grid)
     new = int(source.array.max()) + 1  # the next free label, so no structure is overwritten
     assert (labels.array == new).sum() * 27.0 == pytest.approx(4 / 3 * math.pi * 15**3, rel=0.1)
-    sidecar = json.loads((tmp_path / "with_lesion.lesion.json").read_text())
+    sidecar = json.loads((tmp_path / "with_lesion.lesion.json").read_text("utf-8"))
     assert sidecar["synthetic_lesion"] is True
     outside = runner.invoke(app, [*args[:4], str(tmp_path / "x.nii.gz"), *args[5:],
                                   "--centre", "900", "0", "0"])  # fmt: skip

@@ -43,7 +43,7 @@ def result_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_report_is_one_self_contained_html_file(result_dir: Path) -> None:
     (html_path,) = write_report(result_dir)
-    text = html_path.read_text()
+    text = html_path.read_text("utf-8")
     assert text.count("data:image/png;base64,") == 5  # slices, 3-D, sensors, growth, histogram
     for external in ("<script", "<link", 'src="http', "src='http", "@import"):
         assert external not in text
@@ -53,10 +53,10 @@ def test_report_is_one_self_contained_html_file(result_dir: Path) -> None:
 
 
 def test_report_verdict_matches_the_summary(result_dir: Path) -> None:
-    summary = json.loads((result_dir / "summary.json").read_text())
+    summary = json.loads((result_dir / "summary.json").read_text("utf-8"))
     verdict = summary["outcome"]["verdict"]
     (html_path,) = write_report(result_dir)
-    assert verdict["text"].split(";")[0] in html_path.read_text().replace("&#x27;", "'")
+    assert verdict["text"].split(";")[0] in html_path.read_text("utf-8").replace("&#x27;", "'")
     vessel = summary["outcome"]["structures"]["vessel"]
     assert vessel["constraint_met"] is True  # held at blood temperature, above its 30 °C limit
 

@@ -209,7 +209,8 @@ def lesion_add_command(
             },
             indent=2,
         )
-        + "\n"
+        + "\n",
+        "utf-8",
     )
     console.print(f"wrote {out} (lesion label {label}) and {sidecar}")
 

@@ -24,6 +24,7 @@ import numpy as np
 from cryoplan.anatomy.grid import Grid
 from cryoplan.anatomy.images import Volume, resample, write_image
 from cryoplan.errors import CaseError
+from cryoplan.export.dicom_seg import write_lethal_seg
 from cryoplan.markups import probes_to_markups
 from cryoplan.simulate import SimulationResult
 
@@ -42,7 +43,7 @@ def write_nifti(path: Path, data: np.ndarray, grid: Grid) -> None:
 def write_sensors_csv(path: Path, result: SimulationResult) -> None:
     names = [s.name for s in result.case.sensors]
     h = result.history
-    with path.open("w", newline="") as f:
+    with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["time_s", *names])
         for t, row in zip(h.sensor_time_s, h.sensor_temperature_c, strict=True):
@@ -92,12 +93,17 @@ def write_on_image_grid(folder: Path, result: SimulationResult) -> list[str]:
             folder / f"lethal_on_image{suffix}", lethal.astype(np.uint8), tissue_map.source_grid
         )
         written += [f"tmin_on_image{suffix}", f"lethal_on_image{suffix}"]
+    image = tissue_map.provenance.get("image")
+    if image is not None and Path(image).is_dir():  # a DICOM series: the lethal zone as SEG
+        write_lethal_seg(Path(image), lethal, folder / "lethal.seg.dcm")
+        written.append("lethal.seg.dcm")
     return written
 
 
 def write_markups(path: Path, result: SimulationResult) -> list[str]:
     """The planned probes as a 3D Slicer Markups file (one line per probe: tip, entry)."""
-    path.write_text(json.dumps(probes_to_markups(result.discretised.probes), indent=2) + "\n")
+    doc = json.dumps(probes_to_markups(result.discretised.probes), indent=2)
+    path.write_text(doc + "\n", "utf-8")
     return [path.name]
 
 

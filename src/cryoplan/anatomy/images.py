@@ -104,7 +104,11 @@ def same_grid(a: Grid, b: Grid, tolerance_mm: float = 1e-3) -> bool:
 @lru_cache(maxsize=1)
 def totalsegmentator_names() -> dict[str, int]:
     """TotalSegmentator 'total' label names → label values."""
-    text = resources.files("cryoplan.anatomy").joinpath("totalsegmentator_total.yaml").read_text()
+    text = (
+        resources.files("cryoplan.anatomy")
+        .joinpath("totalsegmentator_total.yaml")
+        .read_text("utf-8")
+    )
     return {name: int(value) for value, name in yaml.safe_load(text)["total"].items()}
 
 

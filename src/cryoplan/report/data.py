@@ -65,7 +65,7 @@ def load_report_data(directory: str | Path) -> ReportData:
         tmin = np.asarray(nib.load(d / "tmin.nii.gz").dataobj, dtype=np.float64)
         lethal = np.asarray(nib.load(d / "lethal.nii.gz").dataobj) > 0
         tissue = np.asarray(nib.load(d / "tissues.nii.gz").dataobj).astype(np.int64)
-        with (d / "sensors.csv").open(newline="") as f:
+        with (d / "sensors.csv").open(newline="", encoding="utf-8") as f:
             rows = list(csv.reader(f))
     except (OSError, ValueError, json.JSONDecodeError) as exc:
         raise CaseError(str(d), "", f"readable result files ({exc})") from None

@@ -1,0 +1,115 @@
+"""DICOM in and out: a series read with the right geometry, and the lethal zone as DICOM-SEG
+that highdicom reads back on the series' own slices, carrying no patient identity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+import SimpleITK as sitk  # noqa: N813
+from dicom_series import FAKE_PATIENT, as_array, ct_subvolume, write_series
+
+from cryoplan.anatomy.images import read_labels, read_volume, same_grid
+from cryoplan.case import case_from_dict
+from cryoplan.errors import CaseError
+from cryoplan.outputs import write_result
+from cryoplan.simulate import simulate
+
+SHARED = Path(__file__).parent.parent.parent / "shared" / "data" / "abdomen_ct"
+SLICES = (10, 28)  # z ≈ 124–178 mm: around the synthetic lesion of the CT example
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The shared CT's slices 10–27 as a DICOM series, and its labels as NIfTI on that grid."""
+    if not SHARED.is_dir():
+        pytest.skip(f"{SHARED} is absent: the DICOM tests need ../shared beside the checkout")
+    root = tmp_path_factory.mktemp("dicom")
+    ct = ct_subvolume(SHARED / "ct.nii.gz", SLICES)
+    write_series(ct, root / "ct", "1.2.826.0.1.3680043.8.498.1", "1.2.826.0.1.3680043.8.498.2")
+    labels = ct_subvolume(SHARED / "labels.nii.gz", SLICES)
+    sitk.WriteImage(labels, str(root / "labels.nii.gz"))
+    return root / "ct", root / "labels.nii.gz"
+
+
+def test_series_reads_with_the_geometry_and_values_of_the_nifti(series) -> None:
+    folder, _ = series
+    volume = read_volume(folder, "file")
+    reference = ct_subvolume(SHARED / "ct.nii.gz", SLICES)
+    ref_grid = read_labels(series[1], "labels").grid
+    assert same_grid(volume.grid, ref_grid)
+    np.testing.assert_array_equal(volume.array, as_array(reference))
+
+
+def test_folder_with_two_series_is_refused(series, tmp_path: Path) -> None:
+    folder, _ = series
+    ct = ct_subvolume(SHARED / "ct.nii.gz", (0, 3))
+    mixed = tmp_path / "mixed"
+    write_series(ct, mixed, "1.2.826.0.1.3680043.8.498.10", "1.2.826.0.1.3680043.8.498.2")
+    for p in folder.iterdir():
+        (mixed / f"b_{p.name}").write_bytes(p.read_bytes())
+    with pytest.raises(CaseError, match="one DICOM series"):
+        read_volume(mixed, "domain.image.file")
+
+
+def test_lethal_zone_as_dicom_seg_on_the_series(series, tmp_path: Path) -> None:
+    folder, labels = series
+    case = case_from_dict(
+        {
+            "name": "dicom-seg",
+            "domain": {
+                "image": {
+                    "file": str(folder),
+                    "labels": str(labels),
+                    "tissues": {"liver": "liver", "inferior_vena_cava": "vessel"},
+                    "lesions": [{"centre_mm": [-47.0, -161.3, 148.3], "diameter_mm": 20}],
+                }
+            },
+            "target": "tumour",
+            "grid": {"spacing_mm": 3.0, "crop_margin_mm": 15},
+            "probes": [
+                {
+                    "model": "generic-17g",
+                    "tip_mm": [-47.0, -150.3, 148.3],
+                    "entry_mm": [-47.0, -400.0, 148.3],
+                }
+            ],
+            "protocol": [{"phase": "freeze", "duration_min": 5}],
+        },
+        str(tmp_path / "case.yaml"),
+    )
+    out = write_result(simulate(case), tmp_path / "out")
+    seg_path = out / "lethal.seg.dcm"
+    seg = hd.seg.segread(seg_path)
+    sources = [pydicom.dcmread(p) for p in sorted(folder.iterdir())]
+    # new identity of its own, references to the series it belongs to
+    assert seg.SeriesInstanceUID != sources[0].SeriesInstanceUID
+    assert seg.StudyInstanceUID == sources[0].StudyInstanceUID
+    assert seg.FrameOfReferenceUID == sources[0].FrameOfReferenceUID
+    referenced = {
+        i.ReferencedSOPInstanceUID
+        for s in seg.ReferencedSeriesSequence
+        for i in s.ReferencedInstanceSequence
+    }
+    assert referenced == {d.SOPInstanceUID for d in sources}
+    # no patient identity anywhere in the file
+    raw = seg_path.read_bytes()
+    for value in FAKE_PATIENT.values():
+        assert value.split("^")[0].encode() not in raw
+    assert str(seg.PatientName) == ""
+    # the same voxels as lethal_on_image, frame by frame on the source slices
+    lethal = read_labels(out / "lethal_on_image.nii.gz", "lethal").array > 0
+    assert lethal.any()
+    positions = {tuple(np.round(d.ImagePositionPatient, 3)): k for k, d in enumerate(
+        sorted(sources, key=lambda d: float(d.ImagePositionPatient[2])))}  # fmt: skip
+    frames = seg.pixel_array.reshape(-1, *lethal.shape[1::-1])
+    count = 0
+    for f, item in enumerate(seg.PerFrameFunctionalGroupsSequence):
+        pos = tuple(np.round(item.PlanePositionSequence[0].ImagePositionPatient, 3))
+        k = positions[pos]
+        np.testing.assert_array_equal(frames[f].astype(bool), lethal[:, :, k].T)
+        count += int(frames[f].sum())
+    assert count == int(lethal.sum())
