@@ -221,3 +221,40 @@ def test_lesion_add_command(tmp_path: Path) -> None:
     assert outside.exit_code == 2
     assert "--centre" in outside.stderr
     assert not (tmp_path / "x.nii.gz").exists()
+
+
+def test_oblique_image_puts_the_lethal_zone_on_the_lesion(tmp_path: Path) -> None:
+    """A label map whose axes are rotated 30° about z and tilted: the lethal zone written back
+    on that grid must sit on the lesion's LPS centre (a direction handled wrongly anywhere in
+    read → crop → solve → write-back would move it)."""
+    c, s = math.cos(math.radians(30)), math.sin(math.radians(30))
+    rz = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    t = math.radians(15)
+    rx = np.array([[1.0, 0, 0], [0, math.cos(t), -math.sin(t)], [0, math.sin(t), math.cos(t)]])
+    direction = rz @ rx
+    grid = Grid((48, 44, 40), (1.25, 1.25, 1.5), (-20.0, -35.0, 10.0), direction)
+    labels = np.ones(grid.shape, np.int16)  # 1 = liver everywhere
+    image = sitk.GetImageFromArray(np.transpose(labels, (2, 1, 0)))
+    image.SetSpacing(grid.spacing_mm)
+    image.SetOrigin(grid.origin_mm)
+    image.SetDirection(tuple(direction.ravel()))
+    sitk.WriteImage(image, str(tmp_path / "labels.nrrd"))
+    centre = grid.lps_from_index(np.array([24.0, 22.0, 20.0]))
+    axis = direction[:, 2]  # the probe along the image's own (tilted) third axis
+    data = {
+        "name": "oblique",
+        "domain": {"image": {"labels": "labels.nrrd", "tissues": {1: "liver"},
+                             "lesions": [{"centre_mm": centre.tolist(), "diameter_mm": 8}]}},
+        "target": "tumour",
+        "grid": {"spacing_mm": 1.5, "crop_margin_mm": 12},
+        "probes": [{"model": "generic-17g", "tip_mm": (centre - 11 * axis).tolist(),
+                    "entry_mm": (centre + 80 * axis).tolist()}],
+        "protocol": [{"phase": "freeze", "duration_min": 4}],
+    }  # fmt: skip
+    (tmp_path / "case.yaml").write_text(yaml.safe_dump(data), "utf-8")
+    result = simulate(case_from_dict(data, str(tmp_path / "case.yaml")))
+    out = write_result(result, tmp_path / "out")
+    lethal = read_labels(out / "lethal_on_image.nrrd", "lethal")
+    assert same_grid(lethal.grid, grid)
+    found = grid.lps_from_index(np.argwhere(lethal.array > 0).mean(axis=0))
+    assert np.linalg.norm(found - centre) < 1.5  # within a voxel of the lesion's centre
