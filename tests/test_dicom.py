@@ -11,10 +11,13 @@ import pydicom
 import pytest
 import SimpleITK as sitk  # noqa: N813
 from dicom_series import FAKE_PATIENT, as_array, ct_subvolume, write_series
+from pydicom.sr.codedict import codes
 
 from cryoplan.anatomy.images import read_labels, read_volume, same_grid
 from cryoplan.case import case_from_dict
+from cryoplan.discretise import discretise
 from cryoplan.errors import CaseError
+from cryoplan.export.dicom_seg import read_series_datasets
 from cryoplan.outputs import write_result
 from cryoplan.simulate import simulate
 
@@ -113,3 +116,83 @@ def test_lethal_zone_as_dicom_seg_on_the_series(series, tmp_path: Path) -> None:
         np.testing.assert_array_equal(frames[f].astype(bool), lethal[:, :, k].T)
         count += int(frames[f].sum())
     assert count == int(lethal.sum())
+
+
+def _two_segment_seg(folder: Path, labels_path: Path, out: Path) -> None:
+    """A DICOM-SEG of the liver (segment 1) and the IVC (segment 2) on the series."""
+    sources = read_series_datasets(folder)
+    labels = read_labels(labels_path, "labels").array
+    frames = np.stack([labels == 5, labels == 63], axis=-1)  # (i, j, k, segment)
+    frames = np.transpose(frames, (2, 1, 0, 3))  # (frame k, row j, column i, segment)
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name="test", family=codes.cid7162.ManualProcessing, version="1"
+    )
+    descriptions = [
+        hd.seg.SegmentDescription(
+            segment_number=n, segment_label=name,
+            segmented_property_category=codes.SCT.Organ, segmented_property_type=code,
+            algorithm_type="MANUAL" if algorithm is None else "AUTOMATIC",
+            algorithm_identification=algorithm,
+        )
+        for n, name, code in ((1, "liver", codes.SCT.Liver), (2, "vein", codes.SCT.Vein))
+    ]  # fmt: skip
+    seg = hd.seg.Segmentation(
+        source_images=sources, pixel_array=frames, segmentation_type="BINARY",
+        segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=5,
+        sop_instance_uid=hd.UID(), instance_number=1, manufacturer="test",
+        manufacturer_model_name="test", software_versions="1", device_serial_number="1",
+    )  # fmt: skip
+    seg.save_as(out)
+
+
+def test_dicom_seg_as_the_label_map(series, tmp_path: Path) -> None:
+    folder, labels_path = series
+    seg_path = tmp_path / "organs.seg.dcm"
+    _two_segment_seg(folder, labels_path, seg_path)
+    case = case_from_dict(
+        {
+            "name": "seg-in",
+            "domain": {
+                "image": {
+                    "file": str(folder),
+                    "labels": str(seg_path),
+                    "tissues": {"liver": "liver", "vein": "vessel"},
+                }
+            },
+            "grid": {"spacing_mm": 3.0, "crop_margin_mm": 10},
+            "probes": [
+                {
+                    "model": "generic-17g",
+                    "tip_mm": [-47.0, -150.3, 148.3],
+                    "entry_mm": [-47.0, -400.0, 148.3],
+                }
+            ],
+            "protocol": [{"phase": "freeze", "duration_min": 1}],
+        },
+        str(tmp_path / "case.yaml"),
+    )
+    d = discretise(case)
+    names = [t.name for t in d.tissues]
+    assert "liver" in names  # (the vein lies outside this small crop)
+    # the same liver voxels as the NIfTI labels give, on the simulation grid
+    reference = case_from_dict(
+        {
+            **case.model_dump(exclude_none=True, exclude={"domain"}),
+            "domain": {
+                "image": {
+                    "file": str(folder),
+                    "labels": str(labels_path),
+                    "tissues": {5: "liver", 63: "vessel"},
+                }
+            },
+        },
+        str(tmp_path / "case.yaml"),
+    )
+    d_ref = discretise(reference)
+    liver = d.problem.material == names.index("liver")
+    ref_names = [t.name for t in d_ref.tissues]
+    np.testing.assert_array_equal(liver, d_ref.problem.material == ref_names.index("liver"))
+    bad = case.model_dump(exclude_none=True)
+    bad["domain"]["image"]["tissues"] = {"kidney": "liver"}
+    with pytest.raises(CaseError, match="label map's names"):
+        discretise(case_from_dict(bad, str(tmp_path / "case.yaml")))

@@ -12,7 +12,9 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+import highdicom as hd
 import numpy as np
+import pydicom
 import SimpleITK as sitk  # noqa: N813 (the library's own convention)
 import yaml
 
@@ -24,10 +26,49 @@ READABLE = "a readable image (NIfTI, NRRD, MHA, or a folder with one DICOM serie
 
 @dataclass(frozen=True)
 class Volume:
-    """An image or label array on a grid (LPS mm)."""
+    """An image or label array on a grid (LPS mm); label maps may name their labels."""
 
     array: np.ndarray  # [i, j, k]
     grid: Grid
+    label_names: dict[int, str] | None = None  # e.g. DICOM-SEG segment labels
+
+
+def grid_of_affine(affine: np.ndarray, shape: tuple[int, ...]) -> Grid:
+    """A grid from a 4×4 index → LPS affine (any axis order, oblique or not)."""
+    columns = np.asarray(affine, float)[:3, :3]
+    spacing = np.linalg.norm(columns, axis=0)
+    return Grid(
+        tuple(int(n) for n in shape[:3]),  # type: ignore[arg-type]
+        tuple(float(s) for s in spacing),  # type: ignore[arg-type]
+        tuple(float(o) for o in np.asarray(affine)[:3, 3]),  # type: ignore[arg-type]
+        columns / spacing,
+    )
+
+
+def is_dicom_seg(path: Path) -> bool:
+    """A single DICOM file whose modality is SEG."""
+    if not path.is_file():
+        return False
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True)
+    except (pydicom.errors.InvalidDicomError, OSError):
+        return False
+    return getattr(header, "Modality", "") == "SEG"
+
+
+def read_dicom_seg(path: Path, field: str) -> Volume:
+    """A DICOM-SEG as a label map (label = segment number) named by its segment labels."""
+    try:
+        seg = hd.seg.segread(path)
+        volume = seg.get_volume(combine_segments=True, relabel=False)
+    except (ValueError, RuntimeError, AttributeError, KeyError) as exc:
+        raise CaseError(str(path), field, f"a DICOM-SEG of a regular 3-D volume ({exc})") from None
+    names = {int(s.SegmentNumber): str(s.SegmentLabel) for s in seg.SegmentSequence}
+    return Volume(
+        np.asarray(volume.array).astype(np.int32),
+        grid_of_affine(volume.affine, volume.shape),
+        names,
+    )
 
 
 def grid_of(image: sitk.Image) -> Grid:
@@ -81,7 +122,10 @@ def read_volume(path: Path, field: str) -> Volume:
 
 
 def read_labels(path: Path, field: str) -> Volume:
-    """A label map: integer values (a float map with fractional values is refused)."""
+    """A label map: integer values (a float map with fractional values is refused), from a
+    NIfTI/NRRD/MHA volume or a DICOM-SEG."""
+    if is_dicom_seg(path):
+        return read_dicom_seg(path, field)
     volume = read_volume(path, field)
     a = volume.array
     if not np.issubdtype(a.dtype, np.integer):

@@ -45,14 +45,19 @@ def add_lesion(labels: Volume, lesion: Lesion, value: int) -> Volume:
     return Volume(out, labels.grid)
 
 
-def _label_value(case: Case, key: int | str, present: set[int]) -> int:
+def _label_value(
+    case: Case, key: int | str, present: set[int], own_names: dict[int, str] | None
+) -> int:
+    """A label given by value, by the label map's own names (DICOM-SEG segment labels), or by
+    TotalSegmentator 'total' name."""
     field = f"domain.image.tissues.{key}"
     if isinstance(key, str) and not key.lstrip("-").isdigit():
-        names = totalsegmentator_names()
+        names = {n: v for v, n in (own_names or {}).items()} or totalsegmentator_names()
         if key not in names:
-            raise CaseError(
-                case.source, field, "a label value or a TotalSegmentator 'total' label name"
+            what = (
+                "one of the label map's names" if own_names else "a TotalSegmentator 'total' name"
             )
+            raise CaseError(case.source, field, f"a label value or {what}")
         value = names[key]
     else:
         value = int(key)
@@ -71,7 +76,7 @@ def _tissue_volume(case: Case, labels: Volume) -> tuple[np.ndarray, list[str]]:
     names = [image.default_tissue]
     index = np.zeros(labels.array.shape, np.uint8)
     for key, tissue in image.tissues.items():
-        value = _label_value(case, key, present)
+        value = _label_value(case, key, present, labels.label_names)
         if tissue not in names:
             names.append(tissue)
         index[labels.array == value] = names.index(tissue)
@@ -112,7 +117,10 @@ def build_patient_anatomy(case: Case) -> TissueMap:
     labels = read_labels(labels_path, "domain.image.labels")
     if image.file is not None:
         picture = read_sitk(case.resolve_path(image.file), "domain.image.file")
-        if not same_grid(grid_of(picture), labels.grid):
+        if labels.label_names is not None:  # a DICOM-SEG covers only its frames: onto the image
+            on_image = resample(labels, grid_of(picture), nearest=True).astype(np.int32)
+            labels = Volume(on_image, grid_of(picture), labels.label_names)
+        elif not same_grid(grid_of(picture), labels.grid):
             raise CaseError(
                 str(labels_path),
                 "domain.image.labels",
