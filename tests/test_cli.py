@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import nibabel as nib
@@ -262,3 +263,16 @@ def test_case_overrides_library_values_and_records_the_source() -> None:
     assert gel.latent_heat_j_m3 == 1.0e8
     assert gel.sources["latent_heat_j_m3"] == "case file"
     assert gel.conductivity_w_mk.frozen == 2.2  # untouched library value
+
+
+def test_vtk_files_for_paraview(example_run) -> None:
+
+    _, out, _ = example_run
+    image = ET.parse(out / "fields.vti").getroot().find("ImageData")
+    assert image is not None
+    names = {a.get("Name") for a in image.iter("DataArray")}
+    assert {"minimum_temperature_c", "lethal_zone", "tissue_index"} <= names
+    for threshold in ("0", "-20", "-40"):
+        piece = ET.parse(out / f"isotherm_{threshold}c.vtp").getroot().find("PolyData/Piece")
+        assert piece is not None
+        assert int(piece.get("NumberOfPoints")) > 0

@@ -12,6 +12,7 @@ import pytest
 import SimpleITK as sitk  # noqa: N813
 from dicom_series import FAKE_PATIENT, as_array, ct_subvolume, write_series
 from pydicom.sr.codedict import codes
+from test_rtstruct import circle, contour_item, write_rtstruct
 
 from cryoplan.anatomy.images import read_labels, read_volume, same_grid
 from cryoplan.case import case_from_dict
@@ -196,3 +197,34 @@ def test_dicom_seg_as_the_label_map(series, tmp_path: Path) -> None:
     bad["domain"]["image"]["tissues"] = {"kidney": "liver"}
     with pytest.raises(CaseError, match="label map's names"):
         discretise(case_from_dict(bad, str(tmp_path / "case.yaml")))
+
+
+def test_rtstruct_as_the_label_map(series, tmp_path: Path) -> None:
+    """An RTSTRUCT drawn on the series: its ROIs by name, rasterised on the image's grid."""
+    folder, _ = series
+    grid = read_volume(folder, "file").grid
+    zs = [float(grid.lps_from_index(np.array([0.0, 0.0, k]))[2]) for k in range(grid.shape[2])]
+    lesion_slices = [z for z in zs if abs(z - 148.3) <= 7.5]
+    items = [contour_item(circle((-47.0, -161.3), 12.0, z)) for z in lesion_slices]
+    rt = write_rtstruct(tmp_path / "rt.dcm", [(1, "Lesion GTV")], {1: items})
+    case = case_from_dict(
+        {
+            "name": "rt-in",
+            "domain": {"image": {"file": str(folder), "labels": str(rt),
+                                 "tissues": {"Lesion GTV": "tumour"}, "default_tissue": "liver"}},
+            "target": "tumour",
+            "grid": {"spacing_mm": 1.5, "crop_margin_mm": 10},
+            "probes": [{"model": "generic-17g", "tip_mm": [-47.0, -150.3, 148.3],
+                        "entry_mm": [-47.0, -400.0, 148.3]}],
+            "protocol": [{"phase": "freeze", "duration_min": 1}],
+        },
+        str(tmp_path / "case.yaml"),
+    )  # fmt: skip
+    d = discretise(case)
+    names = [t.name for t in d.tissues]
+    tumour = d.problem.material == names.index("tumour")
+    # discs of radius 12 mm on each 3 mm slice that carries a contour
+    expected_ml = np.pi * 12.0**2 * 3.0 * len(lesion_slices) / 1000.0
+    assert tumour.sum() * d.grid.voxel_volume_ml == pytest.approx(expected_ml, rel=0.15)
+    centre = d.grid.lps_from_index(np.argwhere(tumour).mean(axis=0))
+    np.testing.assert_allclose(centre[:2], [-47.0, -161.3], atol=1.0)

@@ -23,8 +23,10 @@ import numpy as np
 
 from cryoplan.anatomy.grid import Grid
 from cryoplan.anatomy.images import Volume, resample, write_image
+from cryoplan.discretise import ISOTHERMS_C
 from cryoplan.errors import CaseError
 from cryoplan.export.dicom_seg import write_lethal_seg
+from cryoplan.export.vtk import write_isosurface_vtp, write_vti
 from cryoplan.markups import probes_to_markups
 from cryoplan.simulate import SimulationResult
 
@@ -100,6 +102,27 @@ def write_on_image_grid(folder: Path, result: SimulationResult) -> list[str]:
     return written
 
 
+def write_vtk(folder: Path, result: SimulationResult) -> list[str]:
+    """Fields (fields.vti) and isotherm surfaces (isotherm_<T>c.vtp) for ParaView, in LPS mm."""
+    grid = result.discretised.grid
+    tmin = result.history.minimum_temperature_c
+    write_vti(
+        folder / "fields.vti",
+        {
+            "minimum_temperature_c": tmin,
+            "lethal_zone": result.outcome.lethal_zone,
+            "tissue_index": result.discretised.problem.material,
+        },
+        grid,
+    )
+    written = ["fields.vti"]
+    for threshold in ISOTHERMS_C:
+        name = f"isotherm_{threshold:g}c.vtp"
+        write_isosurface_vtp(folder / name, tmin, threshold, grid)
+        written.append(name)
+    return written
+
+
 def write_markups(path: Path, result: SimulationResult) -> list[str]:
     """The planned probes as a 3D Slicer Markups file (one line per probe: tip, entry)."""
     doc = json.dumps(probes_to_markups(result.discretised.probes), indent=2)
@@ -131,6 +154,7 @@ def write_result(result: SimulationResult, out_dir: str | Path) -> Path:
         names = list(OUTPUT_FILES)
         names += write_on_image_grid(staging, result)
         names += write_markups(staging / "probes.mrk.json", result)
+        names += write_vtk(staging, result)
         for time_s, field in sorted(result.history.snapshots_c.items()):
             names.append(snapshot_file_name(time_s))
             write_nifti(staging / names[-1], field.astype(np.float32), result.discretised.grid)

@@ -9,8 +9,10 @@ resampling across its axes) and covers the target and the probes' active lengths
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
+import pydicom
 
 from cryoplan.anatomy.grid import Grid, TissueMap
 from cryoplan.anatomy.images import (
@@ -22,11 +24,23 @@ from cryoplan.anatomy.images import (
     same_grid,
     totalsegmentator_names,
 )
+from cryoplan.anatomy.rtstruct import read_rtstruct
 from cryoplan.case import Case, Lesion
 from cryoplan.errors import CaseError
 from cryoplan.probes.geometry import probe_geometry
 
 DEFAULT_CROP_MARGIN_MM = 30.0  # beyond the −40 °C zone, an ice ball rarely reaches 2–3 cm
+
+
+def is_rtstruct(path: Path) -> bool:
+    """A single DICOM file whose modality is RTSTRUCT."""
+    if not path.is_file():
+        return False
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True)
+    except (pydicom.errors.InvalidDicomError, OSError):
+        return False
+    return getattr(header, "Modality", "") == "RTSTRUCT"
 
 
 def lesion_mask(grid: Grid, lesion: Lesion) -> np.ndarray:
@@ -110,23 +124,40 @@ def _crop_grid(case: Case, image_grid: Grid, focus_index: np.ndarray) -> Grid:
     )
 
 
+def _read_label_map(case: Case, path: Path, image_grid: Grid | None) -> Volume:
+    """The label map on the image's grid: volumes must share it, a DICOM-SEG (which may
+    cover some frames only) is resampled onto it, an RTSTRUCT's contours are rasterised on it."""
+    if is_rtstruct(path):
+        if image_grid is None:
+            raise CaseError(
+                case.source, "domain.image.file", "the image an RTSTRUCT's contours belong to"
+            )
+        rt_labels, rt_names = read_rtstruct(path, image_grid)
+        return Volume(rt_labels.array, image_grid, rt_names)
+    labels = read_labels(path, "domain.image.labels")
+    if image_grid is None:
+        return labels
+    if labels.label_names is not None:
+        on_image = resample(labels, image_grid, nearest=True).astype(np.int32)
+        return Volume(on_image, image_grid, labels.label_names)
+    if not same_grid(image_grid, labels.grid):
+        raise CaseError(
+            str(path),
+            "domain.image.labels",
+            f"a label map on the grid of {case.domain.image.file} "  # type: ignore[union-attr]
+            "(their shape, spacing, origin or direction differ)",
+        )
+    return labels
+
+
 def build_patient_anatomy(case: Case) -> TissueMap:
     image = case.domain.image
     assert image is not None
     labels_path = case.resolve_path(image.labels)
-    labels = read_labels(labels_path, "domain.image.labels")
+    image_grid = None
     if image.file is not None:
-        picture = read_sitk(case.resolve_path(image.file), "domain.image.file")
-        if labels.label_names is not None:  # a DICOM-SEG covers only its frames: onto the image
-            on_image = resample(labels, grid_of(picture), nearest=True).astype(np.int32)
-            labels = Volume(on_image, grid_of(picture), labels.label_names)
-        elif not same_grid(grid_of(picture), labels.grid):
-            raise CaseError(
-                str(labels_path),
-                "domain.image.labels",
-                f"a label map on the grid of {image.file} "
-                "(their shape, spacing, origin or direction differ)",
-            )
+        image_grid = grid_of(read_sitk(case.resolve_path(image.file), "domain.image.file"))
+    labels = _read_label_map(case, labels_path, image_grid)
     index, names = _tissue_volume(case, labels)
     focus = [np.argwhere(index == names.index(case.target))] if case.target in names else []
     if case.target is not None and (not focus or focus[0].size == 0):
