@@ -7,6 +7,8 @@ direction matrix carries any obliquity.
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -89,6 +91,21 @@ def to_sitk(array: np.ndarray, grid: Grid) -> sitk.Image:
     return image
 
 
+def _check_compressed_stream(path: Path, field: str) -> None:
+    """ITK reads a truncated .gz without complaint (what is missing comes back as zeros), so
+    a compressed file's stream is checked to its end first."""
+    if path.suffix.lower() != ".gz":
+        return
+    try:
+        with gzip.open(path, "rb") as stream:
+            while stream.read(1 << 24):
+                pass
+    except (EOFError, OSError, zlib.error) as exc:
+        raise CaseError(
+            str(path), field, f"{READABLE}; the compressed data is truncated or corrupt ({exc})"
+        ) from None
+
+
 def read_sitk(path: Path, field: str) -> sitk.Image:
     """Read a file or a DICOM series folder; a clear `CaseError` for anything wrong."""
     if not path.exists():
@@ -106,6 +123,7 @@ def read_sitk(path: Path, field: str) -> sitk.Image:
             reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), ids[0]))
             image = reader.Execute()
         else:
+            _check_compressed_stream(path, field)
             image = sitk.ReadImage(str(path))
     except RuntimeError as exc:  # ITK's exceptions: truncated, corrupt, unknown format
         reason = str(exc).strip().splitlines()[-1][:160]
