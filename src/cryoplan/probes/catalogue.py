@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from importlib import resources
 from typing import Annotated, Literal
@@ -54,7 +57,27 @@ class Catalogue(BaseModel):
 
 
 @lru_cache(maxsize=1)
-def load_catalogue() -> Catalogue:
+def packaged_catalogue() -> Catalogue:
     """The packaged probe catalogue (validated once)."""
     text = resources.files("cryoplan.probes").joinpath("probes.yaml").read_text("utf-8")
     return Catalogue.model_validate(yaml.safe_load(text))
+
+
+_override: ContextVar[Catalogue | None] = ContextVar("catalogue_override", default=None)
+
+
+def load_catalogue() -> Catalogue:
+    """The catalogue in force: the packaged one, or a temporary one (`catalogue_overridden`)."""
+    override = _override.get()
+    return override if override is not None else packaged_catalogue()
+
+
+@contextmanager
+def catalogue_overridden(models: dict[str, ProbeModel]) -> Iterator[None]:
+    """Add or replace catalogue entries while the block runs (fitting a probe's parameters
+    tries values this way, without writing them into the packaged file)."""
+    token = _override.set(Catalogue(probes={**packaged_catalogue().probes, **models}))
+    try:
+        yield
+    finally:
+        _override.reset(token)
