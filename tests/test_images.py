@@ -14,10 +14,11 @@ import yaml
 from typer.testing import CliRunner
 
 from cryoplan.anatomy.grid import Grid
-from cryoplan.anatomy.images import Volume, read_labels, same_grid
+from cryoplan.anatomy.images import Volume, read_labels, resample, same_grid
 from cryoplan.anatomy.patient import add_lesion
 from cryoplan.case import Lesion, case_from_dict
 from cryoplan.cli import app
+from cryoplan.discretise import discretise
 from cryoplan.markups import probes_from_markups
 from cryoplan.outcome import reach_toward
 from cryoplan.outputs import write_nifti, write_result
@@ -258,3 +259,35 @@ def test_oblique_image_puts_the_lethal_zone_on_the_lesion(tmp_path: Path) -> Non
     assert same_grid(lethal.grid, grid)
     found = grid.lps_from_index(np.argwhere(lethal.array > 0).mean(axis=0))
     assert np.linalg.norm(found - centre) < 1.5  # within a voxel of the lesion's centre
+
+
+def test_a_vessel_thinner_than_a_voxel_still_acts_as_a_heat_sink(tmp_path: Path) -> None:
+    """A 0.5 mm vein on a 0.5 mm label map, simulated at 2 mm: nearest-neighbour resampling
+    alone loses it (it passes between the coarse voxels' centres); the case keeps it as a
+    continuous chain of vessel voxels, so it still cools."""
+    grid = Grid((80, 80, 80), (0.5, 0.5, 0.5), (-20.0, -20.0, -20.0))
+    labels = np.ones(grid.shape, np.int16)  # liver
+    labels[48, 48, :] = 2  # a vein along z at x = y = 4.0 mm
+    image = sitk.GetImageFromArray(np.transpose(labels, (2, 1, 0)))
+    image.SetSpacing(grid.spacing_mm)
+    image.SetOrigin(grid.origin_mm)
+    sitk.WriteImage(image, str(tmp_path / "labels.nrrd"))
+    data = {
+        "name": "thin-vessel",
+        "domain": {"image": {"labels": "labels.nrrd", "tissues": {1: "liver", 2: "vessel"},
+                             "lesions": [{"centre_mm": [-6.0, -6.0, 0.0], "diameter_mm": 8}]}},
+        "target": "tumour",
+        "grid": {"spacing_mm": 2.0, "crop_margin_mm": 12},
+        "probes": [{"model": "argon-17g", "tip_mm": [-6.0, -6.0, -11.0],
+                    "entry_mm": [-6.0, -6.0, 80.0]}],
+        "protocol": [{"phase": "freeze", "duration_min": 1}],
+    }  # fmt: skip
+    case = case_from_dict(data, str(tmp_path / "case.yaml"))
+    d = discretise(case)
+    nearest_only = resample(Volume(labels, grid), d.grid, nearest=True)
+    assert not (nearest_only == 2).any()  # what plain resampling would have done
+    vessel = d.problem.material == [t.name for t in d.tissues].index("vessel")
+    assert vessel[:, :, :].any(axis=(0, 1)).all()  # present on every z slice: continuous
+    assert d.problem.fixed[vessel].all()  # and held at blood temperature
+    summary = simulate(case).summary()
+    assert summary["anatomy"]["synthetic_lesions"][0]["diameter_mm"] == 8

@@ -60,6 +60,8 @@ class SimulationResult:
         return {
             "name": self.case.name,
             "source": self.case.source,
+            # where the anatomy came from; synthetic lesions are listed as such
+            "anatomy": d.tissue_map.provenance or {"kind": "box or phantom"},
             "grid": {
                 "shape": list(grid.shape),
                 "spacing_mm": list(grid.spacing_mm),

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+from scipy import ndimage
 
 from cryoplan.anatomy.grid import Grid, TissueMap
 from cryoplan.anatomy.images import (
@@ -28,6 +29,7 @@ from cryoplan.anatomy.rtstruct import read_rtstruct
 from cryoplan.case import Case, Lesion
 from cryoplan.errors import CaseError
 from cryoplan.probes.geometry import probe_geometry
+from cryoplan.tissues import load_library
 
 DEFAULT_CROP_MARGIN_MM = 30.0  # beyond the −40 °C zone, an ice ball rarely reaches 2–3 cm
 
@@ -150,6 +152,48 @@ def _read_label_map(case: Case, path: Path, image_grid: Grid | None) -> Volume:
     return labels
 
 
+def is_vessel(case: Case, tissue: str) -> bool:
+    """Whether a tissue is a large vessel (held at blood temperature)."""
+    library = load_library().tissues
+    spec = case.tissues.get(tissue)
+    if spec is not None and spec.blood_vessel is not None:
+        return spec.blood_vessel
+    base = library.get(tissue) or (library.get(spec.like) if spec and spec.like else None)
+    return bool(base and base.blood_vessel)
+
+
+def keep_thin_vessels(
+    case: Case,
+    index: np.ndarray,
+    names: list[str],
+    image_grid: Grid,
+    simulation: np.ndarray,
+    grid: Grid,
+) -> None:
+    """Vessels thinner than a simulation voxel still act as heat sinks.
+
+    Nearest-neighbour resampling drops a vessel that misses every simulation voxel's centre,
+    and a vessel that disappears stops cooling the ice ball's edge. So each vessel's share of
+    every simulation voxel is measured, and a voxel becomes vessel (outside the target) when
+    the share reaches half that of a line one image voxel wide, (s_image/h)²/2: the thinnest
+    vessel a label map can hold. Thin vessels stay connected at the price of widening to
+    whole voxels (their sink is then overstated, not lost).
+    """
+    target = names.index(case.target) if case.target in names else -1
+    # the share of each simulation voxel a vessel fills: average the fine mask over a
+    # simulation voxel's extent, then sample it at the simulation voxels' centres
+    window = [
+        max(1, round(h / s)) for h, s in zip(grid.spacing_mm, image_grid.spacing_mm, strict=True)
+    ]
+    thinnest = 0.5 * (min(image_grid.spacing_mm) / max(grid.spacing_mm)) ** 2
+    for k, tissue in enumerate(names):
+        if not is_vessel(case, tissue) or not (index == k).any():
+            continue
+        share = ndimage.uniform_filter((index == k).astype(np.float32), size=window)
+        fraction = resample(Volume(share, image_grid), grid, nearest=False)
+        simulation[(fraction >= min(thinnest, 0.5)) & (simulation != target)] = k
+
+
 def build_patient_anatomy(case: Case) -> TissueMap:
     image = case.domain.image
     assert image is not None
@@ -171,6 +215,7 @@ def build_patient_anatomy(case: Case) -> TissueMap:
         focus.append(labels.grid.index_from_lps(np.stack([g.tip_mm, g.active_end_mm])))
     grid = _crop_grid(case, labels.grid, np.concatenate(focus))
     simulation = resample(Volume(index, labels.grid), grid, nearest=True).astype(np.uint8)
+    keep_thin_vessels(case, index, names, labels.grid, simulation, grid)
     return TissueMap(
         grid,
         simulation,
