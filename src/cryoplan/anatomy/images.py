@@ -47,15 +47,15 @@ def grid_of_affine(affine: np.ndarray, shape: tuple[int, ...]) -> Grid:
     )
 
 
-def is_dicom_seg(path: Path) -> bool:
-    """A single DICOM file whose modality is SEG."""
+def dicom_modality(path: Path) -> str | None:
+    """The Modality of a single DICOM file (SEG, RTSTRUCT, CT, …), None if it is not one."""
     if not path.is_file():
-        return False
+        return None
     try:
         header = pydicom.dcmread(path, stop_before_pixels=True)
     except (pydicom.errors.InvalidDicomError, OSError):
-        return False
-    return getattr(header, "Modality", "") == "SEG"
+        return None
+    return str(getattr(header, "Modality", "")) or None
 
 
 def read_dicom_seg(path: Path, field: str) -> Volume:
@@ -142,7 +142,7 @@ def read_volume(path: Path, field: str) -> Volume:
 def read_labels(path: Path, field: str) -> Volume:
     """A label map: integer values (a float map with fractional values is refused), from a
     NIfTI/NRRD/MHA volume or a DICOM-SEG."""
-    if is_dicom_seg(path):
+    if dicom_modality(path) == "SEG":
         return read_dicom_seg(path, field)
     volume = read_volume(path, field)
     a = volume.array

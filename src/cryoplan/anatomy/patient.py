@@ -12,12 +12,12 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pydicom
 from scipy import ndimage
 
 from cryoplan.anatomy.grid import Grid, TissueMap
 from cryoplan.anatomy.images import (
     Volume,
+    dicom_modality,
     grid_of,
     read_labels,
     read_sitk,
@@ -32,17 +32,6 @@ from cryoplan.probes.geometry import probe_geometry
 from cryoplan.tissues import load_library
 
 DEFAULT_CROP_MARGIN_MM = 30.0  # beyond the −40 °C zone, an ice ball rarely reaches 2–3 cm
-
-
-def is_rtstruct(path: Path) -> bool:
-    """A single DICOM file whose modality is RTSTRUCT."""
-    if not path.is_file():
-        return False
-    try:
-        header = pydicom.dcmread(path, stop_before_pixels=True)
-    except (pydicom.errors.InvalidDicomError, OSError):
-        return False
-    return getattr(header, "Modality", "") == "RTSTRUCT"
 
 
 def lesion_mask(grid: Grid, lesion: Lesion) -> np.ndarray:
@@ -129,7 +118,7 @@ def _crop_grid(case: Case, image_grid: Grid, focus_index: np.ndarray) -> Grid:
 def _read_label_map(case: Case, path: Path, image_grid: Grid | None) -> Volume:
     """The label map on the image's grid: volumes must share it, a DICOM-SEG (which may
     cover some frames only) is resampled onto it, an RTSTRUCT's contours are rasterised on it."""
-    if is_rtstruct(path):
+    if dicom_modality(path) == "RTSTRUCT":
         if image_grid is None:
             raise CaseError(
                 case.source, "domain.image.file", "the image an RTSTRUCT's contours belong to"

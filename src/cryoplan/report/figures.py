@@ -250,38 +250,44 @@ def _shade_protocol(ax, data: ReportData) -> None:
     )
 
 
-def sensors_figure(data: ReportData) -> Figure | None:
-    if not data.sensor_names:
-        return None
+def _time_figure(data: ReportData, ylabel: str, title: str, draw) -> Figure:
+    """A curve against time (min) with the protocol's phases shaded behind it."""
     fig, ax = plt.subplots(figsize=(10.5, 4.5), constrained_layout=True)
-    for k, name in enumerate(data.sensor_names):
-        ax.plot(data.sensor_time_s / 60, data.sensor_c[:, k], lw=1.8, label=name)
-    for level, (colour, _label) in ISOTHERM_STYLE.items():
-        ax.axhline(level, color=colour, lw=0.8, ls=":")
+    draw(ax)
     ax.set_xlabel("time (min)")
-    ax.set_ylabel("temperature (°C)")
-    ax.set_title("virtual thermocouples")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     _shade_protocol(ax, data)
     return fig
+
+
+def sensors_figure(data: ReportData) -> Figure | None:
+    if not data.sensor_names:
+        return None
+
+    def draw(ax) -> None:
+        for k, name in enumerate(data.sensor_names):
+            ax.plot(data.sensor_time_s / 60, data.sensor_c[:, k], lw=1.8, label=name)
+        for level, (colour, _label) in ISOTHERM_STYLE.items():
+            ax.axhline(level, color=colour, lw=0.8, ls=":")
+
+    return _time_figure(data, "temperature (°C)", "virtual thermocouples", draw)
 
 
 def growth_figure(data: ReportData) -> Figure:
     series = data.outcome["time_series"]
     t = np.asarray(series["time_s"]) / 60
-    fig, ax = plt.subplots(figsize=(10.5, 4.5), constrained_layout=True)
-    for level, (colour, label) in ISOTHERM_STYLE.items():
-        key = f"volume_at_or_below_{level:g}_c_ml"
-        if key in series:
-            ax.plot(t, series[key], color=colour, lw=2, label=f"at or below {label}")
-    ax.plot(t, series["lethal_temperature_reached_ml"], color=LETHAL_COLOUR, lw=2, ls="--",
-            label="lethal temperature reached (cumulative)")  # fmt: skip
-    ax.set_xlabel("time (min)")
-    ax.set_ylabel("volume (mL)")
-    ax.set_title("ice ball and lethal zone against time")
-    ax.grid(alpha=0.3)
-    _shade_protocol(ax, data)
-    return fig
+
+    def draw(ax) -> None:
+        for level, (colour, label) in ISOTHERM_STYLE.items():
+            key = f"volume_at_or_below_{level:g}_c_ml"
+            if key in series:
+                ax.plot(t, series[key], color=colour, lw=2, label=f"at or below {label}")
+        ax.plot(t, series["lethal_temperature_reached_ml"], color=LETHAL_COLOUR, lw=2, ls="--",
+                label="lethal temperature reached (cumulative)")  # fmt: skip
+
+    return _time_figure(data, "volume (mL)", "ice ball and lethal zone against time", draw)
 
 
 def histogram_figure(data: ReportData) -> Figure:
