@@ -291,3 +291,20 @@ def test_a_vessel_thinner_than_a_voxel_still_acts_as_a_heat_sink(tmp_path: Path)
     assert d.problem.fixed[vessel].all()  # and held at blood temperature
     summary = simulate(case).summary()
     assert summary["anatomy"]["synthetic_lesions"][0]["diameter_mm"] == 8
+
+
+def test_probes_read_back_from_slicer_markups_into_a_case(tmp_path: Path) -> None:
+    """Plan → probes.mrk.json (as 3D Slicer opens it) → a new case with `probe_markups`."""
+    first = case_from_dict(
+        yaml.safe_load((REPO / "examples" / "three-probe-liver.yaml").read_text("utf-8"))
+    )
+    out = write_result(simulate(first), tmp_path / "plan")
+    data = yaml.safe_load((REPO / "examples" / "three-probe-liver.yaml").read_text("utf-8"))
+    del data["probes"]
+    data["probe_markups"] = {"file": "plan/probes.mrk.json", "model": "argon-17g"}
+    again = case_from_dict(data, str(tmp_path / "case.yaml"))
+    assert [p.name for p in again.probes] == [p.name for p in first.probes]
+    for a, b in zip(again.probes, first.probes, strict=True):
+        np.testing.assert_allclose(a.tip_mm, b.tip_mm)
+        np.testing.assert_allclose(a.entry_mm, b.entry_mm)
+    assert out.joinpath("probes.mrk.json").is_file()

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from cryoplan.anatomy.phantoms import PHANTOMS
 from cryoplan.errors import CaseError
+from cryoplan.markups import probes_from_markups
 from cryoplan.probes.catalogue import load_catalogue
 from cryoplan.tissues import TissueSpec, load_library
 
@@ -221,10 +222,27 @@ def _describe(error: dict[str, Any]) -> str:
     return msg
 
 
+def _probes_from_markups(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """`probe_markups: {file, model}` → probes appended from a 3D Slicer Markups file's lines
+    (tip, then entry), each of the given catalogue model."""
+    spec = data.get("probe_markups")
+    if spec is None:
+        return data
+    if not isinstance(spec, dict) or set(spec) - {"file", "model"} or "file" not in spec:
+        raise CaseError(source, "probe_markups", "a mapping with `file` (and optionally `model`)")
+    base = Path(source).parent if source != "<case>" else Path.cwd()
+    path = Path(spec["file"]) if Path(spec["file"]).is_absolute() else base / spec["file"]
+    model = spec.get("model", "argon-17g")
+    added = [{**p, "model": model} for p in probes_from_markups(path)]
+    rest = {k: v for k, v in data.items() if k != "probe_markups"}
+    return rest | {"probes": list(data.get("probes") or []) + added}
+
+
 def case_from_dict(data: Any, source: str = "<case>") -> Case:
     """Validate a parsed case mapping; raise `CaseError` on the first problem."""
     if not isinstance(data, dict):
         raise CaseError(source, "(top level)", "expected a mapping of case fields (YAML keys)")
+    data = _probes_from_markups(data, source)
     try:
         case = Case.model_validate(data)
     except ValidationError as exc:
