@@ -35,7 +35,7 @@ def test_kernel_weights_are_normalised_and_avoid_fixed_voxels() -> None:
     sums = np.add.reduceat(c.weight, c.sample_start[:-1])
     np.testing.assert_allclose(sums, 1.0, rtol=1e-12)
     assert not fixed.reshape(-1)[c.voxel_index].any()
-    # the shape factors add up to the active length over ln(r_e/r_w) · 2π
+    # the samples' wall areas add up to the whole active wall, 2π r_w · 11 mm
     total_length = float(np.sum(c.wall_area_m2) / (2 * math.pi * 0.75e-3))
     assert total_length == pytest.approx(11e-3, rel=1e-9)
 

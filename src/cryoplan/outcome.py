@@ -227,7 +227,7 @@ def evaluate(result: SimulationResult) -> Outcome:
             h.minimum_temperature_c, region, DVH_TEMPERATURES_C
         ).tolist()
 
-    series = {"time_s": h.volume_time_s.tolist()}
+    series = {"time_s": h.record_time_s.tolist()}
     for k, threshold in enumerate(h.volume_thresholds_c):
         series[f"volume_at_or_below_{threshold:g}_c_ml"] = (h.volume_m3[:, k] * 1e6).tolist()
     series["lethal_temperature_reached_ml"] = (h.destroyed_volume_m3 * 1e6).tolist()

@@ -48,7 +48,7 @@ def write_sensors_csv(path: Path, result: SimulationResult) -> None:
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["time_s", *names])
-        for t, row in zip(h.sensor_time_s, h.sensor_temperature_c, strict=True):
+        for t, row in zip(h.record_time_s, h.sensor_temperature_c, strict=True):
             writer.writerow([f"{t:.6g}", *(f"{v:.4f}" for v in row)])
 
 

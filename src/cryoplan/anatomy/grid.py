@@ -93,7 +93,3 @@ class TissueMap:
     tissue_of_label: dict[int, str]
     source_grid: Grid | None = None  # the patient image's grid, when the map came from one
     provenance: dict[str, Any] = field(default_factory=dict)
-
-    def tissue_names(self) -> list[str]:
-        present = set(np.unique(self.labels).tolist())
-        return [self.tissue_of_label[v] for v in sorted(present)]

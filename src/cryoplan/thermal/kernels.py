@@ -77,15 +77,11 @@ def refresh_temperature(
 
 
 @numba.njit(inline="always", cache=True)
-def voxel_conductivity(
-    enthalpy_j_m3: float, temperature_c: float, is_fixed: bool, props: np.ndarray
-) -> float:
-    """k [W/(m·K)] of a voxel: φ from H when free, from the prescribed T when fixed."""
-    if is_fixed:
-        phi = liquid_fraction_from_temperature(temperature_c, props)
-    else:
-        phi = liquid_fraction_from_enthalpy(enthalpy_j_m3, props)
-    return conductivity_from_liquid_fraction(phi, props)
+def conductivity_from_enthalpy(enthalpy_j_m3: float, props: np.ndarray) -> float:
+    """k [W/(m·K)] of a free voxel, its liquid fraction taken from H."""
+    return conductivity_from_liquid_fraction(
+        liquid_fraction_from_enthalpy(enthalpy_j_m3, props), props
+    )
 
 
 @numba.njit(inline="always", cache=True)
@@ -269,8 +265,8 @@ def probe_exchange(
             v = voxel_index[e]
             t_s += weight[e] * temperature_flat[v]
             # probe kernels never include fixed voxels (see probes.coupling)
-            k_s += weight[e] * voxel_conductivity(
-                enthalpy_flat[v], temperature_flat[v], False, properties[material_flat[v]]
+            k_s += weight[e] * conductivity_from_enthalpy(
+                enthalpy_flat[v], properties[material_flat[v]]
             )
         g = k_s * shape_factor_m[s]
         h = film_coefficient_w_m2k[s]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -93,9 +93,8 @@ class ThermalHistory:
     destroyed: np.ndarray  # reached the tissue's lethal temperature (perfusion stopped)
     freeze_thaw_cycles: np.ndarray  # uint8: times each voxel froze fully
     snapshots_c: dict[float, np.ndarray]
-    sensor_time_s: np.ndarray
+    record_time_s: np.ndarray  # when sensors and volumes were recorded
     sensor_temperature_c: np.ndarray  # (n_times, n_sensors)
-    volume_time_s: np.ndarray
     volume_thresholds_c: tuple[float, ...]
     volume_m3: np.ndarray  # (n_times, n_thresholds): current-temperature volumes
     destroyed_volume_m3: np.ndarray  # (n_times,): volume that has reached its lethal T
@@ -104,7 +103,6 @@ class ThermalHistory:
     max_time_step_s: float
     wall_time_s: float
     backend: str
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 def _event_times(problem: ThermalProblem, plan: RecordingPlan) -> np.ndarray:
@@ -212,9 +210,8 @@ def solve(
         destroyed=backend.destroyed().copy(),
         freeze_thaw_cycles=backend.freeze_thaw_cycles().copy(),
         snapshots_c=snapshots,
-        sensor_time_s=np.array(rec_t),
+        record_time_s=np.array(rec_t),
         sensor_temperature_c=np.array(rec_sensors).reshape(len(rec_t), len(sensors)),
-        volume_time_s=np.array(rec_t),
         volume_thresholds_c=tuple(float(x) for x in thresholds),
         volume_m3=np.array(rec_volumes).reshape(len(rec_t), len(thresholds)),
         destroyed_volume_m3=np.array(rec_destroyed),
