@@ -32,9 +32,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
 
+class Vessel(_Strict):
+    """A straight synthetic vessel: a cylinder of `diameter_mm` around the segment from
+    `from_mm` to `to_mm` (LPS; the ends may lie outside the box, the cylinder is clipped)."""
+
+    from_mm: Vec3
+    to_mm: Vec3
+    diameter_mm: PositiveFloat
+    tissue: str = "vessel"
+
+    @model_validator(mode="after")
+    def _has_length(self) -> Vessel:
+        if math.dist(self.from_mm, self.to_mm) == 0.0:
+            raise ValueError("from_mm and to_mm must differ (a vessel needs a direction)")
+        return self
+
+
 class BoxDomain(_Strict):
     size_mm: PositiveVec3
     tissue: str
+    vessels: list[Vessel] = Field(default_factory=list)
 
 
 class Lesion(_Strict):
@@ -297,8 +314,15 @@ def check_references(case: Case) -> None:
                 f"tissues.{name}",
                 "a new tissue needs every value; missing " + ", ".join(spec.missing()),
             )
-    if case.domain.box is not None and case.domain.box.tissue not in tissues:
-        raise CaseError(src, "domain.box.tissue", _unknown_tissue(case.domain.box.tissue, tissues))
+    if case.domain.box is not None:
+        box = case.domain.box
+        if box.tissue not in tissues:
+            raise CaseError(src, "domain.box.tissue", _unknown_tissue(box.tissue, tissues))
+        for i, vessel in enumerate(box.vessels):
+            if vessel.tissue not in tissues:
+                raise CaseError(
+                    src, f"domain.box.vessels[{i}].tissue", _unknown_tissue(vessel.tissue, tissues)
+                )
     if case.domain.image is not None:
         image = case.domain.image
         named = [(f"tissues.{label}", t) for label, t in image.tissues.items()]

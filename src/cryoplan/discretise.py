@@ -14,7 +14,7 @@ import numpy as np
 from cryoplan.anatomy import Grid, TissueMap, build_phantom
 from cryoplan.anatomy.patient import build_patient_anatomy
 from cryoplan.anatomy.phantoms import PHANTOM_SIZES_MM
-from cryoplan.case import Case
+from cryoplan.case import Case, Vessel
 from cryoplan.errors import CaseError
 from cryoplan.probes.coupling import ActiveSegment, couple_probes
 from cryoplan.probes.geometry import probe_geometry
@@ -79,13 +79,37 @@ def _check_size(case: Case, size_mm: tuple[float, float, float]) -> None:
         )
 
 
+def vessel_mask(grid: Grid, vessel: Vessel) -> np.ndarray:
+    """Voxels whose centres lie within the vessel's radius of its segment (LPS mm).
+
+    Computed one i-slab at a time so that a 0.5 mm grid needs no index arrays of its own size.
+    """
+    a = np.asarray(vessel.from_mm, float)
+    axis = np.asarray(vessel.to_mm, float) - a
+    jj, kk = np.meshgrid(np.arange(grid.shape[1]), np.arange(grid.shape[2]), indexing="ij")
+    mask = np.zeros(grid.shape, bool)
+    for i in range(grid.shape[0]):
+        index = np.stack([np.full(jj.shape, i), jj, kk], axis=-1)
+        rel = grid.lps_from_index(index) - a
+        along = np.clip(rel @ axis / (axis @ axis), 0.0, 1.0)
+        off_axis = rel - along[..., None] * axis
+        mask[i] = np.einsum("...c,...c->...", off_axis, off_axis) <= (vessel.diameter_mm / 2) ** 2
+    return mask
+
+
 def build_anatomy(case: Case) -> TissueMap:
     d = case.domain
     h = case.grid.spacing_mm
     if d.box is not None:
         _check_size(case, d.box.size_mm)
         grid = Grid.centred_box(d.box.size_mm, h)
-        return TissueMap(grid, np.zeros(grid.shape, np.uint8), {0: d.box.tissue})
+        labels = np.zeros(grid.shape, np.uint8)
+        names = [d.box.tissue]
+        for vessel in d.box.vessels:
+            if vessel.tissue not in names:
+                names.append(vessel.tissue)
+            labels[vessel_mask(grid, vessel)] = names.index(vessel.tissue)
+        return TissueMap(grid, labels, dict(enumerate(names)))
     if d.phantom is not None:  # the name was checked with the case
         _check_size(case, PHANTOM_SIZES_MM[d.phantom])
         return build_phantom(d.phantom, h)

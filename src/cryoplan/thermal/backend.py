@@ -15,10 +15,14 @@ import numpy as np
 from cryoplan.thermal import kernels
 from cryoplan.thermal.materials import (
     C_FROZEN,
+    C_MUSHY,
     C_UNFROZEN,
     K_FROZEN,
     K_UNFROZEN,
+    LATENT,
     PERFUSION,
+    T_LIQUIDUS,
+    T_SOLIDUS,
 )
 from cryoplan.thermal.problem import FIXED_TEMPERATURE, ThermalProblem
 
@@ -74,16 +78,31 @@ class ThermalBackend(Protocol):
     def volume_at_or_below_m3(self, thresholds_c: np.ndarray) -> np.ndarray: ...
 
 
-def stable_time_step_s(problem: ThermalProblem, safety: float = STABILITY_SAFETY) -> float:
+def stable_time_step_s(
+    problem: ThermalProblem, safety: float = STABILITY_SAFETY, *, frozen: bool = True
+) -> float:
     """Largest explicit step [s] that keeps every free voxel's update monotone.
 
-    For free voxel v: Δt ≤ safety · C_min,v V / (Σ_faces G_max + P_v V + Σ_s w_sv G_s,max),
-    with conductances at the larger of the frozen and unfrozen conductivities.
+    For free voxel v: Δt ≤ safety · C_v V / (Σ_faces G_v + P_v V + Σ_s w_sv G_s),
+    with conductances at the larger of the frozen and unfrozen conductivities and the
+    smaller capacity (`frozen=True`, any state), or, for voxels that start the step unfrozen
+    or on their freezing range (`frozen=False`, the multirate back end's coarse step), with
+    the worse of the unfrozen pair (k_l, C_l) and the mushy pair (k_s, C_m + L/ΔT): such a
+    voxel cannot lose its latent heat, and so become fully frozen, within one step.
     """
     props = problem.properties
     mat = problem.material
-    k_max = np.maximum(props[:, K_FROZEN], props[:, K_UNFROZEN])[mat]
-    c_min = np.minimum(props[:, C_FROZEN], props[:, C_UNFROZEN])[mat]
+    if frozen:
+        k_max = np.maximum(props[:, K_FROZEN], props[:, K_UNFROZEN])[mat]
+        c_min = np.minimum(props[:, C_FROZEN], props[:, C_UNFROZEN])[mat]
+    else:
+        freezing_range = props[:, T_LIQUIDUS] - props[:, T_SOLIDUS]
+        with np.errstate(divide="ignore"):
+            c_mushy = props[:, C_MUSHY] + props[:, LATENT] / freezing_range
+        # the pair with the larger diffusivity k/C sets the limit
+        use_mushy = props[:, K_FROZEN] * props[:, C_UNFROZEN] > props[:, K_UNFROZEN] * c_mushy
+        k_max = np.where(use_mushy, props[:, K_FROZEN], props[:, K_UNFROZEN])[mat]
+        c_min = np.where(use_mushy, c_mushy, props[:, C_UNFROZEN])[mat]
     dx, dy, dz = problem.spacing_m
     volume = dx * dy * dz
     factors = (dy * dz / dx, dx * dz / dy, dx * dy / dz)
@@ -100,7 +119,7 @@ def stable_time_step_s(problem: ThermalProblem, safety: float = STABILITY_SAFETY
             g[-1] += 2.0 * factor * a[-1]
     conductance += props[:, PERFUSION][mat] * volume
     probes = problem.probes
-    if probes.n_samples:
+    if probes.n_samples and frozen:  # probes sit in the multirate fine box, never coarse
         k_flat = k_max.ravel()
         per_entry_sample = np.repeat(np.arange(probes.n_samples), np.diff(probes.sample_start))
         k_sample = np.zeros(probes.n_samples)
@@ -119,10 +138,13 @@ def stable_time_step_s(problem: ThermalProblem, safety: float = STABILITY_SAFETY
     return safety / worst
 
 
-class CpuExplicitBackend:
-    """Explicit enthalpy scheme on the CPU with numba kernels (float64 state)."""
+class CpuStateBackend:
+    """The state arrays of the CPU back ends (float64) and what the time loop reads of them.
 
-    name = "cpu-explicit"
+    Subclasses implement `step` and `stable_time_step_s`.
+    """
+
+    name = "cpu-state"
 
     def __init__(self, problem: ThermalProblem) -> None:
         self.problem = problem
@@ -145,10 +167,15 @@ class CpuExplicitBackend:
         p = problem.probes
         self._sample_probe = p.probe_of_sample
         self._heat_out = np.zeros(p.n_samples)
-        self._refresh()
+        self._whole = np.zeros(3, np.int64), np.asarray(shape, np.int64)
+        self._no_hole = np.zeros(3, np.int64), np.zeros(3, np.int64)
+        self._cold_box = self._refresh(*self._whole, *self._no_hole)
 
-    def _refresh(self) -> None:
-        kernels.refresh_temperature(
+    def _refresh(
+        self, lo: np.ndarray, hi: np.ndarray, hole_lo: np.ndarray, hole_hi: np.ndarray
+    ) -> np.ndarray:
+        """Refresh T, Φ and the records in [lo, hi) minus the hole; the box of cold voxels."""
+        return kernels.refresh_temperature(
             self._enthalpy,
             self._temperature,
             self._kirchhoff,
@@ -159,43 +186,22 @@ class CpuExplicitBackend:
             self._destroyed,
             self._frozen,
             self._cycles,
+            lo,
+            hi,
+            hole_lo,
+            hole_hi,
         )
 
-    def stable_time_step_s(self) -> float:
-        return stable_time_step_s(self.problem)
-
-    def set_fixed_temperature(self, values_c: np.ndarray) -> None:
-        self._temperature.reshape(-1)[self._fixed_flat_index] = values_c
-        self._refresh()
-
-    def step(
+    def _advance(
         self,
         dt_s: float,
-        drive_temperature_c: np.ndarray,
-        film_coefficient_w_m2k: np.ndarray,
-        drive_active: np.ndarray,
-    ) -> StepFlows:
-        p = self.problem.probes
-        t_flat = self._temperature.reshape(-1)
-        h_flat = self._enthalpy.reshape(-1)
-        if p.n_samples:
-            sp = self._sample_probe
-            kernels.probe_exchange(
-                t_flat,
-                h_flat,
-                self._material.reshape(-1),
-                self._props,
-                p.sample_start,
-                p.voxel_index,
-                p.weight,
-                p.shape_factor_m,
-                p.wall_area_m2,
-                drive_temperature_c[sp],
-                film_coefficient_w_m2k[sp],
-                drive_active[sp],
-                self._heat_out,
-            )
-        perf, met, bnd, fix = kernels.advance_enthalpy(
+        lo: np.ndarray,
+        hi: np.ndarray,
+        hole_lo: np.ndarray,
+        hole_hi: np.ndarray,
+    ) -> tuple[float, float, float, float]:
+        """Conduction, perfusion, metabolism in [lo, hi) minus the hole: (perf, met, bnd, fix) W."""
+        return kernels.advance_enthalpy(
             self._enthalpy,
             self._temperature,
             self._kirchhoff,
@@ -208,14 +214,57 @@ class CpuExplicitBackend:
             self._btemp,
             self.problem.blood_temperature_c,
             dt_s,
+            lo,
+            hi,
+            hole_lo,
+            hole_hi,
         )
-        probes_w = 0.0
-        if p.n_samples:
-            probes_w = kernels.spread_probe_heat(
-                h_flat, self._heat_out, p.sample_start, p.voxel_index, p.weight, dt_s, self._volume
-            )
-        self._refresh()
-        return StepFlows(probes_w, perf, met, bnd, fix)
+
+    def _probe_exchange(
+        self,
+        drive_temperature_c: np.ndarray,
+        film_coefficient_w_m2k: np.ndarray,
+        drive_active: np.ndarray,
+    ) -> None:
+        """Each probe sample's heat exchange on the current temperatures (not yet applied)."""
+        p = self.problem.probes
+        if not p.n_samples:
+            return
+        sp = self._sample_probe
+        kernels.probe_exchange(
+            self._temperature.reshape(-1),
+            self._enthalpy.reshape(-1),
+            self._material.reshape(-1),
+            self._props,
+            p.sample_start,
+            p.voxel_index,
+            p.weight,
+            p.shape_factor_m,
+            p.wall_area_m2,
+            drive_temperature_c[sp],
+            film_coefficient_w_m2k[sp],
+            drive_active[sp],
+            self._heat_out,
+        )
+
+    def _spread_probe_heat(self, dt_s: float) -> float:
+        """Apply the exchange of `_probe_exchange` to H over dt_s; heat into the tissue [W]."""
+        p = self.problem.probes
+        if not p.n_samples:
+            return 0.0
+        return kernels.spread_probe_heat(
+            self._enthalpy.reshape(-1),
+            self._heat_out,
+            p.sample_start,
+            p.voxel_index,
+            p.weight,
+            dt_s,
+            self._volume,
+        )
+
+    def set_fixed_temperature(self, values_c: np.ndarray) -> None:
+        self._temperature.reshape(-1)[self._fixed_flat_index] = values_c
+        self._cold_box = self._refresh(*self._whole, *self._no_hole)
 
     def temperature_c(self) -> np.ndarray:
         return self._temperature
@@ -240,3 +289,29 @@ class CpuExplicitBackend:
     def volume_at_or_below_m3(self, thresholds_c: np.ndarray) -> np.ndarray:
         counts = kernels.count_at_or_below(self._temperature, np.asarray(thresholds_c, float))
         return counts * self._volume
+
+
+class CpuExplicitBackend(CpuStateBackend):
+    """The reference path: one explicit step of the whole domain at the global stable step.
+
+    Probe heat is computed on the temperatures at the start of the step, like conduction.
+    """
+
+    name = "cpu-explicit"
+
+    def stable_time_step_s(self) -> float:
+        return stable_time_step_s(self.problem)
+
+    def step(
+        self,
+        dt_s: float,
+        drive_temperature_c: np.ndarray,
+        film_coefficient_w_m2k: np.ndarray,
+        drive_active: np.ndarray,
+    ) -> StepFlows:
+        # the probe exchange reads T before conduction changes H; T is refreshed after both
+        self._probe_exchange(drive_temperature_c, film_coefficient_w_m2k, drive_active)
+        perf, met, bnd, fix = self._advance(dt_s, *self._whole, *self._no_hole)
+        probes_w = self._spread_probe_heat(dt_s)
+        self._cold_box = self._refresh(*self._whole, *self._no_hole)
+        return StepFlows(probes_w, perf, met, bnd, fix)
