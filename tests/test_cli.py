@@ -99,7 +99,9 @@ def test_example_sensors_csv(example_run) -> None:
     assert times[0] == 0.0
     assert times == sorted(times)
     first = [float(v) for v in rows[1][1:]]
-    assert first == pytest.approx([37.0] * len(names), abs=1e-6)  # body temperature at t=0
+    # t = 0 is the basal steady state: blood temperature, plus what metabolism adds where
+    # perfusion cannot carry it off (at most q_m/(w_b ρ_b c_b) = 1.74 K, in muscle)
+    assert all(37.0 <= t <= 38.75 for t in first), first
     coldest = min(float(v) for r in rows[1:] for v in r[1:])
     assert coldest < 0.0  # the nearest sensor froze
 

@@ -96,9 +96,7 @@ def preset_result(request: pytest.FixtureRequest):
     return result
 
 
-@pytest.mark.parametrize(
-    "preset", ["perfused-liver-two-probes-one-phase-each", "phantom-with-vessel"]
-)
+@pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_multirate_matches_the_reference(preset: str) -> None:
     """The fast path keeps the answer: T_min within 0.05 K everywhere (an isotherm moves by
     ΔT/|∇T|, with |∇T| ≳ 5 K/mm inside the ice ball: far below the issue's 0.5 mm), and

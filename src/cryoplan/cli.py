@@ -10,6 +10,7 @@ field and what was expected. Nothing is written unless the whole run succeeds.
 
 from __future__ import annotations
 
+import enum
 import json
 import sys
 from importlib import resources
@@ -29,6 +30,13 @@ from cryoplan.errors import CaseError
 from cryoplan.outputs import check_output_dir, snapshot_file_name, write_result
 from cryoplan.report import write_report
 from cryoplan.simulate import SimulationResult, simulate
+from cryoplan.thermal import SOLVERS
+
+
+class Solver(enum.StrEnum):
+    fast = "fast"
+    reference = "reference"
+
 
 app = typer.Typer(
     add_completion=False,
@@ -53,7 +61,7 @@ def _fail(error: CaseError) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def _run(case: Case, out: Path, quiet: bool) -> SimulationResult:
+def _run(case: Case, out: Path, quiet: bool, solver: str = "fast") -> SimulationResult:
     check_output_dir(out)  # before a long simulation, not after
     show = not quiet and err_console.is_terminal
     with Progress(
@@ -66,7 +74,11 @@ def _run(case: Case, out: Path, quiet: bool) -> SimulationResult:
         disable=not show,
     ) as bar:
         task = bar.add_task(case.name, total=case.total_duration_s())
-        result = simulate(case, progress=lambda t, _total: bar.update(task, completed=t))
+        result = simulate(
+            case,
+            progress=lambda t, _total: bar.update(task, completed=t),
+            backend_factory=SOLVERS[solver],
+        )
     write_result(result, out)
     return result
 
@@ -118,11 +130,18 @@ def simulate_command(
     pdf: Annotated[
         bool, typer.Option("--pdf", help="Also write report.pdf (implies --report).")
     ] = False,
+    solver: Annotated[
+        Solver,
+        typer.Option(
+            "--solver",
+            help="fast: multirate steps (default); reference: one global step (docs/solver.md).",
+        ),
+    ] = Solver.fast,
 ) -> None:
     """Simulate a case file and write summary.json, tmin.nii.gz and sensors.csv into --out."""
     try:
         case = load_case(case_file)
-        result = _run(case, out, quiet)
+        result = _run(case, out, quiet, solver.value)
         reports = write_report(out, pdf=pdf) if (report or pdf) else []
     except CaseError as error:
         raise _fail(error) from None

@@ -7,6 +7,7 @@ here, before anything is solved or written.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,7 @@ from cryoplan.thermal.problem import (
     RecordingPlan,
     ThermalProblem,
 )
+from cryoplan.thermal.steady import basal_temperature_c
 from cryoplan.tissues import Tissue, complete_tissue, load_library, merge_tissue
 
 ISOTHERMS_C = (0.0, -20.0, -40.0)
@@ -222,7 +224,7 @@ def discretise(case: Case) -> Discretised:
         sensor_idx.append(idx)
 
     kind = INSULATED if case.outer_boundary == "insulated" else FIXED_TEMPERATURE
-    problem = ThermalProblem(
+    uniform = ThermalProblem(
         spacing_m=spacing_m,
         material=material,
         properties=material_table(material_rows(tissues)),
@@ -234,6 +236,13 @@ def discretise(case: Case) -> Discretised:
         schedule=build_schedule(case),
         probes=coupling,
     )
+    # Start from the tissue's basal steady state, not a uniform 37 °C (thermal.steady). A
+    # domain with none (insulated, unperfused, metabolising) keeps the uniform start.
+    try:
+        basal = basal_temperature_c(uniform)
+    except ValueError:
+        basal = initial
+    problem = dataclasses.replace(uniform, initial_temperature_c=basal)
     plan = RecordingPlan(
         snapshot_times_s=tuple(60.0 * t for t in case.output.snapshot_times_min),
         sensor_index_xyz=np.asarray(sensor_idx, float).reshape(-1, 3),

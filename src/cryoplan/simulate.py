@@ -12,7 +12,7 @@ import numpy as np
 from cryoplan.case import Case
 from cryoplan.discretise import ISOTHERMS_C, Discretised, discretise
 from cryoplan.outcome import Outcome, evaluate
-from cryoplan.thermal import CpuExplicitBackend, ThermalBackend, ThermalHistory, solve
+from cryoplan.thermal import CpuMultirateBackend, ThermalBackend, ThermalHistory, solve
 from cryoplan.thermal.problem import ThermalProblem
 from cryoplan.thermal.stepping import ProgressCallback
 
@@ -111,9 +111,10 @@ class SimulationResult:
 def simulate(
     case: Case,
     progress: ProgressCallback | None = None,
-    backend_factory: Callable[[ThermalProblem], ThermalBackend] = CpuExplicitBackend,
+    backend_factory: Callable[[ThermalProblem], ThermalBackend] = CpuMultirateBackend,
 ) -> SimulationResult:
-    """Discretise and solve a case over its whole protocol."""
+    """Discretise and solve a case over its whole protocol (the multirate back end by
+    default; `CpuExplicitBackend` is the reference path)."""
     d = discretise(case)
     history = solve(d.problem, d.plan, backend_factory=backend_factory, progress=progress)
     return SimulationResult(d, history)

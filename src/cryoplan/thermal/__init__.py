@@ -5,6 +5,7 @@ Data flow: `ThermalProblem` (arrays + schedule) → `solve` (time loop over a ba
 """
 
 from cryoplan.thermal.backend import CpuExplicitBackend, ThermalBackend, stable_time_step_s
+from cryoplan.thermal.multirate import CpuMultirateBackend
 from cryoplan.thermal.problem import (
     FACES,
     FIXED_TEMPERATURE,
@@ -18,11 +19,17 @@ from cryoplan.thermal.problem import (
 )
 from cryoplan.thermal.stepping import EnergyLedger, ThermalHistory, solve
 
+# The back ends a user can choose by name (`cryoplan simulate --solver`). "fast" is the
+# default: it matches "reference" to well within 0.5 mm (tests/test_conservation.py).
+SOLVERS = {"fast": CpuMultirateBackend, "reference": CpuExplicitBackend}
+
 __all__ = [
     "FACES",
     "FIXED_TEMPERATURE",
     "INSULATED",
+    "SOLVERS",
     "CpuExplicitBackend",
+    "CpuMultirateBackend",
     "DriveKind",
     "EnergyLedger",
     "ProbeCoupling",

@@ -31,6 +31,8 @@ from cryoplan.thermal.problem import FIXED_TEMPERATURE, ThermalProblem
 # for any enthalpy curve whose slope dT/dH is at most 1/C_min; 0.9 leaves room for the
 # conductivity changing within a step.
 STABILITY_SAFETY = 0.9
+# Boxes smaller than this are swept by one thread (see kernels._serial_twin).
+SERIAL_BELOW_VOXELS = 100_000
 
 
 @dataclass
@@ -42,6 +44,7 @@ class StepFlows:
     metabolic_w: float
     boundary_w: float
     fixed_w: float
+    far_field_w: float = 0.0  # from voxels a back end left at rest (multirate active box)
 
 
 class ThermalBackend(Protocol):
@@ -175,7 +178,10 @@ class CpuStateBackend:
         self, lo: np.ndarray, hi: np.ndarray, hole_lo: np.ndarray, hole_hi: np.ndarray
     ) -> np.ndarray:
         """Refresh T, Φ and the records in [lo, hi) minus the hole; the box of cold voxels."""
-        return kernels.refresh_temperature(
+        kernel = kernels.refresh_temperature
+        if np.prod(np.maximum(hi - lo, 0)) < SERIAL_BELOW_VOXELS:
+            kernel = kernels.refresh_temperature_serial
+        return kernel(
             self._enthalpy,
             self._temperature,
             self._kirchhoff,
@@ -201,7 +207,10 @@ class CpuStateBackend:
         hole_hi: np.ndarray,
     ) -> tuple[float, float, float, float]:
         """Conduction, perfusion, metabolism in [lo, hi) minus the hole: (perf, met, bnd, fix) W."""
-        return kernels.advance_enthalpy(
+        kernel = kernels.advance_enthalpy
+        if np.prod(np.maximum(hi - lo, 0)) < SERIAL_BELOW_VOXELS:
+            kernel = kernels.advance_enthalpy_serial
+        return kernel(
             self._enthalpy,
             self._temperature,
             self._kirchhoff,

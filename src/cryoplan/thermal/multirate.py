@@ -21,6 +21,13 @@ are finally given the difference Δt·F₀ − Σ δ·F_k, so that over Δt each
 receives exactly what the other gave. The coupling is first order in time across the box
 faces, which lie in unfrozen tissue at least `HALO_VOXELS` from any ice; inside the box the
 scheme is the reference scheme.
+The coarse step itself covers only an **active box**: voxels still at their basal state
+(`thermal.steady`, to within `FAR_FIELD_TOLERANCE_K`) are left at rest, and the heat they
+pass to the box is booked as the ledger's far-field term. The box starts around the fine
+box and grows by `ACTIVE_PAD_VOXELS` on a side as soon as a voxel `CHECK_DEPTH_VOXELS`
+inside that side departs from its basal temperature; a disturbance travels at most one voxel
+per explicit step, so it is caught before it reaches the edge.
+
 Probe drives are those given for the start of Δt (the reference re-evaluates a ramped drive
 every step; the catalogue's drives are constant within a phase).
 """
@@ -33,12 +40,19 @@ import numpy as np
 
 from cryoplan.thermal import kernels
 from cryoplan.thermal.backend import CpuStateBackend, StepFlows, stable_time_step_s
+from cryoplan.thermal.materials import C_FROZEN, C_UNFROZEN
 from cryoplan.thermal.problem import ThermalProblem
 
 # Unfrozen voxels kept in the fine box around the ice. The ice front moves well under a
 # voxel per coarse step (about 0.1 mm/s against 1 mm per ~1 s), so three voxels keep every
 # face between fine and coarse voxels in unfrozen tissue with room to spare.
 HALO_VOXELS = 3
+# A voxel within this of its basal temperature counts as undisturbed. The isotherms lie
+# where gradients exceed 1 K/mm: 1 mK beyond the active box moves them by about a micrometre.
+FAR_FIELD_TOLERANCE_K = 1e-3
+ACTIVE_PAD_VOXELS = 8
+CHECK_DEPTH_VOXELS = 2
+DRIFT_CHECK_SLABS = 8  # slabs per chunk of the at-rest check (memory, not accuracy)
 
 
 def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -69,7 +83,33 @@ class CpuMultirateBackend(CpuStateBackend):
         else:
             self._probe_box = np.zeros(6, np.int64)
         self._face_flux = np.zeros((6, int(shape.max()), int(shape.max())))
+        self._far_flux = np.zeros_like(self._face_flux)
+        self._basal = np.ascontiguousarray(problem.initial_temperature_c, np.float64)
+        # Voxels may be left at rest only if the initial state is a steady state; and
+        # time-varying fixed voxels disturb wherever they are.
+        at_rest = (
+            problem.fixed_temperature_fn is None
+            and self._drift_at_rest_k() <= FAR_FIELD_TOLERANCE_K
+        )
+        self._active = np.zeros(6, np.int64) if at_rest else np.concatenate(self._whole)
         self.voxel_updates = 0  # fine voxels count once per substep
+
+    def _drift_at_rest_k(self) -> float:
+        """Largest |T change| [K] the initial state would undergo over the whole schedule
+        with the probes off, at its initial rate. One slab of voxels at a time, each put back
+        as it was, so that the check needs no second copy of the field."""
+        capacity = np.minimum(self._props[:, C_FROZEN], self._props[:, C_UNFROZEN])
+        lo, hi = (a.copy() for a in self._whole)
+        worst_k_s = 0.0
+        for start in range(0, int(self._shape[0]), DRIFT_CHECK_SLABS):
+            lo[0], hi[0] = start, min(start + DRIFT_CHECK_SLABS, int(self._shape[0]))
+            saved = self._enthalpy[lo[0] : hi[0]].copy()
+            self._advance(1.0, lo, hi, *self._no_hole)
+            change = np.abs(self._enthalpy[lo[0] : hi[0]] - saved)
+            rate = change / capacity[self._material[lo[0] : hi[0]]]
+            worst_k_s = max(worst_k_s, float(rate.max(initial=0.0)))
+            self._enthalpy[lo[0] : hi[0]] = saved
+        return worst_k_s * self.problem.duration_s
 
     def stable_time_step_s(self) -> float:
         return self._coarse_step_s
@@ -82,6 +122,15 @@ class CpuMultirateBackend(CpuStateBackend):
         lo = np.maximum(box[:3] - HALO_VOXELS, 0)
         hi = np.minimum(box[3:] + HALO_VOXELS, self._shape)
         return lo.astype(np.int64), hi.astype(np.int64)
+
+    def active_box(self) -> tuple[np.ndarray, np.ndarray]:
+        """[lo, hi) of the voxels the coarse step updates."""
+        return self._active[:3], self._active[3:]
+
+    def _grow(self, box: np.ndarray, by: int) -> np.ndarray:
+        return np.concatenate(
+            [np.maximum(box[:3] - by, 0), np.minimum(box[3:] + by, self._shape)]
+        ).astype(np.int64)
 
     def step(
         self,
@@ -96,16 +145,32 @@ class CpuMultirateBackend(CpuStateBackend):
         whole_lo, whole_hi = self._whole
         no_lo, no_hi = self._no_hole
         if n_sub == 1 or fine_voxels == int(np.prod(self._shape)):
-            # one short step of everything: exactly the reference step
-            self._probe_exchange(drive_temperature_c, film_coefficient_w_m2k, drive_active)
-            perf, met, bnd, fix = self._advance(dt_s, whole_lo, whole_hi, no_lo, no_hi)
-            probes_w = self._spread_probe_heat(dt_s)
-            self._cold_box = self._refresh(whole_lo, whole_hi, no_lo, no_hi)
+            # the fine box is everything: n_sub reference steps of the whole domain
+            sub = dt_s / n_sub
+            energy = np.zeros(5)
+            for _ in range(n_sub):
+                self._probe_exchange(drive_temperature_c, film_coefficient_w_m2k, drive_active)
+                energy[:4] += np.array(self._advance(sub, whole_lo, whole_hi, no_lo, no_hi)) * sub
+                energy[4] += self._spread_probe_heat(sub) * sub
+                self._cold_box = self._refresh(whole_lo, whole_hi, no_lo, no_hi)
             self.voxel_updates += int(np.prod(self._shape)) * n_sub
-            return StepFlows(probes_w, perf, met, bnd, fix)
+            perf, met, bnd, fix, probes = energy / dt_s
+            return StepFlows(probes, perf, met, bnd, fix)
+
+        # the active box holds the fine box with room to spare
+        if fine_voxels:
+            self._active = _union(
+                self._active, self._grow(np.concatenate([lo, hi]), ACTIVE_PAD_VOXELS)
+            )
+        alo, ahi = self.active_box()
+        kernels.interface_flux(
+            self._temperature, self._kirchhoff, self._material, self._fixed, self._props,
+            self._spacing, alo, ahi, self._far_flux,
+        )  # fmt: skip
+        far_field_w = float(self._far_flux.sum())
 
         # coarse: one long step on the state at the start of Δt (T is refreshed at the end)
-        energy = np.array(self._advance(dt_s, whole_lo, whole_hi, lo, hi)) * dt_s
+        energy = np.array(self._advance(dt_s, alo, ahi, lo, hi)) * dt_s
         probes_j = 0.0
         sub = dt_s / n_sub
         face_flux = self._face_flux
@@ -122,7 +187,18 @@ class CpuMultirateBackend(CpuStateBackend):
             probes_j += self._spread_probe_heat(sub) * sub
             cold = self._refresh(lo, hi, no_lo, no_hi)
         kernels.add_interface_heat(self._enthalpy, lo, hi, correction_j, self._volume)
-        self._cold_box = _union(cold, self._refresh(whole_lo, whole_hi, lo, hi))
-        self.voxel_updates += int(np.prod(self._shape)) - fine_voxels + fine_voxels * n_sub
+        self._cold_box = _union(cold, self._refresh(alo, ahi, lo, hi))
+        active_voxels = int(np.prod(ahi - alo))
+        self.voxel_updates += active_voxels - fine_voxels + fine_voxels * n_sub
+        grow = kernels.disturbed_faces(
+            self._temperature, self._basal, self._fixed, alo, ahi,
+            CHECK_DEPTH_VOXELS, FAR_FIELD_TOLERANCE_K,
+        )  # fmt: skip
+        for face in np.flatnonzero(grow):
+            axis, upper = divmod(int(face), 2)
+            if upper:
+                self._active[3 + axis] = min(ahi[axis] + ACTIVE_PAD_VOXELS, self._shape[axis])
+            else:
+                self._active[axis] = max(alo[axis] - ACTIVE_PAD_VOXELS, 0)
         perf, met, bnd, fix = energy / dt_s
-        return StepFlows(probes_j / dt_s, perf, met, bnd, fix)
+        return StepFlows(probes_j / dt_s, perf, met, bnd, fix, far_field_w)

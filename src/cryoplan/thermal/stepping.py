@@ -26,7 +26,9 @@ class EnergyLedger:
     """Heat [J] into the free voxels by source, against their change of enthalpy.
 
     Conservation (verification.md f): probes + perfusion + metabolism + outer boundary +
-    fixed voxels (vessels, prescribed regions) = ΔH. Probe heat is negative while freezing.
+    fixed voxels (vessels, prescribed regions) + far field = ΔH. Probe heat is negative while
+    freezing. The far field is the heat that voxels a back end leaves at rest (at their basal
+    state, beyond the multirate back end's active box) give to the voxels it updates.
     """
 
     initial_enthalpy_j: float
@@ -36,6 +38,7 @@ class EnergyLedger:
     metabolic_j: float = 0.0
     boundary_j: float = 0.0
     fixed_j: float = 0.0
+    far_field_j: float = 0.0
 
     def add(self, flows: StepFlows, dt_s: float) -> None:
         self.probes_j += flows.probes_w * dt_s
@@ -43,6 +46,7 @@ class EnergyLedger:
         self.metabolic_j += flows.metabolic_w * dt_s
         self.boundary_j += flows.boundary_w * dt_s
         self.fixed_j += flows.fixed_w * dt_s
+        self.far_field_j += flows.far_field_w * dt_s
 
     @property
     def enthalpy_change_j(self) -> float:
@@ -50,7 +54,14 @@ class EnergyLedger:
 
     @property
     def sources_j(self) -> float:
-        return self.probes_j + self.perfusion_j + self.metabolic_j + self.boundary_j + self.fixed_j
+        return (
+            self.probes_j
+            + self.perfusion_j
+            + self.metabolic_j
+            + self.boundary_j
+            + self.fixed_j
+            + self.far_field_j
+        )
 
     @property
     def imbalance_j(self) -> float:
@@ -66,6 +77,7 @@ class EnergyLedger:
             self.metabolic_j,
             self.boundary_j,
             self.fixed_j,
+            self.far_field_j,
         )
         scale = max(abs(t) for t in terms)
         return abs(self.imbalance_j) / scale if scale > 0 else 0.0
@@ -78,6 +90,7 @@ class EnergyLedger:
             "metabolic_j": self.metabolic_j,
             "outer_boundary_j": self.boundary_j,
             "fixed_voxels_j": self.fixed_j,
+            "far_field_j": self.far_field_j,
             "imbalance_j": self.imbalance_j,
             "relative_error": self.relative_error,
         }
@@ -204,11 +217,12 @@ def solve(
     ledger.final_enthalpy_j = backend.total_enthalpy_j()
 
     return ThermalHistory(
-        minimum_temperature_c=backend.minimum_temperature_c().copy(),
-        final_temperature_c=backend.temperature_c().copy(),
+        # the back end ends here: its arrays are handed over, not copied (memory per voxel)
+        minimum_temperature_c=backend.minimum_temperature_c(),
+        final_temperature_c=backend.temperature_c(),
         final_liquid_fraction=backend.liquid_fraction(),
-        destroyed=backend.destroyed().copy(),
-        freeze_thaw_cycles=backend.freeze_thaw_cycles().copy(),
+        destroyed=backend.destroyed(),
+        freeze_thaw_cycles=backend.freeze_thaw_cycles(),
         snapshots_c=snapshots,
         record_time_s=np.array(rec_t),
         sensor_temperature_c=np.array(rec_sensors).reshape(len(rec_t), len(sensors)),
