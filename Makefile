@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-cases clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_solver.py
+
+# Issue #5's reference cases S, M, L with the reference path and the peers (long: ~1 h)
+bench-cases: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python benchmarks/bench_cases.py S --reference --peers 60
+	$(BIN)/python benchmarks/bench_cases.py M --reference --peers 60
+	$(BIN)/python benchmarks/bench_cases.py L
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

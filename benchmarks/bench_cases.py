@@ -15,7 +15,8 @@ Figures (written to benchmarks/results/case-<name>.json and printed):
   the reference scheme would have had to do) and *actual* (updates the back end did);
 - bytes per voxel update that the kernels must move (counted below), the resulting
   bandwidth, and its fraction of the triad bandwidth (the roofline);
-- peak memory, and memory per voxel: (peak − the process before the case was built) / voxels;
+- peak memory of the case (VmHWM reset after the warm-up), and memory per voxel: (peak − the
+  process before the case was built) / voxels;
 - with --reference: the reference back end on the same case, the ratio, and the largest
   distance between the two solutions' T_min isotherms (0, −20, −40 °C);
 - with --peers T: the vectorised NumPy and FiPy versions of the same model (benchmarks/
@@ -73,7 +74,19 @@ def triad_bandwidth_gb_s(repeat: int = 5) -> float:
 
 
 def _rss_mb() -> float:
+    """Peak resident memory [MB] since the last `_reset_peak()` (VmHWM), or of the process."""
+    with open("/proc/self/status", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _reset_peak() -> None:
+    """Start the peak-memory count afresh (Linux: writing 5 to clear_refs resets VmHWM), so
+    that compiling the kernels and the warm-up run do not count towards the case."""
+    with open("/proc/self/clear_refs", "w", encoding="utf-8") as f:
+        f.write("5")
 
 
 def _current_rss_mb() -> float:
@@ -96,6 +109,7 @@ def run_case(name: str, backend: str, window_s: float | None, queue: mp.Queue) -
     )
     solve(truncated(warm.problem, 2.0), warm.plan, backend_factory=factory)
     rss_before_mb = _current_rss_mb()
+    _reset_peak()
     t0 = time.perf_counter()
     d = discretise(case)
     discretise_s = time.perf_counter() - t0

@@ -32,7 +32,7 @@ from cryoplan.thermal.problem import FIXED_TEMPERATURE, ThermalProblem
 # conductivity changing within a step.
 STABILITY_SAFETY = 0.9
 # Boxes smaller than this are swept by one thread (see kernels._serial_twin).
-SERIAL_BELOW_VOXELS = 100_000
+SERIAL_BELOW_VOXELS = 32_768
 
 
 @dataclass
@@ -93,6 +93,12 @@ def stable_time_step_s(
     the worse of the unfrozen pair (k_l, C_l) and the mushy pair (k_s, C_m + L/ΔT): such a
     voxel cannot lose its latent heat, and so become fully frozen, within one step.
     """
+    worst = float(stability_rate_per_s(problem, frozen=frozen).max())
+    return safety / worst if worst > 0.0 else float("inf")
+
+
+def stability_rate_per_s(problem: ThermalProblem, *, frozen: bool = True) -> np.ndarray:
+    """Per voxel, (Σ G + P V + Σ_s w G_s)/(C V) [1/s] of `stable_time_step_s` (0 if fixed)."""
     props = problem.properties
     mat = problem.material
     if frozen:
@@ -135,10 +141,7 @@ def stable_time_step_s(
         )
     rate = conductance / (c_min * volume)
     rate[problem.fixed] = 0.0
-    worst = float(rate.max())
-    if worst <= 0.0:
-        return float("inf")
-    return safety / worst
+    return rate
 
 
 class CpuStateBackend:

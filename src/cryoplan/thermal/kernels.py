@@ -307,17 +307,21 @@ def interface_flux(
     spacing_m: np.ndarray,
     lo: np.ndarray,
     hi: np.ndarray,
-    out_w: np.ndarray,
-) -> None:
-    """Heat rate [W] into each free voxel on a face of the box [lo, hi) from its free
-    neighbour just outside, exactly as `advance_enthalpy` computes it for that voxel.
+    start_weight_s: float,
+    weight_s: float,
+    heat_j: np.ndarray,
+) -> float:
+    """Heat flow across the faces of the box [lo, hi): for each free voxel on a face and its
+    free neighbour just outside, the rate F [W] into the voxel, exactly as
+    `advance_enthalpy` computes it for that voxel. Sets heat_j[face, a, b] to
+    start_weight_s·F if start_weight_s is not 0, then subtracts weight_s·F; returns Σ F.
 
-    out_w[face, a, b]: face 0/1 = x−/x+ at (j, m), 2/3 = y−/y+ at (i, m), 4/5 = z−/z+ at
-    (i, j); 0 where the box touches the domain's edge or either voxel is fixed.
+    Faces: 0/1 = x−/x+ at (j, m), 2/3 = y−/y+ at (i, m), 4/5 = z−/z+ at (i, j); entries
+    where the box touches the domain's edge, or either voxel is fixed, are left alone.
     """
     dx, dy, dz = spacing_m[0], spacing_m[1], spacing_m[2]
     factors = (dy * dz / dx, dx * dz / dy, dx * dy / dz)
-    out_w[:] = 0.0
+    total_w = 0.0
     for face in range(6):
         axis = face // 2
         inside = lo[axis] if face % 2 == 0 else hi[axis] - 1
@@ -330,13 +334,18 @@ def interface_flux(
                 vi, vj, vm = _face_voxel(axis, inside, a, b)
                 ni, nj, nm = _face_voxel(axis, outside, a, b)
                 if fixed[vi, vj, vm] or fixed[ni, nj, nm]:
+                    heat_j[face, a, b] = 0.0
                     continue
-                mat = material[vi, vj, vm]
-                out_w[face, a, b] = _flux_from_neighbour(
+                f = _flux_from_neighbour(
                     material[ni, nj, nm], temperature[ni, nj, nm], kirchhoff[ni, nj, nm],
-                    properties, mat, kirchhoff[vi, vj, vm], temperature[vi, vj, vm],
-                    factors[axis],
+                    properties, material[vi, vj, vm], kirchhoff[vi, vj, vm],
+                    temperature[vi, vj, vm], factors[axis],
                 )  # fmt: skip
+                if start_weight_s != 0.0:
+                    heat_j[face, a, b] = start_weight_s * f
+                heat_j[face, a, b] -= weight_s * f
+                total_w += f
+    return total_w
 
 
 @numba.njit(cache=True)

@@ -34,12 +34,18 @@ every step; the catalogue's drives are constant within a phase).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 
 from cryoplan.thermal import kernels
-from cryoplan.thermal.backend import CpuStateBackend, StepFlows, stable_time_step_s
+from cryoplan.thermal.backend import (
+    STABILITY_SAFETY,
+    CpuStateBackend,
+    StepFlows,
+    stability_rate_per_s,
+)
 from cryoplan.thermal.materials import C_FROZEN, C_UNFROZEN
 from cryoplan.thermal.problem import ThermalProblem
 
@@ -72,8 +78,28 @@ class CpuMultirateBackend(CpuStateBackend):
 
     def __init__(self, problem: ThermalProblem) -> None:
         super().__init__(problem)
-        self._fine_step_s = stable_time_step_s(problem)
-        self._coarse_step_s = max(self._fine_step_s, stable_time_step_s(problem, frozen=False))
+        # The fine step: the global frozen limit, or the larger one of the voxels off the
+        # domain's faces (held faces double a face's conductance) when the box keeps clear.
+        rate = stability_rate_per_s(problem)
+        self._fine_step_s = STABILITY_SAFETY / rate.max() if rate.max() > 0 else np.inf
+        interior = rate[1:-1, 1:-1, 1:-1]
+        self._interior_fine_step_s = (
+            STABILITY_SAFETY / interior.max() if interior.size and interior.max() > 0 else np.inf
+        )
+        self._interior_fine_step_s = max(self._interior_fine_step_s, self._fine_step_s)
+        del rate, interior
+        # The coarse step: likewise, the larger interior limit while the active box keeps
+        # clear of the domain's faces; `step` splits a step that reaches them.
+        rate = stability_rate_per_s(problem, frozen=False)
+        interior = rate[1:-1, 1:-1, 1:-1]
+        self._edge_coarse_step_s = max(
+            self._fine_step_s, STABILITY_SAFETY / rate.max() if rate.max() > 0 else np.inf
+        )
+        self._coarse_step_s = max(
+            self._edge_coarse_step_s,
+            STABILITY_SAFETY / interior.max() if interior.size and interior.max() > 0 else np.inf,
+        )
+        del rate, interior
         shape = np.asarray(problem.shape, np.int64)
         self._shape = shape
         p = problem.probes
@@ -83,7 +109,7 @@ class CpuMultirateBackend(CpuStateBackend):
         else:
             self._probe_box = np.zeros(6, np.int64)
         self._face_flux = np.zeros((6, int(shape.max()), int(shape.max())))
-        self._far_flux = np.zeros_like(self._face_flux)
+        self._far_flux = np.zeros_like(self._face_flux)  # scratch: only the sum is used
         self._basal = np.ascontiguousarray(problem.initial_temperature_c, np.float64)
         # Voxels may be left at rest only if the initial state is a steady state; and
         # time-varying fixed voxels disturb wherever they are.
@@ -139,8 +165,35 @@ class CpuMultirateBackend(CpuStateBackend):
         film_coefficient_w_m2k: np.ndarray,
         drive_active: np.ndarray,
     ) -> StepFlows:
-        n_sub = max(1, math.ceil(dt_s / self._fine_step_s - 1e-9))
+        """Advance by dt_s (≤ `stable_time_step_s()`), in parts no longer than the edge limit
+        if the active box, grown around the fine box, reaches a face of the domain."""
         lo, hi = self.fine_box()
+        box = self._active
+        if np.prod(np.maximum(hi - lo, 0)):
+            box = _union(box, self._grow(np.concatenate([lo, hi]), ACTIVE_PAD_VOXELS))
+        touches = np.any(box[:3] == 0) or np.any(box[3:] == self._shape)
+        parts = max(1, math.ceil(dt_s / self._edge_coarse_step_s - 1e-9)) if touches else 1
+        if parts == 1:
+            return self._step(dt_s, drive_temperature_c, film_coefficient_w_m2k, drive_active)
+        total = np.zeros(6)
+        for _ in range(parts):
+            flows = self._step(
+                dt_s / parts, drive_temperature_c, film_coefficient_w_m2k, drive_active
+            )
+            total += np.array(dataclasses.astuple(flows))
+        return StepFlows(*(total / parts))
+
+    def _step(
+        self,
+        dt_s: float,
+        drive_temperature_c: np.ndarray,
+        film_coefficient_w_m2k: np.ndarray,
+        drive_active: np.ndarray,
+    ) -> StepFlows:
+        lo, hi = self.fine_box()
+        clear = bool(np.all(lo > 0) and np.all(hi < self._shape))
+        fine_step = self._interior_fine_step_s if clear else self._fine_step_s
+        n_sub = max(1, math.ceil(dt_s / fine_step - 1e-9))
         fine_voxels = int(np.prod(np.maximum(hi - lo, 0)))
         whole_lo, whole_hi = self._whole
         no_lo, no_hi = self._no_hole
@@ -163,26 +216,22 @@ class CpuMultirateBackend(CpuStateBackend):
                 self._active, self._grow(np.concatenate([lo, hi]), ACTIVE_PAD_VOXELS)
             )
         alo, ahi = self.active_box()
-        kernels.interface_flux(
+        far_field_w = kernels.interface_flux(
             self._temperature, self._kirchhoff, self._material, self._fixed, self._props,
-            self._spacing, alo, ahi, self._far_flux,
+            self._spacing, alo, ahi, 0.0, 0.0, self._far_flux,
         )  # fmt: skip
-        far_field_w = float(self._far_flux.sum())
 
         # coarse: one long step on the state at the start of Δt (T is refreshed at the end)
         energy = np.array(self._advance(dt_s, alo, ahi, lo, hi)) * dt_s
         probes_j = 0.0
         sub = dt_s / n_sub
-        face_flux = self._face_flux
+        correction_j = self._face_flux  # Δt·F₀ − Σ δ·F_k per face, for the coarse side
         for k in range(n_sub):
             self._probe_exchange(drive_temperature_c, film_coefficient_w_m2k, drive_active)
             kernels.interface_flux(
                 self._temperature, self._kirchhoff, self._material, self._fixed, self._props,
-                self._spacing, lo, hi, face_flux,
+                self._spacing, lo, hi, dt_s if k == 0 else 0.0, sub, correction_j,
             )  # fmt: skip
-            if k == 0:
-                correction_j = face_flux * dt_s  # gives back the −F₀·Δt the coarse side took
-            correction_j -= face_flux * sub
             energy += np.array(self._advance(sub, lo, hi, no_lo, no_hi)) * sub
             probes_j += self._spread_probe_heat(sub) * sub
             cold = self._refresh(lo, hi, no_lo, no_hi)
