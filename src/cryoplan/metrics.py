@@ -64,6 +64,19 @@ def surface_of(field: np.ndarray, level: float) -> Surface:
     return Surface(verts - 1.0)
 
 
+def isotherm_distance_mm(
+    field_a: np.ndarray, field_b: np.ndarray, spacing_mm: tuple[float, ...], level: float
+) -> float:
+    """Largest distance [mm] between the surfaces {field = level} of two fields on one grid:
+    the symmetric Hausdorff distance of their marching-cubes vertices (0 when neither field
+    reaches the level, inf when only one does). How far apart two solvers put an isotherm."""
+    a = surface_of(field_a, level).vertices_mm(spacing_mm)
+    b = surface_of(field_b, level).vertices_mm(spacing_mm)
+    if len(a) == 0 or len(b) == 0:
+        return 0.0 if len(a) == len(b) else float("inf")
+    return float(max(cKDTree(b).query(a)[0].max(), cKDTree(a).query(b)[0].max()))
+
+
 def region_surface(region: np.ndarray) -> Surface:
     """The surface of a binary region (level 0.5 of its indicator)."""
     return surface_of(region.astype(np.float64), 0.5)
