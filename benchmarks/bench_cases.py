@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/bench_cases.py M --reference  # … and the reference path
     .venv/bin/python benchmarks/bench_cases.py M --peers 60   # … and the peers on 60 s
     .venv/bin/python benchmarks/bench_cases.py all            # S, M, L, fast path
+    .venv/bin/python benchmarks/bench_cases.py L --window 120 # the first 2 minutes only
     (or: make bench-cases)
 
 Every case runs in a child process of its own, so that its peak memory (ru_maxrss) is its
@@ -188,13 +189,16 @@ def main() -> None:
     parser.add_argument("case", choices=["S", "M", "L", "all"])
     parser.add_argument("--reference", action="store_true", help="also the reference back end")
     parser.add_argument("--peers", type=float, metavar="SECONDS", help="peers on this window")
+    parser.add_argument(
+        "--window", type=float, metavar="SECONDS", help="the fast path on the first SECONDS only"
+    )
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     bandwidth = triad_bandwidth_gb_s()
     print(f"memory bandwidth (NumPy triad): {bandwidth:.1f} GB/s")
     for name in ["S", "M", "L"] if args.case == "all" else [args.case]:
         out: dict = {"triad_bandwidth_gb_s": bandwidth, "bytes_per_update": BYTES_PER_UPDATE}
-        fast = in_child(run_case, name, "multirate", None)
+        fast = in_child(run_case, name, "multirate", args.window)
         out["fast"] = fast
         kernel_gb_s = fast["actual_updates_per_s"] * BYTES_PER_UPDATE / 1e9
         out["fast"]["kernel_bandwidth_gb_s"] = kernel_gb_s
@@ -210,12 +214,12 @@ def main() -> None:
             f"ledger {fast['ledger_relative_error']:.1e}"
         )
         if args.reference:
-            ref = in_child(run_case, name, "reference", None)
+            ref = in_child(run_case, name, "reference", args.window)
             out["reference"] = ref
             out["fast_vs_reference"] = ref["wall_time_s"] / fast["wall_time_s"]
             out["isotherm_distance_mm"] = _isotherms(
-                np.load(RESULTS / f".tmin-{name}-multirate-full.npy"),
-                np.load(RESULTS / f".tmin-{name}-reference-full.npy"),
+                np.load(RESULTS / f".tmin-{name}-multirate-{args.window or 'full'}.npy"),
+                np.load(RESULTS / f".tmin-{name}-reference-{args.window or 'full'}.npy"),
                 tuple(fast["spacing_m"]),
             )
             print(
