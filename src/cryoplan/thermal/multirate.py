@@ -70,6 +70,16 @@ def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate([np.minimum(a[:3], b[:3]), np.maximum(a[3:], b[3:])])
 
 
+def _step_limits_s(rate_per_s: np.ndarray) -> tuple[float, float]:
+    """Stable step [s] over all voxels, and over the voxels off the domain's faces."""
+
+    def limit(rate: np.ndarray) -> float:
+        return STABILITY_SAFETY / rate.max() if rate.size and rate.max() > 0 else np.inf
+
+    edge = limit(rate_per_s)
+    return edge, max(edge, limit(rate_per_s[1:-1, 1:-1, 1:-1]))
+
+
 class CpuMultirateBackend(CpuStateBackend):
     """The reference scheme inside a fine box around the ice and probes, substepped; one long
     explicit step for the rest (see the module docstring)."""
@@ -78,28 +88,14 @@ class CpuMultirateBackend(CpuStateBackend):
 
     def __init__(self, problem: ThermalProblem) -> None:
         super().__init__(problem)
-        # The fine step: the global frozen limit, or the larger one of the voxels off the
-        # domain's faces (held faces double a face's conductance) when the box keeps clear.
-        rate = stability_rate_per_s(problem)
-        self._fine_step_s = STABILITY_SAFETY / rate.max() if rate.max() > 0 else np.inf
-        interior = rate[1:-1, 1:-1, 1:-1]
-        self._interior_fine_step_s = (
-            STABILITY_SAFETY / interior.max() if interior.size and interior.max() > 0 else np.inf
+        # Each step has two limits: over all voxels, and over those off the domain's faces
+        # (held faces double a face's conductance), used while a box keeps clear of them.
+        self._fine_step_s, self._interior_fine_step_s = _step_limits_s(
+            stability_rate_per_s(problem)
         )
-        self._interior_fine_step_s = max(self._interior_fine_step_s, self._fine_step_s)
-        del rate, interior
-        # The coarse step: likewise, the larger interior limit while the active box keeps
-        # clear of the domain's faces; `step` splits a step that reaches them.
-        rate = stability_rate_per_s(problem, frozen=False)
-        interior = rate[1:-1, 1:-1, 1:-1]
-        self._edge_coarse_step_s = max(
-            self._fine_step_s, STABILITY_SAFETY / rate.max() if rate.max() > 0 else np.inf
-        )
-        self._coarse_step_s = max(
-            self._edge_coarse_step_s,
-            STABILITY_SAFETY / interior.max() if interior.size and interior.max() > 0 else np.inf,
-        )
-        del rate, interior
+        edge, interior = _step_limits_s(stability_rate_per_s(problem, frozen=False))
+        self._edge_coarse_step_s = max(self._fine_step_s, edge)
+        self._coarse_step_s = max(self._edge_coarse_step_s, interior)
         shape = np.asarray(problem.shape, np.int64)
         self._shape = shape
         p = problem.probes
