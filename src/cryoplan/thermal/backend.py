@@ -158,6 +158,8 @@ class CpuStateBackend:
         self._material = np.ascontiguousarray(problem.material, dtype=np.uint8)
         self._fixed = np.ascontiguousarray(problem.fixed, dtype=np.bool_)
         self._fixed_flat_index = np.flatnonzero(self._fixed)
+        self._uniform = kernels.uniform_voxels(self._material, self._fixed)
+        self._no_faces = np.zeros((6, 1, 1))  # face book of calls that keep none
         self._props = np.ascontiguousarray(problem.properties, dtype=np.float64)
         self._spacing = np.asarray(problem.spacing_m, dtype=np.float64)
         self._bkind = np.asarray(problem.boundary_kind, dtype=np.int64)
@@ -208,8 +210,12 @@ class CpuStateBackend:
         hi: np.ndarray,
         hole_lo: np.ndarray,
         hole_hi: np.ndarray,
-    ) -> tuple[float, float, float, float]:
-        """Conduction, perfusion, metabolism in [lo, hi) minus the hole: (perf, met, bnd, fix) W."""
+        face_heat_j: np.ndarray | None = None,
+        face_weight_s: float = 0.0,
+    ) -> tuple[float, float, float, float, float]:
+        """Conduction, perfusion, metabolism in [lo, hi) minus the hole: (perf, met, bnd,
+        fix, outside) W, and face_weight_s × the flux across [lo, hi)'s faces added to
+        face_heat_j (see `kernels.advance_enthalpy`)."""
         kernel = kernels.advance_enthalpy
         if np.prod(np.maximum(hi - lo, 0)) < SERIAL_BELOW_VOXELS:
             kernel = kernels.advance_enthalpy_serial
@@ -219,6 +225,7 @@ class CpuStateBackend:
             self._kirchhoff,
             self._material,
             self._fixed,
+            self._uniform,
             self._destroyed,
             self._props,
             self._spacing,
@@ -230,6 +237,8 @@ class CpuStateBackend:
             hi,
             hole_lo,
             hole_hi,
+            self._no_faces if face_heat_j is None else face_heat_j,
+            face_weight_s if face_heat_j is not None else 0.0,
         )
 
     def _probe_exchange(
@@ -323,7 +332,7 @@ class CpuExplicitBackend(CpuStateBackend):
     ) -> StepFlows:
         # the probe exchange reads T before conduction changes H; T is refreshed after both
         self._probe_exchange(drive_temperature_c, film_coefficient_w_m2k, drive_active)
-        perf, met, bnd, fix = self._advance(dt_s, *self._whole, *self._no_hole)
+        perf, met, bnd, fix, _ = self._advance(dt_s, *self._whole, *self._no_hole)
         probes_w = self._spread_probe_heat(dt_s)
         self._cold_box = self._refresh(*self._whole, *self._no_hole)
         return StepFlows(probes_w, perf, met, bnd, fix)

@@ -16,7 +16,7 @@ Coupling keeps energy exact. The coarse voxels take their one step first, on the
 the start of Δt, including the face fluxes F₀ they exchange with the fine box. The fine
 voxels then see their coarse neighbours as they were at the start of Δt (the coarse
 temperatures are refreshed only at the end) and receive the fluxes F_k of their own current
-state in every substep; `kernels.interface_flux` records those, and the coarse neighbours
+state in every substep; `kernels.advance_enthalpy` books those, and the coarse neighbours
 are finally given the difference Δt·F₀ − Σ δ·F_k, so that over Δt each side of every face
 receives exactly what the other gave. The coupling is first order in time across the box
 faces, which lie in unfrozen tissue at least `HALO_VOXELS` from any ice; inside the box the
@@ -105,7 +105,6 @@ class CpuMultirateBackend(CpuStateBackend):
         else:
             self._probe_box = np.zeros(6, np.int64)
         self._face_flux = np.zeros((6, int(shape.max()), int(shape.max())))
-        self._far_flux = np.zeros_like(self._face_flux)  # scratch: only the sum is used
         self._basal = np.ascontiguousarray(problem.initial_temperature_c, np.float64)
         # Voxels may be left at rest only if the initial state is a steady state; and
         # time-varying fixed voxels disturb wherever they are.
@@ -199,7 +198,8 @@ class CpuMultirateBackend(CpuStateBackend):
             energy = np.zeros(5)
             for _ in range(n_sub):
                 self._probe_exchange(drive_temperature_c, film_coefficient_w_m2k, drive_active)
-                energy[:4] += np.array(self._advance(sub, whole_lo, whole_hi, no_lo, no_hi)) * sub
+                flows = self._advance(sub, whole_lo, whole_hi, no_lo, no_hi)
+                energy[:4] += np.array(flows[:4]) * sub
                 energy[4] += self._spread_probe_heat(sub) * sub
                 self._cold_box = self._refresh(whole_lo, whole_hi, no_lo, no_hi)
             self.voxel_updates += int(np.prod(self._shape)) * n_sub
@@ -212,23 +212,22 @@ class CpuMultirateBackend(CpuStateBackend):
                 self._active, self._grow(np.concatenate([lo, hi]), ACTIVE_PAD_VOXELS)
             )
         alo, ahi = self.active_box()
-        far_field_w = kernels.interface_flux(
-            self._temperature, self._kirchhoff, self._material, self._fixed, self._props,
-            self._spacing, alo, ahi, 0.0, 0.0, self._far_flux,
-        )  # fmt: skip
-
-        # coarse: one long step on the state at the start of Δt (T is refreshed at the end)
-        energy = np.array(self._advance(dt_s, alo, ahi, lo, hi)) * dt_s
+        # coarse: one long step on the state at the start of Δt (T is refreshed at the end);
+        # what it receives from voxels at rest beyond the active box is the far-field heat
+        *coarse, far_field_w = self._advance(dt_s, alo, ahi, lo, hi)
+        energy = np.array(coarse) * dt_s
         probes_j = 0.0
         sub = dt_s / n_sub
-        correction_j = self._face_flux  # Δt·F₀ − Σ δ·F_k per face, for the coarse side
+        # Δt·F₀ − Σ δ·F_k per face, for the coarse side. The first substep sees the state the
+        # coarse step saw, so its fluxes are F₀: it books (Δt − δ)·F₀, later ones −δ·F_k.
+        correction_j = self._face_flux
+        correction_j[...] = 0.0
         for k in range(n_sub):
             self._probe_exchange(drive_temperature_c, film_coefficient_w_m2k, drive_active)
-            kernels.interface_flux(
-                self._temperature, self._kirchhoff, self._material, self._fixed, self._props,
-                self._spacing, lo, hi, dt_s if k == 0 else 0.0, sub, correction_j,
-            )  # fmt: skip
-            energy += np.array(self._advance(sub, lo, hi, no_lo, no_hi)) * sub
+            flows = self._advance(
+                sub, lo, hi, no_lo, no_hi, correction_j, (dt_s - sub) if k == 0 else -sub
+            )
+            energy += np.array(flows[:4]) * sub
             probes_j += self._spread_probe_heat(sub) * sub
             cold = self._refresh(lo, hi, no_lo, no_hi)
         kernels.add_interface_heat(self._enthalpy, lo, hi, correction_j, self._volume)
