@@ -72,8 +72,11 @@ def test_numpy_peer_matches_the_reference_solver() -> None:
 
     assert peer.n_steps == reference.n_steps
     assert reference.minimum_temperature_c.min() < -40  # the lethal isotherm exists
-    assert np.abs(peer.minimum_temperature_c - reference.minimum_temperature_c).max() < (
-        NUMPY_TOLERANCE_K
+    # cryoplan records T_min in float32 (a record, not state): half a float32 step of rounding
+    record_rounding_k = 0.5 * np.spacing(np.abs(reference.minimum_temperature_c))
+    assert np.all(
+        np.abs(peer.minimum_temperature_c - reference.minimum_temperature_c)
+        <= NUMPY_TOLERANCE_K + record_rounding_k
     )
     assert np.abs(peer.final_temperature_c - reference.final_temperature_c).max() < (
         NUMPY_TOLERANCE_K

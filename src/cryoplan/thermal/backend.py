@@ -93,55 +93,50 @@ def stable_time_step_s(
     the worse of the unfrozen pair (k_l, C_l) and the mushy pair (k_s, C_m + L/ΔT): such a
     voxel cannot lose its latent heat, and so become fully frozen, within one step.
     """
-    worst = float(stability_rate_per_s(problem, frozen=frozen).max())
+    worst, _ = worst_stability_rates_per_s(problem, frozen=frozen)
     return safety / worst if worst > 0.0 else float("inf")
 
 
-def stability_rate_per_s(problem: ThermalProblem, *, frozen: bool = True) -> np.ndarray:
-    """Per voxel, (Σ G + P V + Σ_s w G_s)/(C V) [1/s] of `stable_time_step_s` (0 if fixed)."""
+def worst_stability_rates_per_s(
+    problem: ThermalProblem, *, frozen: bool = True
+) -> tuple[float, float]:
+    """The largest (Σ G + P V + Σ_s w G_s)/(C V) [1/s] of `stable_time_step_s` over all free
+    voxels, and over the free voxels off the domain's faces (a held outer face doubles a
+    face's conductance there). Computed voxel by voxel: no field of rates is kept."""
     props = problem.properties
-    mat = problem.material
     if frozen:
-        k_max = np.maximum(props[:, K_FROZEN], props[:, K_UNFROZEN])[mat]
-        c_min = np.minimum(props[:, C_FROZEN], props[:, C_UNFROZEN])[mat]
+        k_max = np.maximum(props[:, K_FROZEN], props[:, K_UNFROZEN])
+        c_min = np.minimum(props[:, C_FROZEN], props[:, C_UNFROZEN])
     else:
         freezing_range = props[:, T_LIQUIDUS] - props[:, T_SOLIDUS]
         with np.errstate(divide="ignore"):
             c_mushy = props[:, C_MUSHY] + props[:, LATENT] / freezing_range
         # the pair with the larger diffusivity k/C sets the limit
         use_mushy = props[:, K_FROZEN] * props[:, C_UNFROZEN] > props[:, K_UNFROZEN] * c_mushy
-        k_max = np.where(use_mushy, props[:, K_FROZEN], props[:, K_UNFROZEN])[mat]
-        c_min = np.where(use_mushy, c_mushy, props[:, C_UNFROZEN])[mat]
+        k_max = np.where(use_mushy, props[:, K_FROZEN], props[:, K_UNFROZEN])
+        c_min = np.where(use_mushy, c_mushy, props[:, C_UNFROZEN])
     dx, dy, dz = problem.spacing_m
-    volume = dx * dy * dz
-    factors = (dy * dz / dx, dx * dz / dy, dx * dy / dz)
-    conductance = np.zeros(mat.shape)
-    for axis, factor in enumerate(factors):
-        a = np.moveaxis(k_max, axis, 0)
-        g = np.moveaxis(conductance, axis, 0)  # view: writes land in `conductance`
-        face = factor * 2.0 * a[1:] * a[:-1] / (a[1:] + a[:-1])
-        g[1:] += face
-        g[:-1] += face
-        if problem.boundary_kind[2 * axis] == FIXED_TEMPERATURE:
-            g[0] += 2.0 * factor * a[0]
-        if problem.boundary_kind[2 * axis + 1] == FIXED_TEMPERATURE:
-            g[-1] += 2.0 * factor * a[-1]
-    conductance += props[:, PERFUSION][mat] * volume
+    factors = np.array([dy * dz / dx, dx * dz / dy, dx * dy / dz])
+    held = np.array([kind == FIXED_TEMPERATURE for kind in problem.boundary_kind])
+    material = np.ascontiguousarray(problem.material, np.uint8)
+    fixed = np.ascontiguousarray(problem.fixed, np.bool_)
+    # probe samples add w_sv G_s to their voxels' conductance (probes sit in the multirate
+    # fine box, never in the coarse region)
     probes = problem.probes
-    if probes.n_samples and frozen:  # probes sit in the multirate fine box, never coarse
-        k_flat = k_max.ravel()
+    probe_voxels, probe_g = np.zeros(0, np.int64), np.zeros(0)
+    if probes.n_samples and frozen:
+        k_flat = k_max[material.reshape(-1)[probes.voxel_index]]
         per_entry_sample = np.repeat(np.arange(probes.n_samples), np.diff(probes.sample_start))
         k_sample = np.zeros(probes.n_samples)
-        np.maximum.at(k_sample, per_entry_sample, k_flat[probes.voxel_index])
-        g_sample = k_sample * probes.shape_factor_m
-        np.add.at(
-            conductance.reshape(-1),
-            probes.voxel_index,
-            probes.weight * g_sample[per_entry_sample],
-        )
-    rate = conductance / (c_min * volume)
-    rate[problem.fixed] = 0.0
-    return rate
+        np.maximum.at(k_sample, per_entry_sample, k_flat)
+        g_entry = probes.weight * (k_sample * probes.shape_factor_m)[per_entry_sample]
+        probe_voxels, where = np.unique(probes.voxel_index, return_inverse=True)
+        probe_g = np.bincount(where, weights=g_entry)
+    worst = kernels.worst_stability_rates(
+        material, fixed, k_max, c_min, props[:, PERFUSION].copy(), factors, held,
+        problem.voxel_volume_m3, probe_voxels, probe_g,
+    )  # fmt: skip
+    return float(worst[0]), float(worst[1])
 
 
 class CpuStateBackend:
@@ -168,7 +163,9 @@ class CpuStateBackend:
         self._temperature = np.array(problem.initial_temperature_c, dtype=np.float64, order="C")
         self._enthalpy = kernels.enthalpy_field(self._temperature, self._material, self._props)
         self._kirchhoff = np.empty(shape)
-        self._tmin = np.full(shape, np.inf)
+        # T_min and φ are records, not state the scheme reads: float32 (7 digits, a
+        # microkelvin at body temperature) keeps 4 bytes a voxel each off the peak.
+        self._tmin = np.full(shape, np.inf, np.float32)
         self._destroyed = np.zeros(shape, np.bool_)
         self._frozen = np.zeros(shape, np.bool_)
         self._cycles = np.zeros(shape, np.uint8)

@@ -560,6 +560,76 @@ def enthalpy_field(
     return out
 
 
+@numba.njit(inline="always", cache=True)
+def _stability_rate(
+    i: int, j: int, m: int, material: np.ndarray, k_max: np.ndarray, c_min: np.ndarray,
+    perfusion: np.ndarray, factors: np.ndarray, held: np.ndarray, volume: float, extra: float,
+) -> float:  # fmt: skip
+    """(Σ_faces G + P V + extra)/(C V) [1/s] of free voxel (i, j, m): faces at the harmonic
+    mean of the two k_max, a held outer face at 2A/h k_max."""
+    nx, ny, nz = material.shape
+    mat = material[i, j, m]
+    k_v = k_max[mat]
+    g = perfusion[mat] * volume + extra
+    for face in range(6):
+        axis = face // 2
+        step = 2 * (face % 2) - 1
+        n_i = np.int64(i) + step if axis == 0 else np.int64(i)
+        n_j = np.int64(j) + step if axis == 1 else np.int64(j)
+        n_m = np.int64(m) + step if axis == 2 else np.int64(m)
+        if 0 <= n_i < nx and 0 <= n_j < ny and 0 <= n_m < nz:
+            k_n = k_max[material[n_i, n_j, n_m]]
+            g += factors[axis] * 2.0 * k_v * k_n / (k_v + k_n)
+        elif held[face]:
+            g += 2.0 * factors[axis] * k_v
+    return g / (c_min[mat] * volume)
+
+
+@numba.njit(parallel=True, cache=True)
+def worst_stability_rates(
+    material: np.ndarray,
+    fixed: np.ndarray,
+    k_max: np.ndarray,
+    c_min: np.ndarray,
+    perfusion: np.ndarray,
+    factors: np.ndarray,
+    held: np.ndarray,
+    volume: float,
+    probe_voxels: np.ndarray,
+    probe_g: np.ndarray,
+) -> np.ndarray:
+    """[largest rate over all free voxels, over the free voxels off the domain's faces] of
+    `_stability_rate` (per-material k_max, c_min, perfusion), probe voxel probe_voxels[e]
+    (flat index) adding probe_g[e] [W/K]."""
+    nx, ny, nz = material.shape
+    partial = np.zeros((nx, 2))
+    for i in numba.prange(nx):
+        for j in range(ny):
+            for m in range(nz):
+                if fixed[i, j, m]:
+                    continue
+                rate = _stability_rate(
+                    i, j, m, material, k_max, c_min, perfusion, factors, held, volume, 0.0
+                )
+                partial[i, 0] = max(partial[i, 0], rate)
+                if 0 < i < nx - 1 and 0 < j < ny - 1 and 0 < m < nz - 1:
+                    partial[i, 1] = max(partial[i, 1], rate)
+    worst = np.array([partial[:, 0].max(), partial[:, 1].max()])
+    for e in range(probe_voxels.size):
+        v = probe_voxels[e]
+        i, rest = divmod(v, ny * nz)
+        j, m = divmod(rest, nz)
+        if fixed[i, j, m]:
+            continue
+        rate = _stability_rate(
+            i, j, m, material, k_max, c_min, perfusion, factors, held, volume, probe_g[e]
+        )
+        worst[0] = max(worst[0], rate)
+        if 0 < i < nx - 1 and 0 < j < ny - 1 and 0 < m < nz - 1:
+            worst[1] = max(worst[1], rate)
+    return worst
+
+
 def _serial_twin(kernel: numba.core.registry.CPUDispatcher, name: str):
     """The same kernel compiled without threads (prange runs as range), cached apart.
 
@@ -585,8 +655,9 @@ def liquid_fraction_field(
     fixed: np.ndarray,
     properties: np.ndarray,
 ) -> np.ndarray:
-    """φ of every voxel: from H for free voxels, from the prescribed T for fixed ones."""
-    out = np.empty(enthalpy.shape)
+    """φ of every voxel (float32): from H for free voxels, from the prescribed T for fixed
+    ones."""
+    out = np.empty(enthalpy.shape, np.float32)
     nx, ny, nz = enthalpy.shape
     for i in numba.prange(nx):
         for j in range(ny):

@@ -44,7 +44,7 @@ from cryoplan.thermal.backend import (
     STABILITY_SAFETY,
     CpuStateBackend,
     StepFlows,
-    stability_rate_per_s,
+    worst_stability_rates_per_s,
 )
 from cryoplan.thermal.materials import C_FROZEN, C_UNFROZEN
 from cryoplan.thermal.problem import ThermalProblem
@@ -72,14 +72,15 @@ def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate([np.minimum(a[:3], b[:3]), np.maximum(a[3:], b[3:])])
 
 
-def _step_limits_s(rate_per_s: np.ndarray) -> tuple[float, float]:
-    """Stable step [s] over all voxels, and over the voxels off the domain's faces."""
+def _step_limits_s(rates_per_s: tuple[float, float]) -> tuple[float, float]:
+    """Stable step [s] over all voxels, and over the voxels off the domain's faces, from
+    `worst_stability_rates_per_s`."""
 
-    def limit(rate: np.ndarray) -> float:
-        return STABILITY_SAFETY / rate.max() if rate.size and rate.max() > 0 else np.inf
+    def limit(rate: float) -> float:
+        return STABILITY_SAFETY / rate if rate > 0 else np.inf
 
-    edge = limit(rate_per_s)
-    return edge, max(edge, limit(rate_per_s[1:-1, 1:-1, 1:-1]))
+    edge = limit(rates_per_s[0])
+    return edge, max(edge, limit(rates_per_s[1]))
 
 
 class CpuMultirateBackend(CpuStateBackend):
@@ -93,9 +94,9 @@ class CpuMultirateBackend(CpuStateBackend):
         # Each step has two limits: over all voxels, and over those off the domain's faces
         # (held faces double a face's conductance), used while a box keeps clear of them.
         self._fine_step_s, self._interior_fine_step_s = _step_limits_s(
-            stability_rate_per_s(problem)
+            worst_stability_rates_per_s(problem)
         )
-        edge, interior = _step_limits_s(stability_rate_per_s(problem, frozen=False))
+        edge, interior = _step_limits_s(worst_stability_rates_per_s(problem, frozen=False))
         self._edge_coarse_step_s = max(self._fine_step_s, edge)
         self._coarse_step_s = max(self._edge_coarse_step_s, interior)
         shape = np.asarray(problem.shape, np.int64)

@@ -100,9 +100,9 @@ class EnergyLedger:
 class ThermalHistory:
     """What a solve leaves behind (arrays on the problem's grid, °C)."""
 
-    minimum_temperature_c: np.ndarray
+    minimum_temperature_c: np.ndarray  # float32 on the CPU back ends (a record, not state)
     final_temperature_c: np.ndarray
-    final_liquid_fraction: np.ndarray  # φ: 0 frozen, 1 unfrozen
+    final_liquid_fraction: np.ndarray  # φ: 0 frozen, 1 unfrozen (float32)
     destroyed: np.ndarray  # reached the tissue's lethal temperature (perfusion stopped)
     freeze_thaw_cycles: np.ndarray  # uint8: times each voxel froze fully
     snapshots_c: dict[float, np.ndarray]
