@@ -8,7 +8,7 @@ only has to implement `ThermalBackend`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -45,6 +45,27 @@ class StepFlows:
     boundary_w: float
     fixed_w: float
     far_field_w: float = 0.0  # from voxels a back end left at rest (multirate active box)
+
+
+class Region(NamedTuple):
+    """Voxels the CPU kernels sweep: slabs x_lo ≤ i < x_hi, slab i holding rows
+    bounds[i, 0] ≤ j < bounds[i, 1] and columns bounds[i, 2] ≤ m < bounds[i, 3] (a slab
+    with empty bounds holds none). A box is the case of equal bounds in every slab; the
+    multirate back end's active region follows the disturbed tissue slab by slab."""
+
+    x_lo: int
+    x_hi: int
+    bounds: np.ndarray  # int64 (nx, 4)
+
+    @classmethod
+    def box(cls, lo: np.ndarray, hi: np.ndarray, nx: int) -> Region:
+        bounds = np.zeros((nx, 4), np.int64)
+        bounds[lo[0] : hi[0]] = [lo[1], hi[1], lo[2], hi[2]]
+        return cls(int(lo[0]), int(hi[0]), bounds)
+
+    def voxels(self) -> int:
+        b = self.bounds[self.x_lo : self.x_hi]
+        return int(np.sum(np.maximum(b[:, 1] - b[:, 0], 0) * np.maximum(b[:, 3] - b[:, 2], 0)))
 
 
 class ThermalBackend(Protocol):
@@ -172,16 +193,15 @@ class CpuStateBackend:
         p = problem.probes
         self._sample_probe = p.probe_of_sample
         self._heat_out = np.zeros(p.n_samples)
-        self._whole = np.zeros(3, np.int64), np.asarray(shape, np.int64)
+        self._whole = Region.box(np.zeros(3, np.int64), np.asarray(shape, np.int64), shape[0])
         self._no_hole = np.zeros(3, np.int64), np.zeros(3, np.int64)
-        self._cold_box = self._refresh(*self._whole, *self._no_hole)
+        self._cold_box = self._refresh(self._whole, *self._no_hole)
 
-    def _refresh(
-        self, lo: np.ndarray, hi: np.ndarray, hole_lo: np.ndarray, hole_hi: np.ndarray
-    ) -> np.ndarray:
-        """Refresh T, Φ and the records in [lo, hi) minus the hole; the box of cold voxels."""
+    def _refresh(self, region: Region, hole_lo: np.ndarray, hole_hi: np.ndarray) -> np.ndarray:
+        """Refresh T, Φ and the records in the region minus the hole; the box of cold
+        voxels."""
         kernel = kernels.refresh_temperature
-        if np.prod(np.maximum(hi - lo, 0)) < SERIAL_BELOW_VOXELS:
+        if region.voxels() < SERIAL_BELOW_VOXELS:
             kernel = kernels.refresh_temperature_serial
         return kernel(
             self._enthalpy,
@@ -194,8 +214,9 @@ class CpuStateBackend:
             self._destroyed,
             self._frozen,
             self._cycles,
-            lo,
-            hi,
+            region.x_lo,
+            region.x_hi,
+            region.bounds,
             hole_lo,
             hole_hi,
         )
@@ -203,18 +224,17 @@ class CpuStateBackend:
     def _advance(
         self,
         dt_s: float,
-        lo: np.ndarray,
-        hi: np.ndarray,
+        region: Region,
         hole_lo: np.ndarray,
         hole_hi: np.ndarray,
         face_heat_j: np.ndarray | None = None,
         face_weight_s: float = 0.0,
     ) -> tuple[float, float, float, float, float]:
-        """Conduction, perfusion, metabolism in [lo, hi) minus the hole: (perf, met, bnd,
-        fix, outside) W, and face_weight_s × the flux across [lo, hi)'s faces added to
+        """Conduction, perfusion, metabolism in the region minus the hole: (perf, met, bnd,
+        fix, outside) W, and face_weight_s × the flux across the region's faces added to
         face_heat_j (see `kernels.advance_enthalpy`)."""
         kernel = kernels.advance_enthalpy
-        if np.prod(np.maximum(hi - lo, 0)) < SERIAL_BELOW_VOXELS:
+        if region.voxels() < SERIAL_BELOW_VOXELS:
             kernel = kernels.advance_enthalpy_serial
         return kernel(
             self._enthalpy,
@@ -230,8 +250,9 @@ class CpuStateBackend:
             self._btemp,
             self.problem.blood_temperature_c,
             dt_s,
-            lo,
-            hi,
+            region.x_lo,
+            region.x_hi,
+            region.bounds,
             hole_lo,
             hole_hi,
             self._no_faces if face_heat_j is None else face_heat_j,
@@ -282,7 +303,7 @@ class CpuStateBackend:
 
     def set_fixed_temperature(self, values_c: np.ndarray) -> None:
         self._temperature.reshape(-1)[self._fixed_flat_index] = values_c
-        self._cold_box = self._refresh(*self._whole, *self._no_hole)
+        self._cold_box = self._refresh(self._whole, *self._no_hole)
 
     def temperature_c(self) -> np.ndarray:
         return self._temperature
@@ -329,7 +350,7 @@ class CpuExplicitBackend(CpuStateBackend):
     ) -> StepFlows:
         # the probe exchange reads T before conduction changes H; T is refreshed after both
         self._probe_exchange(drive_temperature_c, film_coefficient_w_m2k, drive_active)
-        perf, met, bnd, fix, _ = self._advance(dt_s, *self._whole, *self._no_hole)
+        perf, met, bnd, fix, _ = self._advance(dt_s, self._whole, *self._no_hole)
         probes_w = self._spread_probe_heat(dt_s)
-        self._cold_box = self._refresh(*self._whole, *self._no_hole)
+        self._cold_box = self._refresh(self._whole, *self._no_hole)
         return StepFlows(probes_w, perf, met, bnd, fix)

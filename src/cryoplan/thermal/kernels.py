@@ -45,18 +45,27 @@ from cryoplan.thermal.materials import (
 
 @numba.njit(inline="always", cache=True)
 def _row_segment(
-    segment: int, i: int, j: int, lo: np.ndarray, hi: np.ndarray, hole_lo: np.ndarray,
+    segment: int, i: int, j: int, m_lo: int, m_hi: int, hole_lo: np.ndarray,
     hole_hi: np.ndarray,
 ) -> tuple[int, int]:  # fmt: skip
-    """The m-range of row (i, j) in [lo, hi) before (segment 0) or after (1) the hole."""
+    """The m-range of row (i, j) in [m_lo, m_hi) before (segment 0) or after (1) the hole."""
     in_hole = (
         hole_lo[0] <= i < hole_hi[0] and hole_lo[1] <= j < hole_hi[1] and hole_lo[2] < hole_hi[2]
     )
     if not in_hole:
-        return (lo[2], hi[2]) if segment == 0 else (hi[2], hi[2])
+        return (m_lo, m_hi) if segment == 0 else (m_hi, m_hi)
     if segment == 0:
-        return lo[2], max(lo[2], min(hole_lo[2], hi[2]))
-    return max(lo[2], min(hole_hi[2], hi[2])), hi[2]
+        return m_lo, max(m_lo, min(hole_lo[2], m_hi))
+    return max(m_lo, min(hole_hi[2], m_hi)), m_hi
+
+
+@numba.njit(inline="always", cache=True)
+def _in_region(i: int, j: int, m: int, x_lo: int, x_hi: int, region: np.ndarray) -> bool:
+    """Is voxel (i, j, m) in the region: slabs [x_lo, x_hi), slab i holding the rows
+    [region[i, 0], region[i, 1]) × columns [region[i, 2], region[i, 3])?"""
+    return (
+        x_lo <= i < x_hi and region[i, 0] <= j < region[i, 1] and region[i, 2] <= m < region[i, 3]
+    )
 
 
 @numba.njit(parallel=True, cache=True)
@@ -71,15 +80,17 @@ def refresh_temperature(
     destroyed: np.ndarray,
     frozen: np.ndarray,
     freeze_cycles: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
+    x_lo: int,
+    x_hi: int,
+    region: np.ndarray,
     hole_lo: np.ndarray,
     hole_hi: np.ndarray,
 ) -> np.ndarray:
     """T from H (free voxels; fixed keep theirs), Φ(T); update T_min, destroyed and cycles.
 
-    Works on the voxels of the box [lo, hi) outside the box [hole_lo, hole_hi) (an empty hole
-    when hole_lo ≥ hole_hi). Returns the bounding box [lo_x, lo_y, lo_z, hi_x, hi_y, hi_z) of
+    Works on the voxels of the region (slabs [x_lo, x_hi), slab i's rows and columns in
+    region[i], see `_in_region`) outside the box [hole_lo, hole_hi) (an empty hole when
+    hole_lo ≥ hole_hi). Returns the bounding box [lo_x, lo_y, lo_z, hi_x, hi_y, hi_z) of
     the free voxels it saw below their liquidus (hi ≤ lo on an axis when there were none).
 
     A freeze–thaw cycle is counted when a voxel becomes fully frozen (T < T_s) after having
@@ -88,11 +99,13 @@ def refresh_temperature(
     """
     nx, ny, nz = enthalpy.shape
     cold = np.empty((nx, 6), np.int64)
-    for i in numba.prange(lo[0], hi[0]):
+    for i in numba.prange(x_lo, x_hi):
         c_lo1, c_lo2, c_hi1, c_hi2 = ny, nz, -1, -1
-        for j in range(lo[1], hi[1]):
+        for j in range(region[i, 0], region[i, 1]):
             for segment in range(2):
-                m_start, m_end = _row_segment(segment, i, j, lo, hi, hole_lo, hole_hi)
+                m_start, m_end = _row_segment(
+                    segment, i, j, region[i, 2], region[i, 3], hole_lo, hole_hi
+                )
                 for m in range(m_start, m_end):
                     props = properties[material[i, j, m]]
                     if fixed[i, j, m]:
@@ -117,12 +130,40 @@ def refresh_temperature(
         cold[i, 0], cold[i, 1], cold[i, 2] = i, c_lo1, c_lo2
         cold[i, 3], cold[i, 4], cold[i, 5] = i + 1, c_hi1 + 1, c_hi2 + 1
     box = np.array([nx, ny, nz, 0, 0, 0], np.int64)
-    for i in range(lo[0], hi[0]):
+    for i in range(x_lo, x_hi):
         if cold[i, 4] > 0:  # this slab had cold voxels
             for a in range(3):
                 box[a] = min(box[a], cold[i, a])
                 box[3 + a] = max(box[3 + a], cold[i, 3 + a])
     return box
+
+
+@numba.njit(parallel=True, cache=True)
+def disturbed_bounds(
+    temperature: np.ndarray,
+    basal_temperature: np.ndarray,
+    fixed: np.ndarray,
+    x_lo: int,
+    x_hi: int,
+    region: np.ndarray,
+    tolerance_k: float,
+    disturbed: np.ndarray,
+) -> None:
+    """disturbed[i] = the bounds [j_lo, j_hi, m_lo, m_hi) of the free voxels of slab i of the
+    region (see `_in_region`) whose T differs from basal_temperature by more than
+    tolerance_k (empty bounds, hi ≤ lo, where there are none)."""
+    ny, nz = temperature.shape[1], temperature.shape[2]
+    for i in numba.prange(x_lo, x_hi):
+        d_lo1, d_lo2, d_hi1, d_hi2 = ny, nz, -1, -1
+        for j in range(region[i, 0], region[i, 1]):
+            for m in range(region[i, 2], region[i, 3]):
+                if not fixed[i, j, m] and (
+                    abs(temperature[i, j, m] - basal_temperature[i, j, m]) > tolerance_k
+                ):
+                    d_lo1, d_hi1 = min(d_lo1, j), max(d_hi1, j)
+                    d_lo2, d_hi2 = min(d_lo2, m), max(d_hi2, m)
+        disturbed[i, 0], disturbed[i, 1] = d_lo1, d_hi1 + 1
+        disturbed[i, 2], disturbed[i, 3] = d_lo2, d_hi2 + 1
 
 
 @numba.njit(inline="always", cache=True)
@@ -195,13 +236,13 @@ def uniform_voxels(material: np.ndarray, fixed: np.ndarray) -> np.ndarray:
 
 @numba.njit(inline="always", cache=True)
 def _book_outside_flux(
-    n_index: int, axis_lo: int, axis_hi: int, face: int, a: int, b: int,
-    f: float, face_heat_j: np.ndarray, face_weight_s: float,
+    n_i: int, n_j: int, n_m: int, x_lo: int, x_hi: int, region: np.ndarray, face: int,
+    a: int, b: int, f: float, face_heat_j: np.ndarray, face_weight_s: float,
 ) -> float:  # fmt: skip
-    """Book flux f [W] from a free neighbour at index n_index along an axis: if the neighbour
-    lies outside the box [axis_lo, axis_hi) on that axis, add face_weight_s·f to
-    face_heat_j[face, a, b] (when the weight is not 0) and return f, else return 0."""
-    if axis_lo <= n_index < axis_hi:
+    """Book flux f [W] from the free neighbour (n_i, n_j, n_m): if it lies outside the
+    region, add face_weight_s·f to face_heat_j[face, a, b] (when the weight is not 0) and
+    return f, else return 0."""
+    if _in_region(n_i, n_j, n_m, x_lo, x_hi, region):
         return 0.0
     if face_weight_s != 0.0:
         face_heat_j[face, a, b] += face_weight_s * f
@@ -257,33 +298,35 @@ def advance_enthalpy(
     boundary_temperature_c: np.ndarray,
     blood_temperature_c: float,
     dt_s: float,
-    lo: np.ndarray,
-    hi: np.ndarray,
+    x_lo: int,
+    x_hi: int,
+    region: np.ndarray,
     hole_lo: np.ndarray,
     hole_hi: np.ndarray,
     face_heat_j: np.ndarray,
     face_weight_s: float,
 ) -> tuple[float, float, float, float, float]:
     """One explicit step of conduction, perfusion and metabolism for the free voxels of the
-    box [lo, hi) outside the box [hole_lo, hole_hi).
+    region (slabs [x_lo, x_hi), slab i's rows and columns in region[i], see `_in_region`)
+    outside the box [hole_lo, hole_hi).
 
     Face flux [W] into voxel v from neighbour n across area A at distance h:
       same material:       A/h · (Φ_n − Φ_v)                     (Kirchhoff, exact for k(T))
       different materials: A/h · 2 k_v k_n/(k_v + k_n) · (T_n − T_v) (series resistances)
       outer face held at T_b: 2A/h · (Φ_v(T_b) − Φ_v)               (half a voxel away)
 
-    Neighbours outside [lo, hi) are read as they are. The flux F from each free neighbour
-    outside [lo, hi) is summed (the multirate back end's far-field heat), and, if
+    Neighbours outside the region are read as they are. The flux F from each free neighbour
+    outside the region is summed (the multirate back end's far-field heat), and, if
     face_weight_s is not 0, face_weight_s·F is added to face_heat_j[face, a, b], indexed as
     in `add_interface_heat` (the multirate back end's book of its fine box's faces; no
     slab writes another slab's entry).
 
-    Voxels marked `uniform` (see `uniform_voxels`) whose neighbours all lie in [lo, hi) take
+    Voxels marked `uniform` (see `uniform_voxels`) whose neighbours all lie in the region take
     a short path with the same arithmetic in the same order: a row of tissue has no branch
     but the perfusion switch.
 
     Returns the heat rates [W] into the updated voxels from perfusion, metabolism, the outer
-    boundary, the fixed voxels and the free voxels outside [lo, hi), each evaluated on the
+    boundary, the fixed voxels and the free voxels outside the region, each evaluated on the
     temperatures the step used.
     """
     nx, ny, nz = enthalpy.shape
@@ -294,18 +337,24 @@ def advance_enthalpy(
     bt = boundary_temperature_c
     # per-slab partial sums (deterministic, and simple for numba's parallel analysis)
     partial = np.zeros((nx, 5))
-    for i in numba.prange(lo[0], hi[0]):
+    for i in numba.prange(x_lo, x_hi):
         slab_perf = slab_met = slab_bnd = slab_fixed = slab_out = 0.0
-        for j in range(lo[1], hi[1]):
-            # rows whose x and y neighbours all lie in the box
-            inner_row = lo[0] < i < hi[0] - 1 and lo[1] < j < hi[1] - 1
+        j_lo, j_hi, m_lo, m_hi = region[i, 0], region[i, 1], region[i, 2], region[i, 3]
+        for j in range(j_lo, j_hi):
+            # the columns of row (i, j) whose six neighbours all lie in the region
+            inner_lo, inner_hi = m_hi, m_lo
+            if x_lo < i < x_hi - 1 and j_lo < j < j_hi - 1:
+                below, above = region[i - 1], region[i + 1]
+                if below[0] <= j < below[1] and above[0] <= j < above[1]:
+                    inner_lo = max(m_lo + 1, below[2], above[2])
+                    inner_hi = min(m_hi - 1, below[3], above[3])
             for segment in range(2):
-                m_start, m_end = _row_segment(segment, i, j, lo, hi, hole_lo, hole_hi)
+                m_start, m_end = _row_segment(segment, i, j, m_lo, m_hi, hole_lo, hole_hi)
                 m = m_start
                 while m < m_end:
-                    if inner_row and lo[2] < m < hi[2] - 1 and uniform[i, j, m]:
+                    if inner_lo <= m < inner_hi and uniform[i, j, m]:
                         stop = m + 1
-                        while stop < min(m_end, hi[2] - 1) and uniform[i, j, stop]:
+                        while stop < min(m_end, inner_hi) and uniform[i, j, stop]:
                             stop += 1
                         perf, met = _advance_uniform_run(
                             enthalpy[i, j], temperature[i, j], kirchhoff[i, j],
@@ -344,7 +393,7 @@ def advance_enthalpy(
                             else:
                                 q_cond += f
                                 slab_out += _book_outside_flux(
-                                    n, lo[0], hi[0], side, j, m, f,
+                                    n, j, m, x_lo, x_hi, region, side, j, m, f,
                                     face_heat_j, face_weight_s,
                                 )  # fmt: skip
                         else:
@@ -360,7 +409,7 @@ def advance_enthalpy(
                             else:
                                 q_cond += f
                                 slab_out += _book_outside_flux(
-                                    n, lo[1], hi[1], 2 + side, i, m, f,
+                                    i, n, m, x_lo, x_hi, region, 2 + side, i, m, f,
                                     face_heat_j, face_weight_s,
                                 )  # fmt: skip
                         else:
@@ -378,7 +427,7 @@ def advance_enthalpy(
                             else:
                                 q_cond += f
                                 slab_out += _book_outside_flux(
-                                    n, lo[2], hi[2], 4 + side, i, j, f,
+                                    i, j, n, x_lo, x_hi, region, 4 + side, i, j, f,
                                     face_heat_j, face_weight_s,
                                 )  # fmt: skip
                         else:
@@ -442,42 +491,6 @@ def add_interface_heat(
                     continue
                 ni, nj, nm = _face_voxel(axis, outside, a, b)
                 enthalpy[ni, nj, nm] += q / voxel_volume_m3
-
-
-@numba.njit(cache=True)
-def disturbed_faces(
-    temperature: np.ndarray,
-    basal_temperature: np.ndarray,
-    fixed: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    depth: int,
-    tolerance_k: float,
-) -> np.ndarray:
-    """For each face of the box [lo, hi) (x−, x+, y−, y+, z−, z+): does a free voxel of the
-    layer `depth` voxels inside it differ from its basal temperature by more than
-    tolerance_k? Faces on the domain's edge answer False (the box cannot grow there)."""
-    out = np.zeros(6, np.bool_)
-    for face in range(6):
-        axis = face // 2
-        if (face % 2 == 0 and lo[axis] == 0) or (
-            face % 2 == 1 and hi[axis] == temperature.shape[axis]
-        ):
-            continue
-        layer = lo[axis] + depth - 1 if face % 2 == 0 else hi[axis] - depth
-        layer = min(max(layer, lo[axis]), hi[axis] - 1)
-        u, w = (1, 2) if axis == 0 else ((0, 2) if axis == 1 else (0, 1))
-        for a in range(lo[u], hi[u]):
-            for b in range(lo[w], hi[w]):
-                i, j, m = _face_voxel(axis, layer, a, b)
-                if not fixed[i, j, m] and (
-                    abs(temperature[i, j, m] - basal_temperature[i, j, m]) > tolerance_k
-                ):
-                    out[face] = True
-                    break
-            if out[face]:
-                break
-    return out
 
 
 @numba.njit(cache=True)

@@ -21,12 +21,14 @@ are finally given the difference Δt·F₀ − Σ δ·F_k, so that over Δt each
 receives exactly what the other gave. The coupling is first order in time across the box
 faces, which lie in unfrozen tissue at least `HALO_VOXELS` from any ice; inside the box the
 scheme is the reference scheme.
-The coarse step itself covers only an **active box**: voxels still at their basal state
+The coarse step itself covers only an **active region**: voxels still at their basal state
 (`thermal.steady`, to within `FAR_FIELD_TOLERANCE_K`) are left at rest, and the heat they
-pass to the box is booked as the ledger's far-field term. The box starts around the fine
-box and grows by `ACTIVE_PAD_VOXELS` on a side as soon as a voxel `CHECK_DEPTH_VOXELS`
-inside that side departs from its basal temperature; a disturbance travels at most one voxel
-per explicit step, so it is caught before it reaches the edge.
+pass to the region is booked as the ledger's far-field term. The region is a box per slab
+(`backend.Region`): after every step, each slab's box is the bounding box of its disturbed
+voxels and of those of the slabs within `REGION_MARGIN_VOXELS`, grown by that margin, and
+it always holds the fine box grown by `FINE_PAD_VOXELS`. A disturbance travels at most one
+voxel per explicit step, so the margin keeps it inside. Per slab, the region follows the
+round shape of the disturbed tissue (on case M about half the voxels of one bounding box).
 
 Probe drives are those given for the start of Δt (the reference re-evaluates a ramped drive
 every step; the catalogue's drives are constant within a phase).
@@ -38,11 +40,13 @@ import dataclasses
 import math
 
 import numpy as np
+from scipy import ndimage
 
 from cryoplan.thermal import kernels
 from cryoplan.thermal.backend import (
     STABILITY_SAFETY,
     CpuStateBackend,
+    Region,
     StepFlows,
     worst_stability_rates_per_s,
 )
@@ -58,8 +62,8 @@ HALO_VOXELS = 3
 # (~3 mm in liver) before it reaches them: on case M, 10 mK moved no isotherm by more than
 # 0.0035 mm against the reference path, the same as 1 mK did, with 28 % fewer voxels stepped.
 FAR_FIELD_TOLERANCE_K = 1e-2
-ACTIVE_PAD_VOXELS = 8
-CHECK_DEPTH_VOXELS = 2
+REGION_MARGIN_VOXELS = 3  # around the disturbed voxels, re-drawn every step
+FINE_PAD_VOXELS = 3  # coarse voxels around the fine box (they receive its face book)
 DRIFT_CHECK_SLABS = 8  # slabs per chunk of the at-rest check (memory, not accuracy)
 
 
@@ -111,11 +115,13 @@ class CpuMultirateBackend(CpuStateBackend):
         self._basal = np.ascontiguousarray(problem.initial_temperature_c, np.float64)
         # Voxels may be left at rest only if the initial state is a steady state; and
         # time-varying fixed voxels disturb wherever they are.
-        at_rest = (
+        self._at_rest = (
             problem.fixed_temperature_fn is None
             and self._drift_at_rest_k() <= FAR_FIELD_TOLERANCE_K
         )
-        self._active = np.zeros(6, np.int64) if at_rest else np.concatenate(self._whole)
+        self._active = (
+            Region(0, 0, np.zeros((int(shape[0]), 4), np.int64)) if self._at_rest else self._whole
+        )
         self.voxel_updates = 0  # fine voxels count once per substep
 
     def _drift_at_rest_k(self) -> float:
@@ -123,16 +129,15 @@ class CpuMultirateBackend(CpuStateBackend):
         with the probes off, at its initial rate. One slab of voxels at a time, each put back
         as it was, so that the check needs no second copy of the field."""
         capacity = np.minimum(self._props[:, C_FROZEN], self._props[:, C_UNFROZEN])
-        lo, hi = (a.copy() for a in self._whole)
         worst_k_s = 0.0
         for start in range(0, int(self._shape[0]), DRIFT_CHECK_SLABS):
-            lo[0], hi[0] = start, min(start + DRIFT_CHECK_SLABS, int(self._shape[0]))
-            saved = self._enthalpy[lo[0] : hi[0]].copy()
-            self._advance(1.0, lo, hi, *self._no_hole)
-            change = np.abs(self._enthalpy[lo[0] : hi[0]] - saved)
-            rate = change / capacity[self._material[lo[0] : hi[0]]]
+            stop = min(start + DRIFT_CHECK_SLABS, int(self._shape[0]))
+            saved = self._enthalpy[start:stop].copy()
+            self._advance(1.0, self._whole._replace(x_lo=start, x_hi=stop), *self._no_hole)
+            change = np.abs(self._enthalpy[start:stop] - saved)
+            rate = change / capacity[self._material[start:stop]]
             worst_k_s = max(worst_k_s, float(rate.max(initial=0.0)))
-            self._enthalpy[lo[0] : hi[0]] = saved
+            self._enthalpy[start:stop] = saved
         return worst_k_s * self.problem.duration_s
 
     def stable_time_step_s(self) -> float:
@@ -147,14 +152,80 @@ class CpuMultirateBackend(CpuStateBackend):
         hi = np.minimum(box[3:] + HALO_VOXELS, self._shape)
         return lo.astype(np.int64), hi.astype(np.int64)
 
-    def active_box(self) -> tuple[np.ndarray, np.ndarray]:
-        """[lo, hi) of the voxels the coarse step updates."""
-        return self._active[:3], self._active[3:]
+    def active_region(self) -> Region:
+        """The voxels the coarse step updates (with the fine box as its hole)."""
+        return self._active
 
-    def _grow(self, box: np.ndarray, by: int) -> np.ndarray:
-        return np.concatenate(
-            [np.maximum(box[:3] - by, 0), np.minimum(box[3:] + by, self._shape)]
-        ).astype(np.int64)
+    def _with_fine_box(self, region: Region, lo: np.ndarray, hi: np.ndarray) -> Region:
+        """region ∪ the box [lo, hi) grown by FINE_PAD_VOXELS, slab by slab."""
+        if not np.prod(np.maximum(hi - lo, 0)):
+            return region
+        pad = FINE_PAD_VOXELS
+        g_lo = np.maximum(lo - pad, 0)
+        g_hi = np.minimum(hi + pad, self._shape)
+        bounds = region.bounds.copy()
+        rows = bounds[g_lo[0] : g_hi[0]]
+        empty = (rows[:, 1] <= rows[:, 0]) | (rows[:, 3] <= rows[:, 2])
+        box = np.array([g_lo[1], g_hi[1], g_lo[2], g_hi[2]])
+        rows[empty] = box
+        rows[~empty, 0] = np.minimum(rows[~empty, 0], box[0])
+        rows[~empty, 1] = np.maximum(rows[~empty, 1], box[1])
+        rows[~empty, 2] = np.minimum(rows[~empty, 2], box[2])
+        rows[~empty, 3] = np.maximum(rows[~empty, 3], box[3])
+        if region.x_hi <= region.x_lo:
+            return Region(int(g_lo[0]), int(g_hi[0]), bounds)
+        return Region(min(region.x_lo, int(g_lo[0])), max(region.x_hi, int(g_hi[0])), bounds)
+
+    def _disturbed_region(self, region: Region) -> Region:
+        """The next active region: per slab, the bounds of the voxels of `region` more than
+        FAR_FIELD_TOLERANCE_K from their basal temperature in the slabs within the margin,
+        grown by it."""
+        g = REGION_MARGIN_VOXELS
+        nx = int(self._shape[0])
+        d = np.zeros((nx, 4), np.int64)
+        kernels.disturbed_bounds(
+            self._temperature, self._basal, self._fixed, region.x_lo, region.x_hi,
+            region.bounds, FAR_FIELD_TOLERANCE_K, d,
+        )  # fmt: skip
+        empty = (d[:, 1] <= d[:, 0]) | (d[:, 3] <= d[:, 2])
+        width = 2 * g + 1
+        big = np.iinfo(np.int64).max // 2
+
+        def window_min(a: np.ndarray) -> np.ndarray:  # over slabs i − g … i + g
+            return ndimage.minimum_filter1d(
+                np.where(empty, big, a), width, mode="constant", cval=big
+            )
+
+        def window_max(a: np.ndarray) -> np.ndarray:
+            return ndimage.maximum_filter1d(
+                np.where(empty, -big, a), width, mode="constant", cval=-big
+            )
+
+        lo_j, hi_j = window_min(d[:, 0]), window_max(d[:, 1])
+        lo_m, hi_m = window_min(d[:, 2]), window_max(d[:, 3])
+        bounds = np.zeros((nx, 4), np.int64)
+        held = hi_j > lo_j
+        bounds[held, 0] = np.maximum(lo_j[held] - g, 0)
+        bounds[held, 1] = np.minimum(hi_j[held] + g, self._shape[1])
+        bounds[held, 2] = np.maximum(lo_m[held] - g, 0)
+        bounds[held, 3] = np.minimum(hi_m[held] + g, self._shape[2])
+        slabs = np.flatnonzero(held)
+        if not slabs.size:
+            return Region(0, 0, bounds)
+        return Region(int(slabs[0]), int(slabs[-1]) + 1, bounds)
+
+    def _touches_domain_faces(self, region: Region) -> bool:
+        b = region.bounds[region.x_lo : region.x_hi]
+        held = (b[:, 1] > b[:, 0]) & (b[:, 3] > b[:, 2])
+        b = b[held]
+        return bool(
+            region.x_lo == 0
+            or region.x_hi == self._shape[0]
+            or np.any(b[:, 0] == 0)
+            or np.any(b[:, 1] == self._shape[1])
+            or np.any(b[:, 2] == 0)
+            or np.any(b[:, 3] == self._shape[2])
+        )
 
     def step(
         self,
@@ -166,10 +237,7 @@ class CpuMultirateBackend(CpuStateBackend):
         """Advance by dt_s (≤ `stable_time_step_s()`), in parts no longer than the edge limit
         if the active box, grown around the fine box, reaches a face of the domain."""
         lo, hi = self.fine_box()
-        box = self._active
-        if np.prod(np.maximum(hi - lo, 0)):
-            box = _union(box, self._grow(np.concatenate([lo, hi]), ACTIVE_PAD_VOXELS))
-        touches = np.any(box[:3] == 0) or np.any(box[3:] == self._shape)
+        touches = self._touches_domain_faces(self._with_fine_box(self._active, lo, hi))
         parts = max(1, math.ceil(dt_s / self._edge_coarse_step_s - 1e-9)) if touches else 1
         if parts == 1:
             return self._step(dt_s, drive_temperature_c, film_coefficient_w_m2k, drive_active)
@@ -193,7 +261,7 @@ class CpuMultirateBackend(CpuStateBackend):
         fine_step = self._interior_fine_step_s if clear else self._fine_step_s
         n_sub = max(1, math.ceil(dt_s / fine_step - 1e-9))
         fine_voxels = int(np.prod(np.maximum(hi - lo, 0)))
-        whole_lo, whole_hi = self._whole
+        whole = self._whole
         no_lo, no_hi = self._no_hole
         if n_sub == 1 or fine_voxels == int(np.prod(self._shape)):
             # the fine box is everything: n_sub reference steps of the whole domain
@@ -201,23 +269,20 @@ class CpuMultirateBackend(CpuStateBackend):
             energy = np.zeros(5)
             for _ in range(n_sub):
                 self._probe_exchange(drive_temperature_c, film_coefficient_w_m2k, drive_active)
-                flows = self._advance(sub, whole_lo, whole_hi, no_lo, no_hi)
+                flows = self._advance(sub, whole, no_lo, no_hi)
                 energy[:4] += np.array(flows[:4]) * sub
                 energy[4] += self._spread_probe_heat(sub) * sub
-                self._cold_box = self._refresh(whole_lo, whole_hi, no_lo, no_hi)
+                self._cold_box = self._refresh(whole, no_lo, no_hi)
             self.voxel_updates += int(np.prod(self._shape)) * n_sub
             perf, met, bnd, fix, probes = energy / dt_s
             return StepFlows(probes, perf, met, bnd, fix)
 
-        # the active box holds the fine box with room to spare
-        if fine_voxels:
-            self._active = _union(
-                self._active, self._grow(np.concatenate([lo, hi]), ACTIVE_PAD_VOXELS)
-            )
-        alo, ahi = self.active_box()
+        # the active region holds the fine box with room to spare
+        active = self._active = self._with_fine_box(self._active, lo, hi)
+        fine = Region.box(lo, hi, int(self._shape[0]))
         # coarse: one long step on the state at the start of Δt (T is refreshed at the end);
-        # what it receives from voxels at rest beyond the active box is the far-field heat
-        *coarse, far_field_w = self._advance(dt_s, alo, ahi, lo, hi)
+        # what it receives from voxels at rest beyond the active region is the far-field heat
+        *coarse, far_field_w = self._advance(dt_s, active, lo, hi)
         energy = np.array(coarse) * dt_s
         probes_j = 0.0
         sub = dt_s / n_sub
@@ -228,24 +293,15 @@ class CpuMultirateBackend(CpuStateBackend):
         for k in range(n_sub):
             self._probe_exchange(drive_temperature_c, film_coefficient_w_m2k, drive_active)
             flows = self._advance(
-                sub, lo, hi, no_lo, no_hi, correction_j, (dt_s - sub) if k == 0 else -sub
+                sub, fine, no_lo, no_hi, correction_j, (dt_s - sub) if k == 0 else -sub
             )
             energy += np.array(flows[:4]) * sub
             probes_j += self._spread_probe_heat(sub) * sub
-            cold = self._refresh(lo, hi, no_lo, no_hi)
+            cold = self._refresh(fine, no_lo, no_hi)
         kernels.add_interface_heat(self._enthalpy, lo, hi, correction_j, self._volume)
-        self._cold_box = _union(cold, self._refresh(alo, ahi, lo, hi))
-        active_voxels = int(np.prod(ahi - alo))
-        self.voxel_updates += active_voxels - fine_voxels + fine_voxels * n_sub
-        grow = kernels.disturbed_faces(
-            self._temperature, self._basal, self._fixed, alo, ahi,
-            CHECK_DEPTH_VOXELS, FAR_FIELD_TOLERANCE_K,
-        )  # fmt: skip
-        for face in np.flatnonzero(grow):
-            axis, upper = divmod(int(face), 2)
-            if upper:
-                self._active[3 + axis] = min(ahi[axis] + ACTIVE_PAD_VOXELS, self._shape[axis])
-            else:
-                self._active[axis] = max(alo[axis] - ACTIVE_PAD_VOXELS, 0)
+        self._cold_box = _union(cold, self._refresh(active, lo, hi))
+        if self._at_rest:
+            self._active = self._disturbed_region(active)
+        self.voxel_updates += active.voxels() - fine_voxels + fine_voxels * n_sub
         perf, met, bnd, fix = energy / dt_s
         return StepFlows(probes_j / dt_s, perf, met, bnd, fix, far_field_w)
