@@ -175,14 +175,25 @@ def test_ledger_closes_with_a_ramped_wall_curve(backend: str) -> None:
 
 @pytest.mark.parametrize("backend", sorted(BACKENDS))
 def test_mirror_symmetry_of_a_centred_probe(backend: str) -> None:
-    """A probe on the centre line of a symmetric box gives a mirror-symmetric field."""
+    """A probe on the centre line of a symmetric box gives a mirror-symmetric field.
+
+    The fast path's fine and active regions are a box per x-slab: mirror-symmetric along each
+    axis, but not under swapping x and y, so that symmetry holds there only to its coupling
+    error (first order in time at the regions' faces), which the isotherms must not see."""
+    problem = _ramped_problem()
     history = solve(
-        _ramped_problem(), RecordingPlan(sensor_interval_s=0.0), backend_factory=BACKENDS[backend]
+        problem, RecordingPlan(sensor_interval_s=0.0), backend_factory=BACKENDS[backend]
     )
     tmin = history.minimum_temperature_c
     np.testing.assert_allclose(tmin, tmin[::-1, :, :], atol=1e-9)
     np.testing.assert_allclose(tmin, tmin[:, ::-1, :], atol=1e-9)
-    np.testing.assert_allclose(tmin, np.swapaxes(tmin, 0, 1), atol=1e-9)
+    swapped = np.swapaxes(tmin, 0, 1)
+    if backend == CpuExplicitBackend.name:
+        np.testing.assert_allclose(tmin, swapped, atol=1e-9)
+        return
+    spacing_mm = tuple(1e3 * h for h in problem.spacing_m)
+    for level in (0.0, -20.0, -40.0):
+        assert isotherm_distance_mm(tmin, swapped, spacing_mm, level) < 0.01, level
 
 
 @pytest.mark.parametrize("backend", sorted(BACKENDS))

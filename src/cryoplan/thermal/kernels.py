@@ -45,18 +45,19 @@ from cryoplan.thermal.materials import (
 
 @numba.njit(inline="always", cache=True)
 def _row_segment(
-    segment: int, i: int, j: int, m_lo: int, m_hi: int, hole_lo: np.ndarray,
-    hole_hi: np.ndarray,
+    segment: int, i: int, j: int, m_lo: int, m_hi: int, hole_x_lo: int, hole_x_hi: int,
+    hole: np.ndarray,
 ) -> tuple[int, int]:  # fmt: skip
-    """The m-range of row (i, j) in [m_lo, m_hi) before (segment 0) or after (1) the hole."""
+    """The m-range of row (i, j) in [m_lo, m_hi) before (segment 0) or after (1) the hole,
+    a region (slabs [hole_x_lo, hole_x_hi), per-slab bounds `hole`, see `_in_region`)."""
     in_hole = (
-        hole_lo[0] <= i < hole_hi[0] and hole_lo[1] <= j < hole_hi[1] and hole_lo[2] < hole_hi[2]
+        hole_x_lo <= i < hole_x_hi and hole[i, 0] <= j < hole[i, 1] and hole[i, 2] < hole[i, 3]
     )
     if not in_hole:
         return (m_lo, m_hi) if segment == 0 else (m_hi, m_hi)
     if segment == 0:
-        return m_lo, max(m_lo, min(hole_lo[2], m_hi))
-    return max(m_lo, min(hole_hi[2], m_hi)), m_hi
+        return m_lo, max(m_lo, min(hole[i, 2], m_hi))
+    return max(m_lo, min(hole[i, 3], m_hi)), m_hi
 
 
 @numba.njit(inline="always", cache=True)
@@ -83,28 +84,29 @@ def refresh_temperature(
     x_lo: int,
     x_hi: int,
     region: np.ndarray,
-    hole_lo: np.ndarray,
-    hole_hi: np.ndarray,
-) -> np.ndarray:
+    hole_x_lo: int,
+    hole_x_hi: int,
+    hole: np.ndarray,
+    cold_bounds: np.ndarray,
+) -> None:
     """T from H (free voxels; fixed keep theirs), Φ(T); update T_min, destroyed and cycles.
 
     Works on the voxels of the region (slabs [x_lo, x_hi), slab i's rows and columns in
-    region[i], see `_in_region`) outside the box [hole_lo, hole_hi) (an empty hole when
-    hole_lo ≥ hole_hi). Returns the bounding box [lo_x, lo_y, lo_z, hi_x, hi_y, hi_z) of
-    the free voxels it saw below their liquidus (hi ≤ lo on an axis when there were none).
+    region[i], see `_in_region`) outside the region `hole` (slabs [hole_x_lo, hole_x_hi)).
+    Widens cold_bounds[i] = [j_lo, j_hi, m_lo, m_hi) of each slab to hold the free voxels it
+    saw below their liquidus (empty bounds, hi ≤ lo, hold none).
 
     A freeze–thaw cycle is counted when a voxel becomes fully frozen (T < T_s) after having
     been unfrozen; it counts as unfrozen again once T > T_l. The gap between the two
     thresholds keeps a voxel on the freezing range from counting twice.
     """
-    nx, ny, nz = enthalpy.shape
-    cold = np.empty((nx, 6), np.int64)
+    ny, nz = enthalpy.shape[1], enthalpy.shape[2]
     for i in numba.prange(x_lo, x_hi):
         c_lo1, c_lo2, c_hi1, c_hi2 = ny, nz, -1, -1
         for j in range(region[i, 0], region[i, 1]):
             for segment in range(2):
                 m_start, m_end = _row_segment(
-                    segment, i, j, region[i, 2], region[i, 3], hole_lo, hole_hi
+                    segment, i, j, region[i, 2], region[i, 3], hole_x_lo, hole_x_hi, hole
                 )
                 for m in range(m_start, m_end):
                     props = properties[material[i, j, m]]
@@ -127,15 +129,15 @@ def refresh_temperature(
                         frozen[i, j, m] = True
                         if freeze_cycles[i, j, m] < 255:
                             freeze_cycles[i, j, m] += 1
-        cold[i, 0], cold[i, 1], cold[i, 2] = i, c_lo1, c_lo2
-        cold[i, 3], cold[i, 4], cold[i, 5] = i + 1, c_hi1 + 1, c_hi2 + 1
-    box = np.array([nx, ny, nz, 0, 0, 0], np.int64)
-    for i in range(x_lo, x_hi):
-        if cold[i, 4] > 0:  # this slab had cold voxels
-            for a in range(3):
-                box[a] = min(box[a], cold[i, a])
-                box[3 + a] = max(box[3 + a], cold[i, 3 + a])
-    return box
+        if c_hi1 >= 0:  # this slab had cold voxels
+            if cold_bounds[i, 1] <= cold_bounds[i, 0]:
+                cold_bounds[i, 0], cold_bounds[i, 1] = c_lo1, c_hi1 + 1
+                cold_bounds[i, 2], cold_bounds[i, 3] = c_lo2, c_hi2 + 1
+            else:
+                cold_bounds[i, 0] = min(cold_bounds[i, 0], c_lo1)
+                cold_bounds[i, 1] = max(cold_bounds[i, 1], c_hi1 + 1)
+                cold_bounds[i, 2] = min(cold_bounds[i, 2], c_lo2)
+                cold_bounds[i, 3] = max(cold_bounds[i, 3], c_hi2 + 1)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -301,14 +303,15 @@ def advance_enthalpy(
     x_lo: int,
     x_hi: int,
     region: np.ndarray,
-    hole_lo: np.ndarray,
-    hole_hi: np.ndarray,
+    hole_x_lo: int,
+    hole_x_hi: int,
+    hole: np.ndarray,
     face_heat_j: np.ndarray,
     face_weight_s: float,
 ) -> tuple[float, float, float, float, float]:
     """One explicit step of conduction, perfusion and metabolism for the free voxels of the
     region (slabs [x_lo, x_hi), slab i's rows and columns in region[i], see `_in_region`)
-    outside the box [hole_lo, hole_hi).
+    outside the region `hole` (slabs [hole_x_lo, hole_x_hi)).
 
     Face flux [W] into voxel v from neighbour n across area A at distance h:
       same material:       A/h · (Φ_n − Φ_v)                     (Kirchhoff, exact for k(T))
@@ -318,8 +321,8 @@ def advance_enthalpy(
     Neighbours outside the region are read as they are. The flux F from each free neighbour
     outside the region is summed (the multirate back end's far-field heat), and, if
     face_weight_s is not 0, face_weight_s·F is added to face_heat_j[face, a, b], indexed as
-    in `add_interface_heat` (the multirate back end's book of its fine box's faces; no
-    slab writes another slab's entry).
+    in `add_interface_heat` (the multirate back end's book of its fine region's faces; a
+    region whose rows along x are intervals has one face per entry, written by one slab).
 
     Voxels marked `uniform` (see `uniform_voxels`) whose neighbours all lie in the region take
     a short path with the same arithmetic in the same order: a row of tissue has no branch
@@ -349,7 +352,7 @@ def advance_enthalpy(
                     inner_lo = max(m_lo + 1, below[2], above[2])
                     inner_hi = min(m_hi - 1, below[3], above[3])
             for segment in range(2):
-                m_start, m_end = _row_segment(segment, i, j, m_lo, m_hi, hole_lo, hole_hi)
+                m_start, m_end = _row_segment(segment, i, j, m_lo, m_hi, hole_x_lo, hole_x_hi, hole)
                 m = m_start
                 while m < m_end:
                     if inner_lo <= m < inner_hi and uniform[i, j, m]:
@@ -457,40 +460,47 @@ def advance_enthalpy(
     return total[0], total[1], total[2], total[3], total[4]
 
 
-@numba.njit(inline="always", cache=True)
-def _face_voxel(axis: int, layer: int, a: int, b: int) -> tuple[int, int, int]:
-    """(i, j, m) of the voxel at index `layer` along `axis` and (a, b) along the other two
-    axes in increasing order."""
-    if axis == 0:
-        return layer, a, b
-    if axis == 1:
-        return a, layer, b
-    return a, b, layer
-
-
 @numba.njit(cache=True)
 def add_interface_heat(
     enthalpy: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
+    x_lo: int,
+    x_hi: int,
+    region: np.ndarray,
     heat_j: np.ndarray,
     voxel_volume_m3: float,
 ) -> None:
-    """Add heat_j[face, a, b] [J] to the neighbour just outside each face of the box
-    [lo, hi). Faces: 0/1 = x−/x+ at (j, m), 2/3 = y−/y+ at (i, m), 4/5 = z−/z+ at (i, j)."""
-    for face in range(6):
-        axis = face // 2
-        outside = lo[axis] - 1 if face % 2 == 0 else hi[axis]
-        if outside < 0 or outside >= enthalpy.shape[axis]:
+    """Add heat_j[face, a, b] [J] to the voxel just outside each face of the region (slabs
+    [x_lo, x_hi), per-slab bounds, see `_in_region`), whose rows along x are intervals.
+    Faces: 0/1 = x−/x+ at (j, m), 2/3 = y−/y+ at (i, m), 4/5 = z−/z+ at (i, j)."""
+    nx, ny, nz = enthalpy.shape
+    for i in range(x_lo, x_hi):
+        j_lo, j_hi, m_lo, m_hi = region[i, 0], region[i, 1], region[i, 2], region[i, 3]
+        if j_hi <= j_lo or m_hi <= m_lo:
             continue
-        u, w = (1, 2) if axis == 0 else ((0, 2) if axis == 1 else (0, 1))
-        for a in range(lo[u], hi[u]):
-            for b in range(lo[w], hi[w]):
-                q = heat_j[face, a, b]
-                if q == 0.0:
-                    continue
-                ni, nj, nm = _face_voxel(axis, outside, a, b)
-                enthalpy[ni, nj, nm] += q / voxel_volume_m3
+        # x faces: the columns of slab i's rows that the slab before (after) does not hold
+        for side in range(2):
+            n = i - 1 if side == 0 else i + 1
+            if n < 0 or n >= nx:
+                continue
+            for j in range(j_lo, j_hi):
+                a1, b1, a2, b2 = m_lo, m_hi, m_hi, m_hi  # row j of slab n outside the region
+                if _in_region(n, j, region[n, 2], x_lo, x_hi, region):
+                    b1 = max(m_lo, min(region[n, 2], m_hi))
+                    a2 = max(m_lo, min(region[n, 3], m_hi))
+                for m in range(a1, b1):
+                    enthalpy[n, j, m] += heat_j[side, j, m] / voxel_volume_m3
+                for m in range(a2, b2):
+                    enthalpy[n, j, m] += heat_j[side, j, m] / voxel_volume_m3
+        for m in range(m_lo, m_hi):
+            if j_lo > 0:
+                enthalpy[i, j_lo - 1, m] += heat_j[2, i, m] / voxel_volume_m3
+            if j_hi < ny:
+                enthalpy[i, j_hi, m] += heat_j[3, i, m] / voxel_volume_m3
+        for j in range(j_lo, j_hi):
+            if m_lo > 0:
+                enthalpy[i, j, m_lo - 1] += heat_j[4, i, j] / voxel_volume_m3
+            if m_hi < nz:
+                enthalpy[i, j, m_hi] += heat_j[5, i, j] / voxel_volume_m3
 
 
 @numba.njit(cache=True)

@@ -67,13 +67,86 @@ FINE_PAD_VOXELS = 3  # coarse voxels around the fine box (they receive its face 
 DRIFT_CHECK_SLABS = 8  # slabs per chunk of the at-rest check (memory, not accuracy)
 
 
-def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Bounding box [lo_xyz, hi_xyz) of two boxes (an empty box has hi ≤ lo on an axis)."""
-    if np.any(a[3:] <= a[:3]):
-        return b
-    if np.any(b[3:] <= b[:3]):
-        return a
-    return np.concatenate([np.minimum(a[:3], b[:3]), np.maximum(a[3:], b[3:])])
+def _empty_rows(bounds: np.ndarray) -> np.ndarray:
+    return (bounds[:, 1] <= bounds[:, 0]) | (bounds[:, 3] <= bounds[:, 2])
+
+
+def _as_region(bounds: np.ndarray) -> Region:
+    """The region of per-slab bounds (empty rows zeroed), its slab range trimmed."""
+    bounds = np.where(_empty_rows(bounds)[:, None], 0, bounds)
+    slabs = np.flatnonzero(~_empty_rows(bounds))
+    if not slabs.size:
+        return Region(0, 0, bounds)
+    return Region(int(slabs[0]), int(slabs[-1]) + 1, bounds)
+
+
+def _grown(bounds: np.ndarray, by: int, shape: np.ndarray) -> Region:
+    """Per-slab bounds grown by `by` voxels along all three axes: slab i holds the union of
+    slabs i − by … i + by, widened by `by` rows and columns, clipped to the domain."""
+    empty = _empty_rows(bounds)
+    width = 2 * by + 1
+    big = np.iinfo(np.int64).max // 2
+
+    def window_min(a: np.ndarray) -> np.ndarray:  # over slabs i − by … i + by
+        return ndimage.minimum_filter1d(np.where(empty, big, a), width, mode="constant", cval=big)
+
+    def window_max(a: np.ndarray) -> np.ndarray:
+        return ndimage.maximum_filter1d(np.where(empty, -big, a), width, mode="constant", cval=-big)
+
+    lo_j, hi_j = window_min(bounds[:, 0]), window_max(bounds[:, 1])
+    lo_m, hi_m = window_min(bounds[:, 2]), window_max(bounds[:, 3])
+    out = np.zeros_like(bounds)
+    held = hi_j > lo_j
+    out[held, 0] = np.maximum(lo_j[held] - by, 0)
+    out[held, 1] = np.minimum(hi_j[held] + by, shape[1])
+    out[held, 2] = np.maximum(lo_m[held] - by, 0)
+    out[held, 3] = np.minimum(hi_m[held] + by, shape[2])
+    return _as_region(out)
+
+
+def _union(a: Region, b: Region) -> Region:
+    """Slab by slab, the bounds holding both regions."""
+    ea, eb = _empty_rows(a.bounds), _empty_rows(b.bounds)
+    out = np.where(ea[:, None], b.bounds, a.bounds)
+    both = ~ea & ~eb
+    out[both, 0] = np.minimum(a.bounds[both, 0], b.bounds[both, 0])
+    out[both, 1] = np.maximum(a.bounds[both, 1], b.bounds[both, 1])
+    out[both, 2] = np.minimum(a.bounds[both, 2], b.bounds[both, 2])
+    out[both, 3] = np.maximum(a.bounds[both, 3], b.bounds[both, 3])
+    return _as_region(out)
+
+
+def _x_intervals(region: Region) -> Region:
+    """The smallest region holding `region` whose rows along x are intervals: slab bounds
+    that widen up to the widest slab and narrow after it (each slab takes the union of
+    itself and all slabs further from the widest; the middle one of equally wide slabs).
+    The fine region's face book needs one x− and one x+ face per row
+    (`kernels.add_interface_heat`)."""
+    if region.x_hi <= region.x_lo:
+        return region
+    b = region.bounds[region.x_lo : region.x_hi]
+    area = np.maximum(b[:, 1] - b[:, 0], 0) * np.maximum(b[:, 3] - b[:, 2], 0)
+    # the middle of the widest slabs, so that a region symmetric along x stays symmetric
+    widest_slabs = np.flatnonzero(area == area.max())
+    widest = int(widest_slabs[(widest_slabs.size - 1) // 2])
+    big = np.iinfo(np.int64).max // 2
+    lo = np.where(area[:, None] > 0, b[:, [0, 2]], big)
+    hi = np.where(area[:, None] > 0, b[:, [1, 3]], -big)
+    out = b.copy()
+    out[: widest + 1, [0, 2]] = np.minimum.accumulate(lo[: widest + 1])
+    out[: widest + 1, [1, 3]] = np.maximum.accumulate(hi[: widest + 1])
+    out[widest:, [0, 2]] = np.minimum.accumulate(lo[widest:][::-1])[::-1]
+    out[widest:, [1, 3]] = np.maximum.accumulate(hi[widest:][::-1])[::-1]
+    widest_row = np.concatenate(
+        [
+            np.minimum(lo[: widest + 1].min(0), lo[widest:].min(0)),
+            np.maximum(hi[: widest + 1].max(0), hi[widest:].max(0)),
+        ]
+    )
+    out[widest] = widest_row[[0, 2, 1, 3]]
+    bounds = region.bounds.copy()
+    bounds[region.x_lo : region.x_hi] = out
+    return _as_region(bounds)
 
 
 def _step_limits_s(rates_per_s: tuple[float, float]) -> tuple[float, float]:
@@ -105,12 +178,17 @@ class CpuMultirateBackend(CpuStateBackend):
         self._coarse_step_s = max(self._edge_coarse_step_s, interior)
         shape = np.asarray(problem.shape, np.int64)
         self._shape = shape
+        # per slab, the bounds of the probes' coupling kernels (they always take short steps)
         p = problem.probes
+        self._probe_bounds = np.zeros((int(shape[0]), 4), np.int64)
         if p.n_samples:
-            ijk = np.array(np.unravel_index(p.voxel_index, problem.shape))
-            self._probe_box = np.concatenate([ijk.min(axis=1), ijk.max(axis=1) + 1])
-        else:
-            self._probe_box = np.zeros(6, np.int64)
+            i, j, m = np.unravel_index(p.voxel_index, problem.shape)
+            b = self._probe_bounds
+            b[:, 0], b[:, 2] = shape[1], shape[2]
+            np.minimum.at(b[:, 0], i, j)
+            np.maximum.at(b[:, 1], i, j + 1)
+            np.minimum.at(b[:, 2], i, m)
+            np.maximum.at(b[:, 3], i, m + 1)
         self._face_flux = np.zeros((6, int(shape.max()), int(shape.max())))
         self._basal = np.ascontiguousarray(problem.initial_temperature_c, np.float64)
         # Voxels may be left at rest only if the initial state is a steady state; and
@@ -119,9 +197,7 @@ class CpuMultirateBackend(CpuStateBackend):
             problem.fixed_temperature_fn is None
             and self._drift_at_rest_k() <= FAR_FIELD_TOLERANCE_K
         )
-        self._active = (
-            Region(0, 0, np.zeros((int(shape[0]), 4), np.int64)) if self._at_rest else self._whole
-        )
+        self._active = Region.empty(int(shape[0])) if self._at_rest else self._whole
         self.voxel_updates = 0  # fine voxels count once per substep
 
     def _drift_at_rest_k(self) -> float:
@@ -133,7 +209,7 @@ class CpuMultirateBackend(CpuStateBackend):
         for start in range(0, int(self._shape[0]), DRIFT_CHECK_SLABS):
             stop = min(start + DRIFT_CHECK_SLABS, int(self._shape[0]))
             saved = self._enthalpy[start:stop].copy()
-            self._advance(1.0, self._whole._replace(x_lo=start, x_hi=stop), *self._no_hole)
+            self._advance(1.0, self._whole._replace(x_lo=start, x_hi=stop), self._no_hole)
             change = np.abs(self._enthalpy[start:stop] - saved)
             rate = change / capacity[self._material[start:stop]]
             worst_k_s = max(worst_k_s, float(rate.max(initial=0.0)))
@@ -143,81 +219,35 @@ class CpuMultirateBackend(CpuStateBackend):
     def stable_time_step_s(self) -> float:
         return self._coarse_step_s
 
-    def fine_box(self) -> tuple[np.ndarray, np.ndarray]:
-        """[lo, hi) of the voxels that take short steps (grown, clipped to the domain)."""
-        box = _union(self._cold_box, self._probe_box)
-        if np.any(box[3:] <= box[:3]):
-            return np.zeros(3, np.int64), np.zeros(3, np.int64)
-        lo = np.maximum(box[:3] - HALO_VOXELS, 0)
-        hi = np.minimum(box[3:] + HALO_VOXELS, self._shape)
-        return lo.astype(np.int64), hi.astype(np.int64)
+    def fine_region(self) -> Region:
+        """The voxels that take short steps: per slab, the voxels below their liquidus and
+        the probes' kernels, grown by HALO_VOXELS, with rows along x made intervals."""
+        cold = _union(_as_region(self._cold_bounds), _as_region(self._probe_bounds))
+        return _x_intervals(_grown(cold.bounds, HALO_VOXELS, self._shape))
 
     def active_region(self) -> Region:
-        """The voxels the coarse step updates (with the fine box as its hole)."""
+        """The voxels the coarse step updates (with the fine region as its hole)."""
         return self._active
 
-    def _with_fine_box(self, region: Region, lo: np.ndarray, hi: np.ndarray) -> Region:
-        """region ∪ the box [lo, hi) grown by FINE_PAD_VOXELS, slab by slab."""
-        if not np.prod(np.maximum(hi - lo, 0)):
+    def _with_fine_region(self, region: Region, fine: Region) -> Region:
+        """region ∪ the fine region grown by FINE_PAD_VOXELS."""
+        if fine.x_hi <= fine.x_lo:
             return region
-        pad = FINE_PAD_VOXELS
-        g_lo = np.maximum(lo - pad, 0)
-        g_hi = np.minimum(hi + pad, self._shape)
-        bounds = region.bounds.copy()
-        rows = bounds[g_lo[0] : g_hi[0]]
-        empty = (rows[:, 1] <= rows[:, 0]) | (rows[:, 3] <= rows[:, 2])
-        box = np.array([g_lo[1], g_hi[1], g_lo[2], g_hi[2]])
-        rows[empty] = box
-        rows[~empty, 0] = np.minimum(rows[~empty, 0], box[0])
-        rows[~empty, 1] = np.maximum(rows[~empty, 1], box[1])
-        rows[~empty, 2] = np.minimum(rows[~empty, 2], box[2])
-        rows[~empty, 3] = np.maximum(rows[~empty, 3], box[3])
-        if region.x_hi <= region.x_lo:
-            return Region(int(g_lo[0]), int(g_hi[0]), bounds)
-        return Region(min(region.x_lo, int(g_lo[0])), max(region.x_hi, int(g_hi[0])), bounds)
+        return _union(region, _grown(fine.bounds, FINE_PAD_VOXELS, self._shape))
 
     def _disturbed_region(self, region: Region) -> Region:
-        """The next active region: per slab, the bounds of the voxels of `region` more than
-        FAR_FIELD_TOLERANCE_K from their basal temperature in the slabs within the margin,
-        grown by it."""
-        g = REGION_MARGIN_VOXELS
-        nx = int(self._shape[0])
-        d = np.zeros((nx, 4), np.int64)
+        """The next active region: the voxels of `region` more than FAR_FIELD_TOLERANCE_K
+        from their basal temperature, grown by REGION_MARGIN_VOXELS."""
+        d = np.zeros((int(self._shape[0]), 4), np.int64)
         kernels.disturbed_bounds(
             self._temperature, self._basal, self._fixed, region.x_lo, region.x_hi,
             region.bounds, FAR_FIELD_TOLERANCE_K, d,
         )  # fmt: skip
-        empty = (d[:, 1] <= d[:, 0]) | (d[:, 3] <= d[:, 2])
-        width = 2 * g + 1
-        big = np.iinfo(np.int64).max // 2
-
-        def window_min(a: np.ndarray) -> np.ndarray:  # over slabs i − g … i + g
-            return ndimage.minimum_filter1d(
-                np.where(empty, big, a), width, mode="constant", cval=big
-            )
-
-        def window_max(a: np.ndarray) -> np.ndarray:
-            return ndimage.maximum_filter1d(
-                np.where(empty, -big, a), width, mode="constant", cval=-big
-            )
-
-        lo_j, hi_j = window_min(d[:, 0]), window_max(d[:, 1])
-        lo_m, hi_m = window_min(d[:, 2]), window_max(d[:, 3])
-        bounds = np.zeros((nx, 4), np.int64)
-        held = hi_j > lo_j
-        bounds[held, 0] = np.maximum(lo_j[held] - g, 0)
-        bounds[held, 1] = np.minimum(hi_j[held] + g, self._shape[1])
-        bounds[held, 2] = np.maximum(lo_m[held] - g, 0)
-        bounds[held, 3] = np.minimum(hi_m[held] + g, self._shape[2])
-        slabs = np.flatnonzero(held)
-        if not slabs.size:
-            return Region(0, 0, bounds)
-        return Region(int(slabs[0]), int(slabs[-1]) + 1, bounds)
+        return _grown(d, REGION_MARGIN_VOXELS, self._shape)
 
     def _touches_domain_faces(self, region: Region) -> bool:
         b = region.bounds[region.x_lo : region.x_hi]
-        held = (b[:, 1] > b[:, 0]) & (b[:, 3] > b[:, 2])
-        b = b[held]
+        b = b[~_empty_rows(b)]
         return bool(
             region.x_lo == 0
             or region.x_hi == self._shape[0]
@@ -235,9 +265,10 @@ class CpuMultirateBackend(CpuStateBackend):
         drive_active: np.ndarray,
     ) -> StepFlows:
         """Advance by dt_s (≤ `stable_time_step_s()`), in parts no longer than the edge limit
-        if the active box, grown around the fine box, reaches a face of the domain."""
-        lo, hi = self.fine_box()
-        touches = self._touches_domain_faces(self._with_fine_box(self._active, lo, hi))
+        if the active region, grown around the fine region, reaches a face of the domain."""
+        touches = self._touches_domain_faces(
+            self._with_fine_region(self._active, self.fine_region())
+        )
         parts = max(1, math.ceil(dt_s / self._edge_coarse_step_s - 1e-9)) if touches else 1
         if parts == 1:
             return self._step(dt_s, drive_temperature_c, film_coefficient_w_m2k, drive_active)
@@ -256,33 +287,33 @@ class CpuMultirateBackend(CpuStateBackend):
         film_coefficient_w_m2k: np.ndarray,
         drive_active: np.ndarray,
     ) -> StepFlows:
-        lo, hi = self.fine_box()
-        clear = bool(np.all(lo > 0) and np.all(hi < self._shape))
+        fine = self.fine_region()
+        clear = not self._touches_domain_faces(fine)
         fine_step = self._interior_fine_step_s if clear else self._fine_step_s
         n_sub = max(1, math.ceil(dt_s / fine_step - 1e-9))
-        fine_voxels = int(np.prod(np.maximum(hi - lo, 0)))
+        fine_voxels = fine.voxels()
         whole = self._whole
-        no_lo, no_hi = self._no_hole
+        no_hole = self._no_hole
         if n_sub == 1 or fine_voxels == int(np.prod(self._shape)):
             # the fine box is everything: n_sub reference steps of the whole domain
             sub = dt_s / n_sub
             energy = np.zeros(5)
             for _ in range(n_sub):
                 self._probe_exchange(drive_temperature_c, film_coefficient_w_m2k, drive_active)
-                flows = self._advance(sub, whole, no_lo, no_hi)
+                flows = self._advance(sub, whole, no_hole)
                 energy[:4] += np.array(flows[:4]) * sub
                 energy[4] += self._spread_probe_heat(sub) * sub
-                self._cold_box = self._refresh(whole, no_lo, no_hi)
+                self._cold_bounds[...] = 0
+                self._refresh(whole, no_hole)
             self.voxel_updates += int(np.prod(self._shape)) * n_sub
             perf, met, bnd, fix, probes = energy / dt_s
             return StepFlows(probes, perf, met, bnd, fix)
 
-        # the active region holds the fine box with room to spare
-        active = self._active = self._with_fine_box(self._active, lo, hi)
-        fine = Region.box(lo, hi, int(self._shape[0]))
+        # the active region holds the fine region with room to spare
+        active = self._active = self._with_fine_region(self._active, fine)
         # coarse: one long step on the state at the start of Δt (T is refreshed at the end);
         # what it receives from voxels at rest beyond the active region is the far-field heat
-        *coarse, far_field_w = self._advance(dt_s, active, lo, hi)
+        *coarse, far_field_w = self._advance(dt_s, active, fine)
         energy = np.array(coarse) * dt_s
         probes_j = 0.0
         sub = dt_s / n_sub
@@ -293,13 +324,16 @@ class CpuMultirateBackend(CpuStateBackend):
         for k in range(n_sub):
             self._probe_exchange(drive_temperature_c, film_coefficient_w_m2k, drive_active)
             flows = self._advance(
-                sub, fine, no_lo, no_hi, correction_j, (dt_s - sub) if k == 0 else -sub
+                sub, fine, no_hole, correction_j, (dt_s - sub) if k == 0 else -sub
             )
             energy += np.array(flows[:4]) * sub
             probes_j += self._spread_probe_heat(sub) * sub
-            cold = self._refresh(fine, no_lo, no_hi)
-        kernels.add_interface_heat(self._enthalpy, lo, hi, correction_j, self._volume)
-        self._cold_box = _union(cold, self._refresh(active, lo, hi))
+            self._cold_bounds[...] = 0  # the last substep's cold voxels count
+            self._refresh(fine, no_hole)
+        kernels.add_interface_heat(
+            self._enthalpy, fine.x_lo, fine.x_hi, fine.bounds, correction_j, self._volume
+        )
+        self._refresh(active, fine)
         if self._at_rest:
             self._active = self._disturbed_region(active)
         self.voxel_updates += active.voxels() - fine_voxels + fine_voxels * n_sub
