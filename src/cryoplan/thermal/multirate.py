@@ -44,6 +44,7 @@ from scipy import ndimage
 
 from cryoplan.thermal import kernels
 from cryoplan.thermal.backend import (
+    SERIAL_BELOW_VOXELS,
     STABILITY_SAFETY,
     CpuStateBackend,
     Region,
@@ -315,21 +316,25 @@ class CpuMultirateBackend(CpuStateBackend):
         # what it receives from voxels at rest beyond the active region is the far-field heat
         *coarse, far_field_w = self._advance(dt_s, active, fine)
         energy = np.array(coarse) * dt_s
-        probes_j = 0.0
         sub = dt_s / n_sub
         # Δt·F₀ − Σ δ·F_k per face, for the coarse side. The first substep sees the state the
         # coarse step saw, so its fluxes are F₀: it books (Δt − δ)·F₀, later ones −δ·F_k.
         correction_j = self._face_flux
         correction_j[...] = 0.0
-        for k in range(n_sub):
-            self._probe_exchange(drive_temperature_c, film_coefficient_w_m2k, drive_active)
-            flows = self._advance(
-                sub, fine, no_hole, correction_j, (dt_s - sub) if k == 0 else -sub
-            )
-            energy += np.array(flows[:4]) * sub
-            probes_j += self._spread_probe_heat(sub) * sub
-            self._cold_bounds[...] = 0  # the last substep's cold voxels count
-            self._refresh(fine, no_hole)
+        p = self.problem.probes
+        sp = self._sample_probe
+        fine_energy = kernels.fine_substeps(
+            n_sub, sub, dt_s, fine_voxels >= SERIAL_BELOW_VOXELS, self._enthalpy,
+            self._temperature, self._kirchhoff, self._material, self._fixed, self._uniform,
+            self._destroyed, self._props, self._spacing, self._bkind, self._btemp,
+            self.problem.blood_temperature_c, fine.x_lo, fine.x_hi, fine.bounds,
+            no_hole.bounds, correction_j, self._tmin, self._frozen, self._cycles,
+            self._cold_bounds, p.sample_start, p.voxel_index, p.weight, p.shape_factor_m,
+            p.wall_area_m2, drive_temperature_c[sp], film_coefficient_w_m2k[sp],
+            drive_active[sp], self._heat_out,
+        )  # fmt: skip
+        energy += fine_energy[:4]
+        probes_j = fine_energy[4]
         kernels.add_interface_heat(
             self._enthalpy, fine.x_lo, fine.x_hi, fine.bounds, correction_j, self._volume
         )
