@@ -267,12 +267,11 @@ class CpuMultirateBackend(CpuStateBackend):
     ) -> StepFlows:
         """Advance by dt_s (≤ `stable_time_step_s()`), in parts no longer than the edge limit
         if the active region, grown around the fine region, reaches a face of the domain."""
-        touches = self._touches_domain_faces(
-            self._with_fine_region(self._active, self.fine_region())
-        )
+        fine = self.fine_region()
+        touches = self._touches_domain_faces(self._with_fine_region(self._active, fine))
         parts = max(1, math.ceil(dt_s / self._edge_coarse_step_s - 1e-9)) if touches else 1
         if parts == 1:
-            return self._step(dt_s, drive_temperature_c, film_coefficient_w_m2k, drive_active)
+            return self._step(dt_s, drive_temperature_c, film_coefficient_w_m2k, drive_active, fine)
         total = np.zeros(6)
         for _ in range(parts):
             flows = self._step(
@@ -287,8 +286,9 @@ class CpuMultirateBackend(CpuStateBackend):
         drive_temperature_c: np.ndarray,
         film_coefficient_w_m2k: np.ndarray,
         drive_active: np.ndarray,
+        fine: Region | None = None,
     ) -> StepFlows:
-        fine = self.fine_region()
+        fine = self.fine_region() if fine is None else fine
         clear = not self._touches_domain_faces(fine)
         fine_step = self._interior_fine_step_s if clear else self._fine_step_s
         n_sub = max(1, math.ceil(dt_s / fine_step - 1e-9))
