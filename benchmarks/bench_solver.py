@@ -6,7 +6,9 @@ These machines are noisy, so every figure is reported beside baselines measured 
 run on the same grid:
 - a STREAM-style triad a = b + s·c in NumPy (memory bandwidth, GB/s);
 - a vectorised NumPy 7-point explicit diffusion step (the simplest stencil a user would write).
-The solver's throughput is given in voxel-updates per second and as ratios to both.
+The solver's throughput is given in voxel-updates per second and as ratios to both, and as
+a fraction of the bandwidth roofline: updates/s × the bytes a voxel update must move
+(`bench_cases.BYTES_PER_UPDATE`) against the triad.
 Nothing here is asserted: performance is measured on demand, not in the test suite.
 """
 
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import numba
 import numpy as np
+from bench_cases import BYTES_PER_UPDATE  # benchmarks/ is on the path when run as a script
 
 import cryoplan
 from cryoplan.thermal import RecordingPlan, Segment, ThermalProblem, solve
@@ -133,6 +136,8 @@ def main() -> None:
         "solver_updates_per_s": solver,
         "solver_stable_step_s_at_1mm": dt,
         "solver_vs_numpy_stencil": solver / stencil,
+        "bytes_per_update": BYTES_PER_UPDATE,
+        "solver_fraction_of_triad": solver * BYTES_PER_UPDATE / 1e9 / bandwidth,
         "three_probe_example": example,
         "three_probe_faster_than_real_time": example["simulated_s"] / example["wall_time_s"],
     }
@@ -143,6 +148,10 @@ def main() -> None:
     print(
         f"cryoplan kernel, {GRID_N}³ perfused     {solver / 1e6:8.1f} M voxel-updates/s "
         f"({solver / stencil:.2f}× the NumPy stencil, which has no phase change or perfusion)"
+    )
+    print(
+        f"  × {BYTES_PER_UPDATE} B/update = {solver * BYTES_PER_UPDATE / 1e9:.1f} GB/s = "
+        f"{result['solver_fraction_of_triad']:.0%} of the triad (the roofline)"
     )
     print(
         f"three-probe example ({example['voxels']} voxels, {example['simulated_s'] / 60:.0f} min): "

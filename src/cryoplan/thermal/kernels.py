@@ -381,62 +381,86 @@ def advance_enthalpy(
                     q_cond = 0.0  # from free neighbours
                     q_fixed = 0.0  # from fixed neighbours
                     q_bnd = 0.0  # through the outer boundary
-                    # The three axes are written out rather than looped over: a loop over
-                    # six face offsets measured 83 against 105 M voxel-updates/s.
-                    for d in (-1, 1):
-                        side = 0 if d < 0 else 1
-                        n = i + d
-                        if 0 <= n < nx:
-                            f = _flux_from_neighbour(
-                                material[n, j, m], temperature[n, j, m], kirchhoff[n, j, m],
-                                properties, mat, phi_v, t_v, fx,
+                    if uniform[i, j, m]:
+                        # on the region's edge: neighbours of its own material, all free and
+                        # in the domain; the general path's sum in its order, and the book
+                        for d in (-1, 1):
+                            side = 0 if d < 0 else 1
+                            f = fx * (kirchhoff[i + d, j, m] - phi_v)
+                            q_cond += f
+                            slab_out += _book_outside_flux(
+                                i + d, j, m, x_lo, x_hi, region, side, j, m, f,
+                                face_heat_j, face_weight_s,
                             )  # fmt: skip
-                            if fixed[n, j, m]:
-                                q_fixed += f
-                            else:
-                                q_cond += f
-                                slab_out += _book_outside_flux(
-                                    n, j, m, x_lo, x_hi, region, side, j, m, f,
-                                    face_heat_j, face_weight_s,
-                                )  # fmt: skip
-                        else:
-                            q_bnd += _flux_from_boundary(bk[side], bt[side], props, phi_v, fx)
-                        n = j + d
-                        if 0 <= n < ny:
-                            f = _flux_from_neighbour(
-                                material[i, n, m], temperature[i, n, m], kirchhoff[i, n, m],
-                                properties, mat, phi_v, t_v, fy,
+                            f = fy * (kirchhoff[i, j + d, m] - phi_v)
+                            q_cond += f
+                            slab_out += _book_outside_flux(
+                                i, j + d, m, x_lo, x_hi, region, 2 + side, i, m, f,
+                                face_heat_j, face_weight_s,
                             )  # fmt: skip
-                            if fixed[i, n, m]:
-                                q_fixed += f
-                            else:
-                                q_cond += f
-                                slab_out += _book_outside_flux(
-                                    i, n, m, x_lo, x_hi, region, 2 + side, i, m, f,
-                                    face_heat_j, face_weight_s,
-                                )  # fmt: skip
-                        else:
-                            q_bnd += _flux_from_boundary(
-                                bk[2 + side], bt[2 + side], props, phi_v, fy
-                            )
-                        n = m + d
-                        if 0 <= n < nz:
-                            f = _flux_from_neighbour(
-                                material[i, j, n], temperature[i, j, n], kirchhoff[i, j, n],
-                                properties, mat, phi_v, t_v, fz,
+                            f = fz * (kirchhoff[i, j, m + d] - phi_v)
+                            q_cond += f
+                            slab_out += _book_outside_flux(
+                                i, j, m + d, x_lo, x_hi, region, 4 + side, i, j, f,
+                                face_heat_j, face_weight_s,
                             )  # fmt: skip
-                            if fixed[i, j, n]:
-                                q_fixed += f
-                            else:
-                                q_cond += f
-                                slab_out += _book_outside_flux(
-                                    i, j, n, x_lo, x_hi, region, 4 + side, i, j, f,
-                                    face_heat_j, face_weight_s,
+                    else:
+                        # The three axes are written out rather than looped over: a loop over
+                        # six face offsets measured 83 against 105 M voxel-updates/s.
+                        for d in (-1, 1):
+                            side = 0 if d < 0 else 1
+                            n = i + d
+                            if 0 <= n < nx:
+                                f = _flux_from_neighbour(
+                                    material[n, j, m], temperature[n, j, m], kirchhoff[n, j, m],
+                                    properties, mat, phi_v, t_v, fx,
                                 )  # fmt: skip
-                        else:
-                            q_bnd += _flux_from_boundary(
-                                bk[4 + side], bt[4 + side], props, phi_v, fz
-                            )
+                                if fixed[n, j, m]:
+                                    q_fixed += f
+                                else:
+                                    q_cond += f
+                                    slab_out += _book_outside_flux(
+                                        n, j, m, x_lo, x_hi, region, side, j, m, f,
+                                        face_heat_j, face_weight_s,
+                                    )  # fmt: skip
+                            else:
+                                q_bnd += _flux_from_boundary(bk[side], bt[side], props, phi_v, fx)
+                            n = j + d
+                            if 0 <= n < ny:
+                                f = _flux_from_neighbour(
+                                    material[i, n, m], temperature[i, n, m], kirchhoff[i, n, m],
+                                    properties, mat, phi_v, t_v, fy,
+                                )  # fmt: skip
+                                if fixed[i, n, m]:
+                                    q_fixed += f
+                                else:
+                                    q_cond += f
+                                    slab_out += _book_outside_flux(
+                                        i, n, m, x_lo, x_hi, region, 2 + side, i, m, f,
+                                        face_heat_j, face_weight_s,
+                                    )  # fmt: skip
+                            else:
+                                q_bnd += _flux_from_boundary(
+                                    bk[2 + side], bt[2 + side], props, phi_v, fy
+                                )
+                            n = m + d
+                            if 0 <= n < nz:
+                                f = _flux_from_neighbour(
+                                    material[i, j, n], temperature[i, j, n], kirchhoff[i, j, n],
+                                    properties, mat, phi_v, t_v, fz,
+                                )  # fmt: skip
+                                if fixed[i, j, n]:
+                                    q_fixed += f
+                                else:
+                                    q_cond += f
+                                    slab_out += _book_outside_flux(
+                                        i, j, n, x_lo, x_hi, region, 4 + side, i, j, f,
+                                        face_heat_j, face_weight_s,
+                                    )  # fmt: skip
+                            else:
+                                q_bnd += _flux_from_boundary(
+                                    bk[4 + side], bt[4 + side], props, phi_v, fz
+                                )
 
                     q_perf = 0.0
                     q_met = 0.0
