@@ -48,7 +48,7 @@ class StepFlows:
     metabolic_w: float
     boundary_w: float
     fixed_w: float
-    far_field_w: float = 0.0  # from voxels a back end left at rest (multirate active box)
+    far_field_w: float = 0.0  # from voxels a back end left at rest (multirate active region)
 
 
 class Region(NamedTuple):
@@ -150,7 +150,7 @@ def worst_stability_rates_per_s(
     material = np.ascontiguousarray(problem.material, np.uint8)
     fixed = np.ascontiguousarray(problem.fixed, np.bool_)
     # probe samples add w_sv G_s to their voxels' conductance (probes sit in the multirate
-    # fine box, never in the coarse region)
+    # fine region, never in the coarse one)
     probes = problem.probes
     probe_voxels, probe_g = np.zeros(0, np.int64), np.zeros(0)
     if probes.n_samples and frozen:

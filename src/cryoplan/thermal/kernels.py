@@ -680,9 +680,12 @@ def worst_stability_rates(
 def _serial_twin(kernel: numba.core.registry.CPUDispatcher, name: str):
     """The same kernel compiled without threads (prange runs as range), cached apart.
 
-    A parallel region costs each thread a wake-up; on a small box, and on a machine whose
-    other core is busy, that wait dominates (measured: 0.3 ms serial against 12 ms with two
-    threads for a 40k-voxel box while another process held one core).
+    A parallel region costs each thread a wake-up; on a tiny region, and on a machine whose
+    other core is busy, that wait dominates (session 2: 0.3 ms serial against 12 ms with two
+    threads for a 40k-voxel box while another process held one core). Since the advance
+    gained its branch-free runs, its serial twin compiles to code 4–7× slower per voxel than
+    a thread of the threaded kernel (cause not found), so `backend.SERIAL_BELOW_VOXELS` is
+    now small.
     """
     py = kernel.py_func
     twin = types.FunctionType(py.__code__, py.__globals__, name, py.__defaults__, py.__closure__)

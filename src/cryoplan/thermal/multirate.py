@@ -5,30 +5,32 @@ conducts about four times better than unfrozen tissue and stores half the heat p
 so the global step (`stable_time_step_s(problem)`) is set by ice, yet ice fills a few
 percent of a planning domain. This back end splits each step Δt of the time loop:
 
-* the **fine box**: the bounding box of every voxel below its liquidus and of every probe's
-  coupling kernel, grown by `HALO_VOXELS`, advanced in n equal substeps δ = Δt/n, each no
-  longer than the frozen-state stable step;
+* the **fine region**: per x-slab, the bounding box of the voxels below their liquidus and
+  of the probes' coupling kernels, grown by `HALO_VOXELS` along all three axes (and widened
+  so that every row along x crosses it once, see `_x_intervals`), advanced in n equal
+  substeps δ = Δt/n, each no longer than the frozen-state stable step;
 * the **coarse region**: all other voxels, unfrozen or on their freezing range at the start
   of the step, advanced in one step Δt, no longer than `stable_time_step_s(problem,
   frozen=False)` (a voxel that starts a step unfrozen cannot lose its latent heat within it).
 
 Coupling keeps energy exact. The coarse voxels take their one step first, on the state at
-the start of Δt, including the face fluxes F₀ they exchange with the fine box. The fine
+the start of Δt, including the face fluxes F₀ they exchange with the fine region. The fine
 voxels then see their coarse neighbours as they were at the start of Δt (the coarse
 temperatures are refreshed only at the end) and receive the fluxes F_k of their own current
 state in every substep; `kernels.advance_enthalpy` books those, and the coarse neighbours
 are finally given the difference Δt·F₀ − Σ δ·F_k, so that over Δt each side of every face
-receives exactly what the other gave. The coupling is first order in time across the box
-faces, which lie in unfrozen tissue at least `HALO_VOXELS` from any ice; inside the box the
-scheme is the reference scheme.
+receives exactly what the other gave. The coupling is first order in time across the
+region's faces, which lie in unfrozen tissue at least `HALO_VOXELS` from any ice; inside
+the region the scheme is the reference scheme.
 The coarse step itself covers only an **active region**: voxels still at their basal state
 (`thermal.steady`, to within `FAR_FIELD_TOLERANCE_K`) are left at rest, and the heat they
 pass to the region is booked as the ledger's far-field term. The region is a box per slab
 (`backend.Region`): after every step, each slab's box is the bounding box of its disturbed
 voxels and of those of the slabs within `REGION_MARGIN_VOXELS`, grown by that margin, and
-it always holds the fine box grown by `FINE_PAD_VOXELS`. A disturbance travels at most one
-voxel per explicit step, so the margin keeps it inside. Per slab, the region follows the
-round shape of the disturbed tissue (on case M about half the voxels of one bounding box).
+it always holds the fine region grown by `FINE_PAD_VOXELS`. A disturbance travels at most
+one voxel per explicit step, so the margin keeps it inside. Per slab, the region follows
+the round shape of the disturbed tissue (late in case M 0.44 M voxels, where one box that
+only grew held 0.94 M).
 
 Probe drives are those given for the start of Δt (the reference re-evaluates a ramped drive
 every step; the catalogue's drives are constant within a phase).
@@ -54,17 +56,17 @@ from cryoplan.thermal.backend import (
 from cryoplan.thermal.materials import C_FROZEN, C_UNFROZEN
 from cryoplan.thermal.problem import ThermalProblem
 
-# Unfrozen voxels kept in the fine box around the ice. The ice front moves well under a
+# Unfrozen voxels kept in the fine region around the ice. The ice front moves well under a
 # voxel per coarse step (about 0.1 mm/s against 1 mm per ~1 s), so three voxels keep every
 # face between fine and coarse voxels in unfrozen tissue with room to spare.
 HALO_VOXELS = 3
 # A voxel within this of its basal temperature counts as undisturbed. The isotherms lie
-# where gradients exceed 1 K/mm, and what the box leaves out decays over the perfusion length
+# where gradients exceed 1 K/mm, and what the region leaves out decays over the perfusion length
 # (~3 mm in liver) before it reaches them: on case M, 10 mK moved no isotherm by more than
 # 0.0035 mm against the reference path, the same as 1 mK did, with 28 % fewer voxels stepped.
 FAR_FIELD_TOLERANCE_K = 1e-2
 REGION_MARGIN_VOXELS = 3  # around the disturbed voxels, re-drawn every step
-FINE_PAD_VOXELS = 3  # coarse voxels around the fine box (they receive its face book)
+FINE_PAD_VOXELS = 3  # coarse voxels around the fine region (they receive its face book)
 DRIFT_CHECK_SLABS = 8  # slabs per chunk of the at-rest check (memory, not accuracy)
 
 
@@ -162,7 +164,7 @@ def _step_limits_s(rates_per_s: tuple[float, float]) -> tuple[float, float]:
 
 
 class CpuMultirateBackend(CpuStateBackend):
-    """The reference scheme inside a fine box around the ice and probes, substepped; one long
+    """The reference scheme inside a fine region around the ice and probes, substepped; one long
     explicit step for the rest (see the module docstring)."""
 
     name = "cpu-multirate"
@@ -170,7 +172,7 @@ class CpuMultirateBackend(CpuStateBackend):
     def __init__(self, problem: ThermalProblem) -> None:
         super().__init__(problem)
         # Each step has two limits: over all voxels, and over those off the domain's faces
-        # (held faces double a face's conductance), used while a box keeps clear of them.
+        # (held faces double a face's conductance), used while a region keeps clear of them.
         self._fine_step_s, self._interior_fine_step_s = _step_limits_s(
             worst_stability_rates_per_s(problem)
         )
@@ -296,7 +298,7 @@ class CpuMultirateBackend(CpuStateBackend):
         whole = self._whole
         no_hole = self._no_hole
         if n_sub == 1 or fine_voxels == int(np.prod(self._shape)):
-            # the fine box is everything: n_sub reference steps of the whole domain
+            # the fine region is everything: n_sub reference steps of the whole domain
             sub = dt_s / n_sub
             energy = np.zeros(5)
             for _ in range(n_sub):
