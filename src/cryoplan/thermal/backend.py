@@ -31,11 +31,10 @@ from cryoplan.thermal.problem import FIXED_TEMPERATURE, ThermalProblem
 # for any enthalpy curve whose slope dT/dH is at most 1/C_min; 0.9 leaves room for the
 # conductivity changing within a step.
 STABILITY_SAFETY = 0.9
-# Regions smaller than this are swept by one thread (see kernels._serial_twin). Measured on
-# an idle machine, the threaded advance wins from 512
-# voxels up (11 against 45 µs; its serial twin compiles to slower code, 40 against 250 M
-# updates/s on 64,000 voxels), so only tiny regions, where a thread's wake-up is all the
-# cost, stay on one thread.
+# Regions smaller than this are swept by one thread (see kernels._serial_twin). On an idle
+# machine the threaded advance wins from 512 voxels up (11 against 45 µs; its serial twin
+# compiles to slower code: 40 against 250 M updates/s on 64,000 voxels), so only tiny
+# regions, where a thread's wake-up is all the cost, stay on one thread.
 SERIAL_BELOW_VOXELS = 1_024
 
 
