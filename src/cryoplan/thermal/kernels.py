@@ -14,8 +14,11 @@ destroyed tissue), P = w_b ρ_b c_b and Q_s the probe sample exchange of `ProbeC
 outer face held at T_b passes 2A/h·(Φ(T_b) − Φ_v). Fixed voxels keep their prescribed
 temperature.
 
-Each kernel also returns the heat [W] it moved across each kind of boundary, so that the
-energy ledger can be closed independently of the update itself.
+The sweeping kernels work on a region — a slab range and a box per x-slab (`_in_region`,
+`backend.Region`) — minus a hole region: the whole grid for the reference back end, the
+fine and active regions of the multirate one. Each kernel also returns the heat [W] it
+moved across each kind of boundary, so that the energy ledger can be closed independently
+of the update itself.
 """
 
 from __future__ import annotations
