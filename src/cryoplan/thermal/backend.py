@@ -270,47 +270,32 @@ class CpuStateBackend:
             face_weight_s if face_heat_j is not None else 0.0,
         )
 
-    def _probe_exchange(
+    def _substeps(
         self,
+        region: Region,
+        n_sub: int,
+        dt_s: float,
         drive_temperature_c: np.ndarray,
         film_coefficient_w_m2k: np.ndarray,
         drive_active: np.ndarray,
-    ) -> None:
-        """Each probe sample's heat exchange on the current temperatures (not yet applied)."""
+        face_heat_j: np.ndarray,
+    ) -> np.ndarray:
+        """n_sub reference steps of dt_s/n_sub over the region (`kernels.explicit_substeps`: probe
+        exchange on the temperatures at the start of each, conduction, probe heat, refresh;
+        the region's faces booked into face_heat_j); the energy [J] the region received:
+        (perfusion, metabolism, boundary, fixed voxels, probes)."""
         p = self.problem.probes
-        if not p.n_samples:
-            return
         sp = self._sample_probe
-        kernels.probe_exchange(
-            self._temperature.reshape(-1),
-            self._enthalpy.reshape(-1),
-            self._material.reshape(-1),
-            self._props,
-            p.sample_start,
-            p.voxel_index,
-            p.weight,
-            p.shape_factor_m,
-            p.wall_area_m2,
-            drive_temperature_c[sp],
-            film_coefficient_w_m2k[sp],
-            drive_active[sp],
-            self._heat_out,
-        )
-
-    def _spread_probe_heat(self, dt_s: float) -> float:
-        """Apply the exchange of `_probe_exchange` to H over dt_s; heat into the tissue [W]."""
-        p = self.problem.probes
-        if not p.n_samples:
-            return 0.0
-        return kernels.spread_probe_heat(
-            self._enthalpy.reshape(-1),
-            self._heat_out,
-            p.sample_start,
-            p.voxel_index,
-            p.weight,
-            dt_s,
-            self._volume,
-        )
+        return kernels.explicit_substeps(
+            n_sub, dt_s / n_sub, dt_s, region.voxels() >= SERIAL_BELOW_VOXELS, self._enthalpy,
+            self._temperature, self._kirchhoff, self._material, self._fixed, self._uniform,
+            self._destroyed, self._props, self._spacing, self._bkind, self._btemp,
+            self.problem.blood_temperature_c, region.x_lo, region.x_hi, region.bounds,
+            self._no_hole.bounds, face_heat_j, self._tmin, self._frozen, self._cycles,
+            self._cold_bounds, p.sample_start, p.voxel_index, p.weight, p.shape_factor_m,
+            p.wall_area_m2, drive_temperature_c[sp], film_coefficient_w_m2k[sp],
+            drive_active[sp], self._heat_out,
+        )  # fmt: skip
 
     def set_fixed_temperature(self, values_c: np.ndarray) -> None:
         self._temperature.reshape(-1)[self._fixed_flat_index] = values_c
@@ -360,8 +345,9 @@ class CpuExplicitBackend(CpuStateBackend):
         drive_active: np.ndarray,
     ) -> StepFlows:
         # the probe exchange reads T before conduction changes H; T is refreshed after both
-        self._probe_exchange(drive_temperature_c, film_coefficient_w_m2k, drive_active)
-        perf, met, bnd, fix, _ = self._advance(dt_s, self._whole, self._no_hole)
-        probes_w = self._spread_probe_heat(dt_s)
-        self._refresh(self._whole, self._no_hole)
-        return StepFlows(probes_w, perf, met, bnd, fix)
+        energy = self._substeps(
+            self._whole, 1, dt_s, drive_temperature_c, film_coefficient_w_m2k, drive_active,
+            self._no_faces,
+        )  # fmt: skip
+        perf, met, bnd, fix, probes = energy / dt_s
+        return StepFlows(probes, perf, met, bnd, fix)

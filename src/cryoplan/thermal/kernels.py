@@ -753,7 +753,7 @@ def count_at_or_below(temperature: np.ndarray, thresholds_c: np.ndarray) -> np.n
 
 
 @numba.njit(cache=True)
-def fine_substeps(
+def explicit_substeps(
     n_sub: int,
     sub_s: float,
     step_s: float,
@@ -789,13 +789,15 @@ def fine_substeps(
     drive_active: np.ndarray,
     heat_out_w: np.ndarray,
 ) -> np.ndarray:
-    """The multirate back end's n_sub substeps of length sub_s over the fine region, within
-    a step of length step_s: per substep the probes' exchange, `advance_enthalpy` (booking
-    (step_s − sub_s)·F on the first substep, −sub_s·F after, into face_heat_j), the probes'
-    heat, and `refresh_temperature` (cold_bounds = the last substep's cold voxels). One call
-    instead of four per substep: the Python dispatch cost about as much as the sweeps.
+    """n_sub reference-scheme substeps of length sub_s over a region (the whole grid for the
+    reference back end, the fine region for the multirate one), within a step of length
+    step_s: per substep the probes' exchange, `advance_enthalpy` (booking (step_s − sub_s)·F
+    on the first substep, −sub_s·F after, into face_heat_j for the region's faces), the
+    probes' heat, and `refresh_temperature` (cold_bounds = the last substep's cold voxels).
+    One call instead of four per substep: the Python dispatch cost about as much as the
+    sweeps on the multirate fine region.
 
-    Returns the energy [J] the fine voxels received: (perfusion, metabolism, boundary, fixed
+    Returns the energy [J] the region received: (perfusion, metabolism, boundary, fixed
     voxels, probes)."""
     energy = np.zeros(5)
     temperature_flat = temperature.reshape(-1)

@@ -46,7 +46,6 @@ from scipy import ndimage
 
 from cryoplan.thermal import kernels
 from cryoplan.thermal.backend import (
-    SERIAL_BELOW_VOXELS,
     STABILITY_SAFETY,
     CpuStateBackend,
     Region,
@@ -298,19 +297,10 @@ class CpuMultirateBackend(CpuStateBackend):
         fine_step = self._interior_fine_step_s if clear else self._fine_step_s
         n_sub = max(1, math.ceil(dt_s / fine_step - 1e-9))
         fine_voxels = fine.voxels()
-        whole = self._whole
-        no_hole = self._no_hole
+        drives = (drive_temperature_c, film_coefficient_w_m2k, drive_active)
         if n_sub == 1 or fine_voxels == int(np.prod(self._shape)):
             # the fine region is everything: n_sub reference steps of the whole domain
-            sub = dt_s / n_sub
-            energy = np.zeros(5)
-            for _ in range(n_sub):
-                self._probe_exchange(drive_temperature_c, film_coefficient_w_m2k, drive_active)
-                flows = self._advance(sub, whole, no_hole)
-                energy[:4] += np.array(flows[:4]) * sub
-                energy[4] += self._spread_probe_heat(sub) * sub
-                self._cold_bounds[...] = 0
-                self._refresh(whole, no_hole)
+            energy = self._substeps(self._whole, n_sub, dt_s, *drives, self._face_flux)
             self.voxel_updates += int(np.prod(self._shape)) * n_sub
             perf, met, bnd, fix, probes = energy / dt_s
             return StepFlows(probes, perf, met, bnd, fix)
@@ -321,27 +311,14 @@ class CpuMultirateBackend(CpuStateBackend):
         # what it receives from voxels at rest beyond the active region is the far-field heat
         *coarse, far_field_w = self._advance(dt_s, active, fine)
         energy = np.array(coarse) * dt_s
-        sub = dt_s / n_sub
         # Δt·F₀ − Σ δ·F_k per face, for the coarse side. The first substep sees the state the
         # coarse step saw, so its fluxes are F₀: it books (Δt − δ)·F₀, later ones −δ·F_k.
-        correction_j = self._face_flux
-        correction_j[...] = 0.0
-        p = self.problem.probes
-        sp = self._sample_probe
-        fine_energy = kernels.fine_substeps(
-            n_sub, sub, dt_s, fine_voxels >= SERIAL_BELOW_VOXELS, self._enthalpy,
-            self._temperature, self._kirchhoff, self._material, self._fixed, self._uniform,
-            self._destroyed, self._props, self._spacing, self._bkind, self._btemp,
-            self.problem.blood_temperature_c, fine.x_lo, fine.x_hi, fine.bounds,
-            no_hole.bounds, correction_j, self._tmin, self._frozen, self._cycles,
-            self._cold_bounds, p.sample_start, p.voxel_index, p.weight, p.shape_factor_m,
-            p.wall_area_m2, drive_temperature_c[sp], film_coefficient_w_m2k[sp],
-            drive_active[sp], self._heat_out,
-        )  # fmt: skip
+        self._face_flux[...] = 0.0
+        fine_energy = self._substeps(fine, n_sub, dt_s, *drives, self._face_flux)
         energy += fine_energy[:4]
         probes_j = fine_energy[4]
         kernels.add_interface_heat(
-            self._enthalpy, fine.x_lo, fine.x_hi, fine.bounds, correction_j, self._volume
+            self._enthalpy, fine.x_lo, fine.x_hi, fine.bounds, self._face_flux, self._volume
         )
         self._refresh(active, fine)
         if self._at_rest:
