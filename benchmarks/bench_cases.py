@@ -54,11 +54,11 @@ from peers.compare import isotherm_distance_mm, spacing_mm_of  # noqa: E402
 from peers.numpy_enthalpy import solve_numpy  # noqa: E402
 
 # Bytes the kernels must move per voxel update (neighbours' values come from cache):
-# advance_enthalpy reads H, T, Φ (3 × 8), material, fixed, uniform, destroyed (4 × 1), writes
-# H (8); refresh_temperature reads H (8), T_min (4, float32), material, fixed, destroyed,
-# frozen, cycles (5 × 1) and writes T, Φ (2 × 8) and T_min (4); flags are written only when
-# they change.
-BYTES_PER_UPDATE = (3 * 8 + 4 + 8) + (8 + 4 + 5 + 2 * 8 + 4)
+# advance_enthalpy reads H, Φ (2 × 8), material, fixed, uniform, destroyed (4 × 1), writes
+# H (8); refresh_from_enthalpy reads H (8), T_min (4, float32), material, fixed, destroyed,
+# frozen, cycles (5 × 1) and writes Φ (8) and T_min (4); flags are written only when they
+# change. T is derived from H, not stored (73 bytes while it was).
+BYTES_PER_UPDATE = (2 * 8 + 4 + 8) + (8 + 4 + 5 + 8 + 4)
 
 
 def triad_bandwidth_gb_s(repeat: int = 5) -> float:

@@ -13,6 +13,7 @@ from cryoplan.thermal.enthalpy import (
     liquid_fraction_from_enthalpy,
     liquid_fraction_from_temperature,
     temperature_from_enthalpy,
+    temperature_from_kirchhoff,
 )
 from cryoplan.thermal.materials import MaterialRow, material_table
 
@@ -54,3 +55,14 @@ def test_kirchhoff_potential_is_the_integral_of_conductivity(props) -> None:
         integral, _ = quad(k, a, b, points=[-8.0, -1.0, 0.0], limit=200)
         diff = kirchhoff_from_temperature(b, props) - kirchhoff_from_temperature(a, props)
         assert diff == pytest.approx(integral, rel=1e-6)
+
+
+EQUAL_K = material_table([MaterialRow(0.5, 0.5, 1.8e6, 3.6e6, 2.5e8, -8.0, -1.0, 0, 0, -40)])[0]
+
+
+@pytest.mark.parametrize("props", [MUSHY, SHARP, EQUAL_K], ids=["mushy", "sharp", "equal-k"])
+def test_temperature_from_kirchhoff_inverts_kirchhoff_from_temperature(props) -> None:
+    # the kernels take a neighbour's T from Φ (H is being overwritten during a sweep)
+    for t in TEMPS:
+        back = temperature_from_kirchhoff(kirchhoff_from_temperature(t, props), props)
+        assert back == pytest.approx(t, abs=1e-12 * max(1.0, abs(t)))

@@ -196,7 +196,8 @@ def discretise(case: Case) -> Discretised:
     t_body = body_temperature_c(case)
     is_vessel = np.array([t.blood_vessel for t in tissues])
     fixed = is_vessel[material]
-    initial = np.full(grid.shape, t_body)
+    # a read-only view, no memory: the steady solve below makes the one field it needs
+    initial = np.broadcast_to(np.float64(t_body), grid.shape)
 
     probes = place_probes(case, grid)
     spacing_m = grid.spacing_m
@@ -241,7 +242,7 @@ def discretise(case: Case) -> Discretised:
     try:
         basal = basal_temperature_c(uniform)
     except ValueError:
-        basal = initial
+        basal = np.full(grid.shape, t_body)
     problem = dataclasses.replace(uniform, initial_temperature_c=basal)
     plan = RecordingPlan(
         snapshot_times_s=tuple(60.0 * t for t in case.output.snapshot_times_min),

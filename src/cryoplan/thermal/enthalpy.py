@@ -95,6 +95,26 @@ def kirchhoff_from_temperature(temperature_c: float, props: np.ndarray) -> float
 
 
 @numba.njit(inline="always", cache=True)
+def temperature_from_kirchhoff(kirchhoff_w_m: float, props: np.ndarray) -> float:
+    """T(Φ) [°C], the inverse of `kirchhoff_from_temperature` (k > 0, so Φ is increasing).
+
+    In the mushy range a d² + k_s d = Φ with d = T − T_s, a = (k_l − k_s)/(2ΔT), solved as
+    d = 2Φ/(k_s + √(k_s² + 4aΦ)), which stays accurate when a is small or 0.
+    """
+    t_s = props[T_SOLIDUS]
+    t_l = props[T_LIQUIDUS]
+    k_s = props[K_FROZEN]
+    k_l = props[K_UNFROZEN]
+    if kirchhoff_w_m <= 0.0:
+        return t_s + kirchhoff_w_m / k_s
+    phi_l = 0.5 * (k_s + k_l) * (t_l - t_s)
+    if kirchhoff_w_m >= phi_l:
+        return t_l + (kirchhoff_w_m - phi_l) / k_l
+    a = (k_l - k_s) / (2.0 * (t_l - t_s))
+    return t_s + 2.0 * kirchhoff_w_m / (k_s + np.sqrt(k_s * k_s + 4.0 * a * kirchhoff_w_m))
+
+
+@numba.njit(inline="always", cache=True)
 def conductivity_from_liquid_fraction(liquid_fraction: float, props: np.ndarray) -> float:
     """k(φ) = k_s + φ (k_l − k_s) [W/(m·K)]."""
     return props[K_FROZEN] + liquid_fraction * (props[K_UNFROZEN] - props[K_FROZEN])

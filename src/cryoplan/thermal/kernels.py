@@ -14,6 +14,11 @@ destroyed tissue), P = w_b ρ_b c_b and Q_s the probe sample exchange of `ProbeC
 outer face held at T_b passes 2A/h·(Φ(T_b) − Φ_v). Fixed voxels keep their prescribed
 temperature.
 
+The state is H and Φ only: T is derived where it is needed — from H for a voxel's own
+perfusion, records and probes, from Φ for a neighbour across a material boundary (H is being
+overwritten during a sweep, Φ is not). A fixed voxel holds H(T) of its prescribed T. Not
+storing T saves 8 bytes a voxel and 16 bytes of memory traffic a voxel update.
+
 The sweeping kernels work on a region — a slab range and a box per x-slab (`_in_region`,
 `backend.Region`) — minus a hole region: the whole grid for the reference back end, the
 fine and active regions of the multirate one. Each kernel also returns the heat [W] it
@@ -35,6 +40,7 @@ from cryoplan.thermal.enthalpy import (
     liquid_fraction_from_enthalpy,
     liquid_fraction_from_temperature,
     temperature_from_enthalpy,
+    temperature_from_kirchhoff,
 )
 from cryoplan.thermal.materials import (
     H_LIQUIDUS,
@@ -73,9 +79,8 @@ def _in_region(i: int, j: int, m: int, x_lo: int, x_hi: int, region: np.ndarray)
 
 
 @numba.njit(parallel=True, cache=True)
-def refresh_temperature(
+def refresh_from_enthalpy(
     enthalpy: np.ndarray,
-    temperature: np.ndarray,
     kirchhoff: np.ndarray,
     material: np.ndarray,
     fixed: np.ndarray,
@@ -92,7 +97,8 @@ def refresh_temperature(
     hole: np.ndarray,
     cold_bounds: np.ndarray,
 ) -> None:
-    """T from H (free voxels; fixed keep theirs), Φ(T); update T_min, destroyed and cycles.
+    """Φ(T(H)) of every voxel (a fixed one holds H of its prescribed T); update T_min,
+    destroyed and cycles.
 
     Works on the voxels of the region (slabs [x_lo, x_hi), slab i's rows and columns in
     region[i], see `_in_region`) outside the region `hole` (slabs [hole_x_lo, hole_x_hi)).
@@ -113,14 +119,10 @@ def refresh_temperature(
                 )
                 for m in range(m_start, m_end):
                     props = properties[material[i, j, m]]
-                    if fixed[i, j, m]:
-                        t = temperature[i, j, m]
-                    else:
-                        t = temperature_from_enthalpy(enthalpy[i, j, m], props)
-                        temperature[i, j, m] = t
-                        if t < props[T_LIQUIDUS]:
-                            c_lo1, c_hi1 = min(c_lo1, j), max(c_hi1, j)
-                            c_lo2, c_hi2 = min(c_lo2, m), max(c_hi2, m)
+                    t = temperature_from_enthalpy(enthalpy[i, j, m], props)
+                    if t < props[T_LIQUIDUS] and not fixed[i, j, m]:
+                        c_lo1, c_hi1 = min(c_lo1, j), max(c_hi1, j)
+                        c_lo2, c_hi2 = min(c_lo2, m), max(c_hi2, m)
                     kirchhoff[i, j, m] = kirchhoff_from_temperature(t, props)
                     minimum_temperature[i, j, m] = min(minimum_temperature[i, j, m], t)
                     if t <= props[T_LETHAL]:
@@ -145,7 +147,9 @@ def refresh_temperature(
 
 @numba.njit(parallel=True, cache=True)
 def disturbed_bounds(
-    temperature: np.ndarray,
+    enthalpy: np.ndarray,
+    material: np.ndarray,
+    properties: np.ndarray,
     basal_temperature: np.ndarray,
     fixed: np.ndarray,
     x_lo: int,
@@ -155,16 +159,17 @@ def disturbed_bounds(
     disturbed: np.ndarray,
 ) -> None:
     """disturbed[i] = the bounds [j_lo, j_hi, m_lo, m_hi) of the free voxels of slab i of the
-    region (see `_in_region`) whose T differs from basal_temperature by more than
+    region (see `_in_region`) whose T(H) differs from basal_temperature by more than
     tolerance_k (empty bounds, hi ≤ lo, where there are none)."""
-    ny, nz = temperature.shape[1], temperature.shape[2]
+    ny, nz = enthalpy.shape[1], enthalpy.shape[2]
     for i in numba.prange(x_lo, x_hi):
         d_lo1, d_lo2, d_hi1, d_hi2 = ny, nz, -1, -1
         for j in range(region[i, 0], region[i, 1]):
             for m in range(region[i, 2], region[i, 3]):
-                if not fixed[i, j, m] and (
-                    abs(temperature[i, j, m] - basal_temperature[i, j, m]) > tolerance_k
-                ):
+                if fixed[i, j, m]:
+                    continue
+                t = temperature_from_enthalpy(enthalpy[i, j, m], properties[material[i, j, m]])
+                if abs(t - basal_temperature[i, j, m]) > tolerance_k:
                     d_lo1, d_hi1 = min(d_lo1, j), max(d_hi1, j)
                     d_lo2, d_hi2 = min(d_lo2, m), max(d_hi2, m)
         disturbed[i, 0], disturbed[i, 1] = d_lo1, d_hi1 + 1
@@ -180,31 +185,32 @@ def conductivity_from_enthalpy(enthalpy_j_m3: float, props: np.ndarray) -> float
 
 
 @numba.njit(inline="always", cache=True)
+def _temperature_and_conductivity(kirchhoff_w_m: float, props: np.ndarray) -> tuple[float, float]:
+    """(T [°C], k [W/(m·K)]) of a voxel from its Kirchhoff potential Φ."""
+    t = temperature_from_kirchhoff(kirchhoff_w_m, props)
+    return t, conductivity_from_liquid_fraction(liquid_fraction_from_temperature(t, props), props)
+
+
+@numba.njit(inline="always", cache=True)
 def _flux_from_neighbour(
     n_mat: int,
-    n_temperature: float,
     n_kirchhoff: float,
     properties: np.ndarray,
     mat: int,
     phi_v: float,
-    t_v: float,
     factor: float,
 ) -> float:
     """Heat rate [W] from a neighbour into voxel v across one face (A/h = factor).
 
-    Across materials both sides take k from the temperature (φ(T)), never from H: H is being
-    overwritten during the sweep, and a face must see the same k from both of its sides or
-    the flux stops being antisymmetric and energy leaks (found by the ledger on a CT case).
+    Across materials both sides take T and k from Φ, never from H: H is being overwritten
+    during the sweep, and a face must see the same T and k from both of its sides or the
+    flux stops being antisymmetric and energy leaks (found by the ledger on a CT case).
     """
     if n_mat == mat:
         return factor * (n_kirchhoff - phi_v)
-    props_v = properties[mat]
-    k_v = conductivity_from_liquid_fraction(liquid_fraction_from_temperature(t_v, props_v), props_v)
-    props_n = properties[n_mat]
-    k_n = conductivity_from_liquid_fraction(
-        liquid_fraction_from_temperature(n_temperature, props_n), props_n
-    )
-    return factor * 2.0 * k_v * k_n / (k_v + k_n) * (n_temperature - t_v)
+    t_v, k_v = _temperature_and_conductivity(phi_v, properties[mat])
+    t_n, k_n = _temperature_and_conductivity(n_kirchhoff, properties[n_mat])
+    return factor * 2.0 * k_v * k_n / (k_v + k_n) * (t_n - t_v)
 
 
 @numba.njit(inline="always", cache=True)
@@ -256,14 +262,14 @@ def _book_outside_flux(
 
 @numba.njit(inline="always", cache=True)
 def _advance_uniform_run(
-    h_row: np.ndarray, t_row: np.ndarray, phi_row: np.ndarray, phi_xm: np.ndarray,
+    h_row: np.ndarray, phi_row: np.ndarray, phi_xm: np.ndarray,
     phi_xp: np.ndarray, phi_ym: np.ndarray, phi_yp: np.ndarray, destroyed_row: np.ndarray,
     start: int, stop: int, props: np.ndarray, fx: float, fy: float, fz: float,
     volume: float, dt_s: float, blood_temperature_c: float,
 ) -> tuple[float, float]:  # fmt: skip
     """`advance_enthalpy` on a run [start, stop) of one row of uniform voxels (one material,
     all faces Kirchhoff faces to free voxels): the same sum in the same order, with the
-    perfusion switch as arithmetic, so that the loop has no branch. Returns (perf, met) W."""
+    perfusion switch as arithmetic. Returns (perf, met) W."""
     h_l = props[H_LIQUIDUS]
     perfusion = props[PERFUSION] * volume
     metabolic = props[METABOLIC] * volume
@@ -280,7 +286,7 @@ def _advance_uniform_run(
         h_v = h_row[m]
         # liquid fraction clip(H/H_l, 0, 1), 0 once destroyed: perfusion and metabolism off
         live = min(max(h_v / h_l, 0.0), 1.0) * (1.0 - destroyed_row[m])
-        q_perf = live * perfusion * (blood_temperature_c - t_row[m])
+        q_perf = live * perfusion * (blood_temperature_c - temperature_from_enthalpy(h_v, props))
         q_met = live * metabolic
         h_row[m] = h_v + dt_s / volume * (q_cond + q_perf + q_met)
         run_perf += q_perf
@@ -291,7 +297,6 @@ def _advance_uniform_run(
 @numba.njit(parallel=True, cache=True)
 def advance_enthalpy(
     enthalpy: np.ndarray,
-    temperature: np.ndarray,
     kirchhoff: np.ndarray,
     material: np.ndarray,
     fixed: np.ndarray,
@@ -318,7 +323,8 @@ def advance_enthalpy(
 
     Face flux [W] into voxel v from neighbour n across area A at distance h:
       same material:       A/h · (Φ_n − Φ_v)                     (Kirchhoff, exact for k(T))
-      different materials: A/h · 2 k_v k_n/(k_v + k_n) · (T_n − T_v) (series resistances)
+      different materials: A/h · 2 k_v k_n/(k_v + k_n) · (T_n − T_v) (series resistances,
+                           T and k from Φ)
       outer face held at T_b: 2A/h · (Φ_v(T_b) − Φ_v)               (half a voxel away)
 
     Neighbours outside the region are read as they are. The flux F from each free neighbour
@@ -363,7 +369,7 @@ def advance_enthalpy(
                         while stop < min(m_end, inner_hi) and uniform[i, j, stop]:
                             stop += 1
                         perf, met = _advance_uniform_run(
-                            enthalpy[i, j], temperature[i, j], kirchhoff[i, j],
+                            enthalpy[i, j], kirchhoff[i, j],
                             kirchhoff[i - 1, j], kirchhoff[i + 1, j], kirchhoff[i, j - 1],
                             kirchhoff[i, j + 1], destroyed[i, j], m, stop,
                             properties[material[i, j, m]], fx, fy, fz, volume, dt_s,
@@ -379,7 +385,6 @@ def advance_enthalpy(
                     mat = material[i, j, m]
                     props = properties[mat]
                     h_v = enthalpy[i, j, m]
-                    t_v = temperature[i, j, m]
                     phi_v = kirchhoff[i, j, m]
                     q_cond = 0.0  # from free neighbours
                     q_fixed = 0.0  # from fixed neighbours
@@ -415,8 +420,8 @@ def advance_enthalpy(
                             n = i + d
                             if 0 <= n < nx:
                                 f = _flux_from_neighbour(
-                                    material[n, j, m], temperature[n, j, m], kirchhoff[n, j, m],
-                                    properties, mat, phi_v, t_v, fx,
+                                    material[n, j, m], kirchhoff[n, j, m],
+                                    properties, mat, phi_v, fx,
                                 )  # fmt: skip
                                 if fixed[n, j, m]:
                                     q_fixed += f
@@ -431,8 +436,8 @@ def advance_enthalpy(
                             n = j + d
                             if 0 <= n < ny:
                                 f = _flux_from_neighbour(
-                                    material[i, n, m], temperature[i, n, m], kirchhoff[i, n, m],
-                                    properties, mat, phi_v, t_v, fy,
+                                    material[i, n, m], kirchhoff[i, n, m],
+                                    properties, mat, phi_v, fy,
                                 )  # fmt: skip
                                 if fixed[i, n, m]:
                                     q_fixed += f
@@ -449,8 +454,8 @@ def advance_enthalpy(
                             n = m + d
                             if 0 <= n < nz:
                                 f = _flux_from_neighbour(
-                                    material[i, j, n], temperature[i, j, n], kirchhoff[i, j, n],
-                                    properties, mat, phi_v, t_v, fz,
+                                    material[i, j, n], kirchhoff[i, j, n],
+                                    properties, mat, phi_v, fz,
                                 )  # fmt: skip
                                 if fixed[i, j, n]:
                                     q_fixed += f
@@ -470,6 +475,7 @@ def advance_enthalpy(
                     if not destroyed[i, j, m]:
                         phi = liquid_fraction_from_enthalpy(h_v, props)
                         if phi > 0.0:
+                            t_v = temperature_from_enthalpy(h_v, props)
                             q_perf = phi * props[PERFUSION] * volume * (blood_temperature_c - t_v)
                             q_met = phi * props[METABOLIC] * volume
                     enthalpy[i, j, m] = h_v + dt_s / volume * (
@@ -532,7 +538,6 @@ def add_interface_heat(
 
 @numba.njit(cache=True)
 def probe_exchange(
-    temperature_flat: np.ndarray,
     enthalpy_flat: np.ndarray,
     material_flat: np.ndarray,
     properties: np.ndarray,
@@ -559,11 +564,10 @@ def probe_exchange(
         k_s = 0.0
         for e in range(sample_start[s], sample_start[s + 1]):
             v = voxel_index[e]
-            t_s += weight[e] * temperature_flat[v]
+            props = properties[material_flat[v]]
+            t_s += weight[e] * temperature_from_enthalpy(enthalpy_flat[v], props)
             # probe kernels never include fixed voxels (see probes.coupling)
-            k_s += weight[e] * conductivity_from_enthalpy(
-                enthalpy_flat[v], properties[material_flat[v]]
-            )
+            k_s += weight[e] * conductivity_from_enthalpy(enthalpy_flat[v], props)
         g = k_s * shape_factor_m[s]
         h = film_coefficient_w_m2k[s]
         if h < np.inf:
@@ -608,6 +612,44 @@ def enthalpy_field(
                     temperature[i, j, m], properties[material[i, j, m]]
                 )
     return out
+
+
+@numba.njit(parallel=True, cache=True)
+def temperature_field(
+    enthalpy: np.ndarray, material: np.ndarray, properties: np.ndarray, out: np.ndarray
+) -> None:
+    """out = T(H) for a whole field (out may be any float array of the grid's shape)."""
+    nx, ny, nz = enthalpy.shape
+    for i in numba.prange(nx):
+        for j in range(ny):
+            for m in range(nz):
+                out[i, j, m] = temperature_from_enthalpy(
+                    enthalpy[i, j, m], properties[material[i, j, m]]
+                )
+
+
+@numba.njit(cache=True)
+def temperature_of_voxels(
+    enthalpy_flat: np.ndarray, material_flat: np.ndarray, properties: np.ndarray,
+    flat_index: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """T(H) [°C] of the voxels at the given flat indices."""
+    out = np.empty(flat_index.size)
+    for e in range(flat_index.size):
+        v = flat_index[e]
+        out[e] = temperature_from_enthalpy(enthalpy_flat[v], properties[material_flat[v]])
+    return out
+
+
+@numba.njit(cache=True)
+def set_temperature_of_voxels(
+    enthalpy_flat: np.ndarray, material_flat: np.ndarray, properties: np.ndarray,
+    flat_index: np.ndarray, temperature_c: np.ndarray,
+) -> None:  # fmt: skip
+    """H ← H(T) at the given flat indices (prescribed voxels)."""
+    for e in range(flat_index.size):
+        v = flat_index[e]
+        enthalpy_flat[v] = enthalpy_from_temperature(temperature_c[e], properties[material_flat[v]])
 
 
 @numba.njit(inline="always", cache=True)
@@ -697,29 +739,22 @@ def _serial_twin(kernel: numba.core.registry.CPUDispatcher, name: str):
 
 
 advance_enthalpy_serial = _serial_twin(advance_enthalpy, "advance_enthalpy_serial")
-refresh_temperature_serial = _serial_twin(refresh_temperature, "refresh_temperature_serial")
+refresh_from_enthalpy_serial = _serial_twin(refresh_from_enthalpy, "refresh_from_enthalpy_serial")
 
 
 @numba.njit(parallel=True, cache=True)
 def liquid_fraction_field(
-    enthalpy: np.ndarray,
-    temperature: np.ndarray,
-    material: np.ndarray,
-    fixed: np.ndarray,
-    properties: np.ndarray,
+    enthalpy: np.ndarray, material: np.ndarray, properties: np.ndarray
 ) -> np.ndarray:
-    """φ of every voxel (float32): from H for free voxels, from the prescribed T for fixed
-    ones."""
+    """φ(H) of every voxel (float32)."""
     out = np.empty(enthalpy.shape, np.float32)
     nx, ny, nz = enthalpy.shape
     for i in numba.prange(nx):
         for j in range(ny):
             for m in range(nz):
-                props = properties[material[i, j, m]]
-                if fixed[i, j, m]:
-                    out[i, j, m] = liquid_fraction_from_temperature(temperature[i, j, m], props)
-                else:
-                    out[i, j, m] = liquid_fraction_from_enthalpy(enthalpy[i, j, m], props)
+                out[i, j, m] = liquid_fraction_from_enthalpy(
+                    enthalpy[i, j, m], properties[material[i, j, m]]
+                )
     return out
 
 
@@ -737,15 +772,17 @@ def total_enthalpy_j(enthalpy: np.ndarray, fixed: np.ndarray, voxel_volume_m3: f
 
 
 @numba.njit(parallel=True, cache=True)
-def count_at_or_below(temperature: np.ndarray, thresholds_c: np.ndarray) -> np.ndarray:
-    """Number of voxels at or below each threshold [°C]."""
-    nx = temperature.shape[0]
+def count_at_or_below(
+    enthalpy: np.ndarray, material: np.ndarray, properties: np.ndarray, thresholds_c: np.ndarray
+) -> np.ndarray:
+    """Number of voxels whose T(H) is at or below each threshold [°C]."""
+    nx = enthalpy.shape[0]
     n_thr = thresholds_c.size
     partial = np.zeros((nx, n_thr), np.int64)
     for i in numba.prange(nx):
-        for j in range(temperature.shape[1]):
-            for m in range(temperature.shape[2]):
-                t = temperature[i, j, m]
+        for j in range(enthalpy.shape[1]):
+            for m in range(enthalpy.shape[2]):
+                t = temperature_from_enthalpy(enthalpy[i, j, m], properties[material[i, j, m]])
                 for c in range(n_thr):
                     if t <= thresholds_c[c]:
                         partial[i, c] += 1
@@ -759,7 +796,6 @@ def explicit_substeps(
     step_s: float,
     threaded: bool,
     enthalpy: np.ndarray,
-    temperature: np.ndarray,
     kirchhoff: np.ndarray,
     material: np.ndarray,
     fixed: np.ndarray,
@@ -793,35 +829,34 @@ def explicit_substeps(
     reference back end, the fine region for the multirate one), within a step of length
     step_s: per substep the probes' exchange, `advance_enthalpy` (booking (step_s − sub_s)·F
     on the first substep, −sub_s·F after, into face_heat_j for the region's faces), the
-    probes' heat, and `refresh_temperature` (cold_bounds = the last substep's cold voxels).
+    probes' heat, and `refresh_from_enthalpy` (cold_bounds = the last substep's cold voxels).
     One call instead of four per substep: the Python dispatch cost about as much as the
     sweeps on the multirate fine region.
 
     Returns the energy [J] the region received: (perfusion, metabolism, boundary, fixed
     voxels, probes)."""
     energy = np.zeros(5)
-    temperature_flat = temperature.reshape(-1)
     enthalpy_flat = enthalpy.reshape(-1)
     material_flat = material.reshape(-1)
     volume = spacing_m[0] * spacing_m[1] * spacing_m[2]
     for k in range(n_sub):
         if heat_out_w.size:
             probe_exchange(
-                temperature_flat, enthalpy_flat, material_flat, properties, sample_start,
+                enthalpy_flat, material_flat, properties, sample_start,
                 voxel_index, weight, shape_factor_m, wall_area_m2, drive_temperature_c,
                 film_coefficient_w_m2k, drive_active, heat_out_w,
             )  # fmt: skip
         book_s = step_s - sub_s if k == 0 else -sub_s
         if threaded:
             flows = advance_enthalpy(
-                enthalpy, temperature, kirchhoff, material, fixed, uniform, destroyed,
+                enthalpy, kirchhoff, material, fixed, uniform, destroyed,
                 properties, spacing_m, boundary_kind, boundary_temperature_c,
                 blood_temperature_c, sub_s, x_lo, x_hi, region, 0, 0, no_hole, face_heat_j,
                 book_s,
             )  # fmt: skip
         else:
             flows = advance_enthalpy_serial(
-                enthalpy, temperature, kirchhoff, material, fixed, uniform, destroyed,
+                enthalpy, kirchhoff, material, fixed, uniform, destroyed,
                 properties, spacing_m, boundary_kind, boundary_temperature_c,
                 blood_temperature_c, sub_s, x_lo, x_hi, region, 0, 0, no_hole, face_heat_j,
                 book_s,
@@ -834,14 +869,14 @@ def explicit_substeps(
             )
         cold_bounds[:, :] = 0  # the last substep's cold voxels count
         if threaded:
-            refresh_temperature(
-                enthalpy, temperature, kirchhoff, material, fixed, properties,
+            refresh_from_enthalpy(
+                enthalpy, kirchhoff, material, fixed, properties,
                 minimum_temperature, destroyed, frozen, freeze_cycles, x_lo, x_hi, region, 0,
                 0, no_hole, cold_bounds,
             )  # fmt: skip
         else:
-            refresh_temperature_serial(
-                enthalpy, temperature, kirchhoff, material, fixed, properties,
+            refresh_from_enthalpy_serial(
+                enthalpy, kirchhoff, material, fixed, properties,
                 minimum_temperature, destroyed, frozen, freeze_cycles, x_lo, x_hi, region, 0,
                 0, no_hole, cold_bounds,
             )  # fmt: skip

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from cryoplan.thermal.backend import CpuExplicitBackend, StepFlows, ThermalBackend
 from cryoplan.thermal.problem import DriveKind, RecordingPlan, Segment, ThermalProblem
@@ -130,6 +129,34 @@ def _event_times(problem: ThermalProblem, plan: RecordingPlan) -> np.ndarray:
     return np.array(sorted(times))
 
 
+class _SensorSampler:
+    """Trilinear interpolation of T at sensors given in voxel index coordinates, from the
+    eight voxels around each (as `scipy.ndimage.map_coordinates(order=1, mode="nearest")`:
+    positions beyond the grid take the nearest edge), so that recording asks the back end
+    for those voxels rather than for a whole temperature field."""
+
+    def __init__(self, sensors_ijk: np.ndarray, shape: tuple[int, int, int]) -> None:
+        n_axes = np.asarray(shape)
+        p = np.clip(sensors_ijk, 0.0, n_axes - 1)
+        base = np.minimum(np.floor(p), np.maximum(n_axes - 2, 0)).astype(np.int64)
+        frac = p - base
+        upper = np.minimum(base + 1, n_axes - 1)
+        index, weight = [], []
+        for corner in np.ndindex(2, 2, 2):
+            c = np.array(corner)
+            ijk = np.where(c == 1, upper, base)
+            index.append(np.ravel_multi_index(ijk.T, shape))
+            weight.append(np.prod(np.where(c == 1, frac, 1.0 - frac), axis=1))
+        self.flat_index = np.stack(index, axis=1)  # (n_sensors, 8)
+        self.weight = np.stack(weight, axis=1)
+
+    def __call__(self, backend: ThermalBackend) -> np.ndarray:
+        if not self.flat_index.size:
+            return np.zeros(0)
+        values = backend.temperature_at_voxels_c(self.flat_index.reshape(-1))
+        return np.sum(values.reshape(self.flat_index.shape) * self.weight, axis=1)
+
+
 class _SegmentDrives:
     """Per-probe drive arrays of one segment; temperatures re-evaluated only if they vary."""
 
@@ -162,6 +189,7 @@ def solve(
     dt_max = backend.stable_time_step_s()
     thresholds = np.asarray(plan.volume_thresholds_c, float)
     sensors = np.asarray(plan.sensor_index_xyz, float).reshape(-1, 3)
+    sample_sensors = _SensorSampler(sensors, problem.shape)
     events = _event_times(problem, plan)
     sensor_times = set(
         np.round(np.arange(0.0, problem.duration_s + 1e-9, plan.sensor_interval_s), 9)
@@ -182,18 +210,13 @@ def solve(
 
     def record(t: float) -> None:
         key = round(t, 9)
-        temperature = backend.temperature_c()
         if key in sensor_times:
             rec_t.append(t)
-            rec_sensors.append(
-                ndimage.map_coordinates(temperature, sensors.T, order=1, mode="nearest")
-                if len(sensors)
-                else np.zeros(0)
-            )
+            rec_sensors.append(sample_sensors(backend))
             rec_volumes.append(backend.volume_at_or_below_m3(thresholds))
             rec_destroyed.append(np.count_nonzero(backend.destroyed()) * voxel_volume)
         if key in snapshot_times:
-            snapshots[t] = temperature.copy()
+            snapshots[t] = backend.temperature_c()
 
     record(0.0)
     n_steps = 0
@@ -219,8 +242,8 @@ def solve(
     return ThermalHistory(
         # the back end ends here: its arrays are handed over, not copied (memory per voxel)
         minimum_temperature_c=backend.minimum_temperature_c(),
-        final_temperature_c=backend.temperature_c(),
         final_liquid_fraction=backend.liquid_fraction(),
+        final_temperature_c=backend.final_temperature_c(),
         destroyed=backend.destroyed(),
         freeze_thaw_cycles=backend.freeze_thaw_cycles(),
         snapshots_c=snapshots,
