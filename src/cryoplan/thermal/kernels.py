@@ -43,6 +43,7 @@ from cryoplan.thermal.enthalpy import (
     temperature_from_kirchhoff,
 )
 from cryoplan.thermal.materials import (
+    C_UNFROZEN,
     H_LIQUIDUS,
     METABOLIC,
     PERFUSION,
@@ -50,6 +51,35 @@ from cryoplan.thermal.materials import (
     T_LIQUIDUS,
     T_SOLIDUS,
 )
+
+
+@numba.njit(inline="always", cache=True)
+def _perfusion_constants(props: np.ndarray) -> tuple[float, float, float, float, float]:
+    """(H_l, 1/H_l, T_s, ΔT/H_l, 1/C_l) of a material, for `_live_fraction` and
+    `_perfused_temperature`: read once before a loop, so that the loop holds no division
+    and no load the compiler must repeat after every store."""
+    h_l = props[H_LIQUIDUS]
+    return (
+        h_l, 1.0 / h_l, props[T_SOLIDUS], (props[T_LIQUIDUS] - props[T_SOLIDUS]) / h_l,
+        1.0 / props[C_UNFROZEN],
+    )  # fmt: skip
+
+
+@numba.njit(inline="always", cache=True)
+def _live_fraction(enthalpy_j_m3: float, inverse_h_l: float) -> float:
+    """The liquid fraction clip(H/H_l, 0, 1) as perfusion and metabolism see it."""
+    return min(max(enthalpy_j_m3 * inverse_h_l, 0.0), 1.0)
+
+
+@numba.njit(inline="always", cache=True)
+def _perfused_temperature(
+    enthalpy_j_m3: float, h_l: float, t_s: float, slope_k_m3_j: float, inverse_c_l: float
+) -> float:
+    """T(H) [°C] of a voxel with H ≥ 0 (not fully frozen: the only voxels perfusion
+    reaches), without branches: T_s + min(H, H_l)·ΔT/H_l + max(H − H_l, 0)/C_l. Finite
+    for any H, so that a frozen voxel's perfusion can be switched off by a factor 0."""
+    sensible = max(enthalpy_j_m3 - h_l, 0.0) * inverse_c_l
+    return t_s + min(enthalpy_j_m3, h_l) * slope_k_m3_j + sensible
 
 
 @numba.njit(inline="always", cache=True)
@@ -270,9 +300,10 @@ def _advance_uniform_run(
     """`advance_enthalpy` on a run [start, stop) of one row of uniform voxels (one material,
     all faces Kirchhoff faces to free voxels): the same sum in the same order, with the
     perfusion switch as arithmetic. Returns (perf, met) W."""
-    h_l = props[H_LIQUIDUS]
+    h_l, inverse_h_l, t_s, slope, inverse_c_l = _perfusion_constants(props)
     perfusion = props[PERFUSION] * volume
     metabolic = props[METABOLIC] * volume
+    dt_per_volume = dt_s / volume
     run_perf = 0.0
     run_met = 0.0
     for m in range(start, stop):
@@ -285,10 +316,11 @@ def _advance_uniform_run(
         q_cond += fz * (phi_row[m + 1] - phi_v)
         h_v = h_row[m]
         # liquid fraction clip(H/H_l, 0, 1), 0 once destroyed: perfusion and metabolism off
-        live = min(max(h_v / h_l, 0.0), 1.0) * (1.0 - destroyed_row[m])
-        q_perf = live * perfusion * (blood_temperature_c - temperature_from_enthalpy(h_v, props))
+        live = _live_fraction(h_v, inverse_h_l) * (1.0 - destroyed_row[m])
+        t_v = _perfused_temperature(h_v, h_l, t_s, slope, inverse_c_l)
+        q_perf = live * perfusion * (blood_temperature_c - t_v)
         q_met = live * metabolic
-        h_row[m] = h_v + dt_s / volume * (q_cond + q_perf + q_met)
+        h_row[m] = h_v + dt_per_volume * (q_cond + q_perf + q_met)
         run_perf += q_perf
         run_met += q_met
     return run_perf, run_met
@@ -344,6 +376,7 @@ def advance_enthalpy(
     nx, ny, nz = enthalpy.shape
     dx, dy, dz = spacing_m[0], spacing_m[1], spacing_m[2]
     volume = dx * dy * dz
+    dt_per_volume = dt_s / volume
     fx, fy, fz = dy * dz / dx, dx * dz / dy, dx * dy / dz  # A/h per axis
     bk = boundary_kind
     bt = boundary_temperature_c
@@ -473,12 +506,13 @@ def advance_enthalpy(
                     q_perf = 0.0
                     q_met = 0.0
                     if not destroyed[i, j, m]:
-                        phi = liquid_fraction_from_enthalpy(h_v, props)
+                        h_l, inverse_h_l, t_s, slope, inverse_c_l = _perfusion_constants(props)
+                        phi = _live_fraction(h_v, inverse_h_l)
                         if phi > 0.0:
-                            t_v = temperature_from_enthalpy(h_v, props)
+                            t_v = _perfused_temperature(h_v, h_l, t_s, slope, inverse_c_l)
                             q_perf = phi * props[PERFUSION] * volume * (blood_temperature_c - t_v)
                             q_met = phi * props[METABOLIC] * volume
-                    enthalpy[i, j, m] = h_v + dt_s / volume * (
+                    enthalpy[i, j, m] = h_v + dt_per_volume * (
                         q_cond + q_fixed + q_bnd + q_perf + q_met
                     )
                     slab_perf += q_perf

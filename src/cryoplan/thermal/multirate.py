@@ -245,8 +245,8 @@ class CpuMultirateBackend(CpuStateBackend):
         from their basal temperature, grown by REGION_MARGIN_VOXELS."""
         d = np.zeros((int(self._shape[0]), 4), np.int64)
         kernels.disturbed_bounds(
-            self._enthalpy, self._material, self._props, self._basal, self._fixed, region.x_lo, region.x_hi,
-            region.bounds, FAR_FIELD_TOLERANCE_K, d,
+            self._enthalpy, self._material, self._props, self._basal, self._fixed,
+            region.x_lo, region.x_hi, region.bounds, FAR_FIELD_TOLERANCE_K, d,
         )  # fmt: skip
         return _grown(d, REGION_MARGIN_VOXELS, self._shape)
 
