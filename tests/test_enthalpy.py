@@ -8,6 +8,7 @@ from scipy.integrate import quad
 
 from cryoplan.thermal.enthalpy import (
     conductivity_from_liquid_fraction,
+    enthalpy_bound_at_or_below,
     enthalpy_from_temperature,
     kirchhoff_from_temperature,
     liquid_fraction_from_enthalpy,
@@ -15,7 +16,7 @@ from cryoplan.thermal.enthalpy import (
     temperature_from_enthalpy,
     temperature_from_kirchhoff,
 )
-from cryoplan.thermal.materials import MaterialRow, material_table
+from cryoplan.thermal.materials import H_LIQUIDUS, MaterialRow, material_table
 
 MUSHY = material_table([MaterialRow(2.0, 0.5, 1.8e6, 3.6e6, 2.5e8, -8.0, -1.0, 0, 0, -40)])[0]
 SHARP = material_table([MaterialRow(2.0, 0.5, 1.8e6, 3.6e6, 2.5e8, 0.0, 0.0, 0, 0, -40)])[0]
@@ -66,3 +67,15 @@ def test_temperature_from_kirchhoff_inverts_kirchhoff_from_temperature(props) ->
     for t in TEMPS:
         back = temperature_from_kirchhoff(kirchhoff_from_temperature(t, props), props)
         assert back == pytest.approx(t, abs=1e-12 * max(1.0, abs(t)))
+
+
+@pytest.mark.parametrize("props", [MUSHY, SHARP], ids=["mushy", "sharp"])
+def test_enthalpy_bound_at_or_below_separates_temperatures(props) -> None:
+    # volumes at or below an isotherm are counted on H against this bound
+    rng = np.random.default_rng(7)
+    enthalpies = np.concatenate([rng.uniform(-3e8, 5e8, 20_000), [0.0, props[H_LIQUIDUS]]])
+    for threshold in (-40.0, -8.0, -4.5, -1.0, 0.0, 0.5, 37.0):
+        bound = enthalpy_bound_at_or_below(threshold, props)
+        for h in enthalpies:
+            below = temperature_from_enthalpy(h, props) <= threshold
+            assert below == (h <= bound), (threshold, h)

@@ -57,6 +57,16 @@ def temperature_from_enthalpy(enthalpy_j_m3: float, props: np.ndarray) -> float:
 
 
 @numba.njit(inline="always", cache=True)
+def enthalpy_bound_at_or_below(temperature_c: float, props: np.ndarray) -> float:
+    """The largest H [J/m³] with T(H) ≤ temperature_c (T(H) is non-decreasing, so
+    T(H) ≤ T ⇔ H ≤ this bound). It is H(T), except on a sharp front (T_s = T_l = T), where
+    T(H) = T for all 0 ≤ H ≤ H_l and the bound is H_l."""
+    if temperature_c >= props[T_LIQUIDUS]:
+        return props[H_LIQUIDUS] + props[C_UNFROZEN] * (temperature_c - props[T_LIQUIDUS])
+    return enthalpy_from_temperature(temperature_c, props)
+
+
+@numba.njit(inline="always", cache=True)
 def liquid_fraction_from_enthalpy(enthalpy_j_m3: float, props: np.ndarray) -> float:
     """φ(H) = clip(H/H_l, 0, 1): 0 frozen, 1 unfrozen."""
     phi = enthalpy_j_m3 / props[H_LIQUIDUS]

@@ -35,6 +35,7 @@ import numpy as np
 
 from cryoplan.thermal.enthalpy import (
     conductivity_from_liquid_fraction,
+    enthalpy_bound_at_or_below,
     enthalpy_from_temperature,
     kirchhoff_from_temperature,
     liquid_fraction_from_enthalpy,
@@ -198,8 +199,14 @@ def disturbed_bounds(
             for m in range(region[i, 2], region[i, 3]):
                 if fixed[i, j, m]:
                     continue
-                t = temperature_from_enthalpy(enthalpy[i, j, m], properties[material[i, j, m]])
-                if abs(t - basal_temperature[i, j, m]) > tolerance_k:
+                # |T(H) − T_b| > tolerance, tested on H (T(H) is non-decreasing): no division
+                props = properties[material[i, j, m]]
+                h = enthalpy[i, j, m]
+                t_b = basal_temperature[i, j, m]
+                if (
+                    h < enthalpy_from_temperature(t_b - tolerance_k, props)
+                    or h > enthalpy_bound_at_or_below(t_b + tolerance_k, props)
+                ):
                     d_lo1, d_hi1 = min(d_lo1, j), max(d_hi1, j)
                     d_lo2, d_hi2 = min(d_lo2, m), max(d_hi2, m)
         disturbed[i, 0], disturbed[i, 1] = d_lo1, d_hi1 + 1
@@ -809,17 +816,22 @@ def total_enthalpy_j(enthalpy: np.ndarray, fixed: np.ndarray, voxel_volume_m3: f
 def count_at_or_below(
     enthalpy: np.ndarray, material: np.ndarray, properties: np.ndarray, thresholds_c: np.ndarray
 ) -> np.ndarray:
-    """Number of voxels whose T(H) is at or below each threshold [°C]."""
+    """Number of voxels whose T(H) is at or below each threshold [°C], counted on H against
+    each material's `enthalpy_bound_at_or_below` (no T computed per voxel)."""
     nx = enthalpy.shape[0]
     n_thr = thresholds_c.size
+    bound = np.empty((properties.shape[0], n_thr))
+    for mat in range(properties.shape[0]):
+        for c in range(n_thr):
+            bound[mat, c] = enthalpy_bound_at_or_below(thresholds_c[c], properties[mat])
     partial = np.zeros((nx, n_thr), np.int64)
     for i in numba.prange(nx):
         for j in range(enthalpy.shape[1]):
             for m in range(enthalpy.shape[2]):
-                t = temperature_from_enthalpy(enthalpy[i, j, m], properties[material[i, j, m]])
+                h = enthalpy[i, j, m]
+                mat = material[i, j, m]
                 for c in range(n_thr):
-                    if t <= thresholds_c[c]:
-                        partial[i, c] += 1
+                    partial[i, c] += h <= bound[mat, c]
     return partial.sum(axis=0)
 
 
