@@ -247,6 +247,7 @@ class CpuStateBackend:
             hole.x_hi,
             hole.bounds,
             self._cold_bounds,
+            True,
         )
 
     def _advance(
