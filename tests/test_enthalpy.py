@@ -13,6 +13,7 @@ from cryoplan.thermal.enthalpy import (
     kirchhoff_from_temperature,
     liquid_fraction_from_enthalpy,
     liquid_fraction_from_temperature,
+    temperature_and_kirchhoff_from_enthalpy,
     temperature_from_enthalpy,
     temperature_from_kirchhoff,
 )
@@ -79,3 +80,13 @@ def test_enthalpy_bound_at_or_below_separates_temperatures(props) -> None:
         for h in enthalpies:
             below = temperature_from_enthalpy(h, props) <= threshold
             assert below == (h <= bound), (threshold, h)
+
+
+@pytest.mark.parametrize("props", [MUSHY, SHARP, EQUAL_K], ids=["mushy", "sharp", "equal-k"])
+def test_temperature_and_kirchhoff_in_one_pass_match_the_two_functions(props) -> None:
+    for t in TEMPS:
+        h = enthalpy_from_temperature(t, props)
+        got_t, got_phi = temperature_and_kirchhoff_from_enthalpy(h, props)
+        want_t = temperature_from_enthalpy(h, props)
+        assert got_t == want_t
+        assert got_phi == pytest.approx(kirchhoff_from_temperature(want_t, props), abs=1e-9)

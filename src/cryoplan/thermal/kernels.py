@@ -40,6 +40,7 @@ from cryoplan.thermal.enthalpy import (
     kirchhoff_from_temperature,
     liquid_fraction_from_enthalpy,
     liquid_fraction_from_temperature,
+    temperature_and_kirchhoff_from_enthalpy,
     temperature_from_enthalpy,
     temperature_from_kirchhoff,
 )
@@ -151,8 +152,9 @@ def refresh_from_enthalpy(
                 )
                 for m in range(m_start, m_end):
                     props = properties[material[i, j, m]]
-                    t = temperature_from_enthalpy(enthalpy[i, j, m], props)
-                    kirchhoff[i, j, m] = kirchhoff_from_temperature(t, props)
+                    t, kirchhoff[i, j, m] = temperature_and_kirchhoff_from_enthalpy(
+                        enthalpy[i, j, m], props
+                    )
                     minimum_temperature[i, j, m] = min(minimum_temperature[i, j, m], t)
                     if not record:
                         continue
