@@ -208,10 +208,9 @@ def disturbed_bounds(
                 props = properties[material[i, j, m]]
                 h = enthalpy[i, j, m]
                 t_b = basal_temperature[i, j, m]
-                if (
-                    h < enthalpy_from_temperature(t_b - tolerance_k, props)
-                    or h > enthalpy_bound_at_or_below(t_b + tolerance_k, props)
-                ):
+                if h < enthalpy_from_temperature(
+                    t_b - tolerance_k, props
+                ) or h > enthalpy_bound_at_or_below(t_b + tolerance_k, props):
                     d_lo1, d_hi1 = min(d_lo1, j), max(d_hi1, j)
                     d_lo2, d_hi2 = min(d_lo2, m), max(d_hi2, m)
         disturbed[i, 0], disturbed[i, 1] = d_lo1, d_hi1 + 1
@@ -940,3 +939,24 @@ def explicit_substeps(
                 0, no_hole, cold_bounds, record,
             )  # fmt: skip
     return energy
+
+
+@numba.njit(cache=True)
+def grown_bounds(bounds: np.ndarray, by: int, ny: int, nz: int) -> np.ndarray:
+    """Per-slab bounds [j_lo, j_hi, m_lo, m_hi) grown by `by` voxels along all three axes:
+    slab i holds the union of the non-empty slabs i − by … i + by, widened by `by` rows and
+    columns and clipped to [0, ny) × [0, nz); slabs with none stay empty (zeros)."""
+    nx = bounds.shape[0]
+    out = np.zeros_like(bounds)
+    for i in range(nx):
+        lo_j, hi_j, lo_m, hi_m = ny, -1, nz, -1
+        for n in range(max(i - by, 0), min(i + by + 1, nx)):
+            b = bounds[n]
+            if b[1] <= b[0] or b[3] <= b[2]:
+                continue
+            lo_j, hi_j = min(lo_j, b[0]), max(hi_j, b[1])
+            lo_m, hi_m = min(lo_m, b[2]), max(hi_m, b[3])
+        if hi_j > lo_j:
+            out[i, 0], out[i, 1] = max(lo_j - by, 0), min(hi_j + by, ny)
+            out[i, 2], out[i, 3] = max(lo_m - by, 0), min(hi_m + by, nz)
+    return out

@@ -43,7 +43,6 @@ import dataclasses
 import math
 
 import numpy as np
-from scipy import ndimage
 
 from cryoplan.thermal import kernels
 from cryoplan.thermal.backend import (
@@ -93,26 +92,9 @@ def _as_region(bounds: np.ndarray) -> Region:
 
 def _grown(bounds: np.ndarray, by: int, shape: np.ndarray) -> Region:
     """Per-slab bounds grown by `by` voxels along all three axes: slab i holds the union of
-    slabs i − by … i + by, widened by `by` rows and columns, clipped to the domain."""
-    empty = _empty_rows(bounds)
-    width = 2 * by + 1
-    big = np.iinfo(np.int64).max // 2
-
-    def window_min(a: np.ndarray) -> np.ndarray:  # over slabs i − by … i + by
-        return ndimage.minimum_filter1d(np.where(empty, big, a), width, mode="constant", cval=big)
-
-    def window_max(a: np.ndarray) -> np.ndarray:
-        return ndimage.maximum_filter1d(np.where(empty, -big, a), width, mode="constant", cval=-big)
-
-    lo_j, hi_j = window_min(bounds[:, 0]), window_max(bounds[:, 1])
-    lo_m, hi_m = window_min(bounds[:, 2]), window_max(bounds[:, 3])
-    out = np.zeros_like(bounds)
-    held = hi_j > lo_j
-    out[held, 0] = np.maximum(lo_j[held] - by, 0)
-    out[held, 1] = np.minimum(hi_j[held] + by, shape[1])
-    out[held, 2] = np.maximum(lo_m[held] - by, 0)
-    out[held, 3] = np.minimum(hi_m[held] + by, shape[2])
-    return _as_region(out)
+    slabs i − by … i + by, widened by `by` rows and columns, clipped to the domain
+    (`kernels.grown_bounds`; called a few times a step, so compiled)."""
+    return _as_region(kernels.grown_bounds(bounds, by, shape[1], shape[2]))
 
 
 def _union(a: Region, b: Region) -> Region:
