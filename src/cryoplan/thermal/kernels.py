@@ -204,13 +204,22 @@ def disturbed_bounds(
             for m in range(region[i, 2], region[i, 3]):
                 if fixed[i, j, m]:
                     continue
-                # |T(H) − T_b| > tolerance, tested on H (T(H) is non-decreasing): no division
+                # |T(H) − T_b| > tolerance, tested on H (T(H) is non-decreasing): no division.
+                # A basal state lies above the liquidus (thermal.steady), where H is linear
+                # in T: H_b = H_l + C_l (T_b − T_l), and the test is |H − H_b| > C_l·tolerance.
                 props = properties[material[i, j, m]]
                 h = enthalpy[i, j, m]
                 t_b = basal_temperature[i, j, m]
-                if h < enthalpy_from_temperature(
-                    t_b - tolerance_k, props
-                ) or h > enthalpy_bound_at_or_below(t_b + tolerance_k, props):
+                t_l = props[T_LIQUIDUS]
+                if t_b - tolerance_k >= t_l:
+                    c_l = props[C_UNFROZEN]
+                    h_b = props[H_LIQUIDUS] + c_l * (t_b - t_l)
+                    moved = abs(h - h_b) > c_l * tolerance_k
+                else:
+                    low = enthalpy_from_temperature(t_b - tolerance_k, props)
+                    high = enthalpy_bound_at_or_below(t_b + tolerance_k, props)
+                    moved = h < low or h > high
+                if moved:
                     d_lo1, d_hi1 = min(d_lo1, j), max(d_hi1, j)
                     d_lo2, d_hi2 = min(d_lo2, m), max(d_hi2, m)
         disturbed[i, 0], disturbed[i, 1] = d_lo1, d_hi1 + 1
