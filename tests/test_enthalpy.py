@@ -84,8 +84,9 @@ def test_enthalpy_bound_at_or_below_separates_temperatures(props) -> None:
 
 @pytest.mark.parametrize("props", [MUSHY, SHARP, EQUAL_K], ids=["mushy", "sharp", "equal-k"])
 def test_temperature_and_kirchhoff_in_one_pass_match_the_two_functions(props) -> None:
-    for t in TEMPS:
-        h = enthalpy_from_temperature(t, props)
+    # every part of the curve, the latent heat of a sharp front (T = T_s) included
+    latent = np.linspace(0.0, props[H_LIQUIDUS], 101)
+    for h in np.concatenate([[enthalpy_from_temperature(t, props) for t in TEMPS], latent]):
         got_t, got_phi = temperature_and_kirchhoff_from_enthalpy(h, props)
         want_t = temperature_from_enthalpy(h, props)
         assert got_t == want_t

@@ -122,9 +122,9 @@ def temperature_and_kirchhoff_from_enthalpy(
     if enthalpy_j_m3 >= h_l:
         t = t_l + (enthalpy_j_m3 - h_l) / props[C_UNFROZEN]
         return t, 0.5 * (k_s + k_l) * (t_l - t_s) + k_l * (t - t_l)
+    # on the freezing range (a sharp front's T_s here): Φ's own parts decide, from T
     t = t_s + enthalpy_j_m3 / h_l * (t_l - t_s)
-    d = t - t_s
-    return t, k_s * d + (k_l - k_s) * d * d / (2.0 * (t_l - t_s))
+    return t, kirchhoff_from_temperature(t, props)
 
 
 @numba.njit(inline="always", cache=True)
