@@ -21,6 +21,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from cryoplan.thermal import materials
 from cryoplan.thermal.materials import (
     C_FROZEN,
     C_UNFROZEN,
@@ -30,6 +31,9 @@ from cryoplan.thermal.materials import (
     T_LIQUIDUS,
     T_SOLIDUS,
 )
+from cryoplan.thermal.numba_cache import drop_stale_cache
+
+drop_stale_cache(__file__, materials.__file__)  # the relations use materials' column numbers
 
 
 @numba.njit(inline="always", cache=True)

@@ -33,6 +33,7 @@ import types
 import numba
 import numpy as np
 
+from cryoplan.thermal import enthalpy, materials
 from cryoplan.thermal.enthalpy import (
     conductivity_from_liquid_fraction,
     enthalpy_bound_at_or_below,
@@ -53,6 +54,10 @@ from cryoplan.thermal.materials import (
     T_LIQUIDUS,
     T_SOLIDUS,
 )
+from cryoplan.thermal.numba_cache import drop_stale_cache
+
+# the kernels inline enthalpy.py's relations and materials.py's column numbers
+drop_stale_cache(__file__, enthalpy.__file__, materials.__file__)
 
 
 @numba.njit(inline="always", cache=True)

@@ -25,8 +25,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from cryoplan.thermal import materials
 from cryoplan.thermal.materials import K_UNFROZEN, METABOLIC, PERFUSION, T_LIQUIDUS
+from cryoplan.thermal.numba_cache import drop_stale_cache
 from cryoplan.thermal.problem import FIXED_TEMPERATURE, ThermalProblem
+
+drop_stale_cache(__file__, materials.__file__)  # its kernels use materials' column numbers
 
 # Relative residual of the solve, against the free voxels' source terms (perfusion towards
 # T_a, metabolism, held faces, fixed neighbours). The residual heat rate r [W] makes a voxel
