@@ -320,35 +320,67 @@ def _advance_uniform_run(
     h_row: np.ndarray, phi_row: np.ndarray, phi_xm: np.ndarray,
     phi_xp: np.ndarray, phi_ym: np.ndarray, phi_yp: np.ndarray, destroyed_row: np.ndarray,
     start: int, stop: int, props: np.ndarray, fx: float, fy: float, fz: float,
-    volume: float, dt_s: float, blood_temperature_c: float,
+    volume: float, dt_s: float, blood_temperature_c: float, perf_row: np.ndarray,
+    live_row: np.ndarray,
 ) -> tuple[float, float]:  # fmt: skip
     """`advance_enthalpy` on a run [start, stop) of one row of uniform voxels (one material,
     all faces Kirchhoff faces to free voxels): the same sum in the same order, with the
-    perfusion switch as arithmetic. Returns (perf, met) W."""
+    perfusion switch as arithmetic. Returns (perf, met) W.
+
+    Written so that the compiler vectorises it: the rows are sliced to the run and indexed
+    from 0 (an index that may be negative makes numba check for wrap-around, a branch), and
+    the perfusion heat and live fractions go to the scratch rows perf_row, live_row and are
+    summed after the loop (`_sum`; a running sum would chain each voxel to the one before).
+    """
     h_l, inverse_h_l, t_s, slope, inverse_c_l = _perfusion_constants(props)
     perfusion = props[PERFUSION] * volume
     metabolic = props[METABOLIC] * volume
     dt_per_volume = dt_s / volume
-    run_perf = 0.0
-    run_met = 0.0
-    for m in range(start, stop):
-        phi_v = phi_row[m]
-        q_cond = fx * (phi_xm[m] - phi_v)
-        q_cond += fy * (phi_ym[m] - phi_v)
-        q_cond += fz * (phi_row[m - 1] - phi_v)
-        q_cond += fx * (phi_xp[m] - phi_v)
-        q_cond += fy * (phi_yp[m] - phi_v)
-        q_cond += fz * (phi_row[m + 1] - phi_v)
-        h_v = h_row[m]
+    h = h_row[start:stop]
+    phi = phi_row[start:stop]
+    phi_zm = phi_row[start - 1 : stop - 1]
+    phi_zp = phi_row[start + 1 : stop + 1]
+    xm, xp = phi_xm[start:stop], phi_xp[start:stop]
+    ym, yp = phi_ym[start:stop], phi_yp[start:stop]
+    dead = destroyed_row[start:stop]
+    perf = perf_row[: stop - start]
+    alive = live_row[: stop - start]
+    for k in range(stop - start):
+        phi_v = phi[k]
+        q_cond = fx * (xm[k] - phi_v)
+        q_cond += fy * (ym[k] - phi_v)
+        q_cond += fz * (phi_zm[k] - phi_v)
+        q_cond += fx * (xp[k] - phi_v)
+        q_cond += fy * (yp[k] - phi_v)
+        q_cond += fz * (phi_zp[k] - phi_v)
+        h_v = h[k]
         # liquid fraction clip(H/H_l, 0, 1), 0 once destroyed: perfusion and metabolism off
-        live = _live_fraction(h_v, inverse_h_l) * (1.0 - destroyed_row[m])
+        live = _live_fraction(h_v, inverse_h_l) * (1.0 - dead[k])
         t_v = _perfused_temperature(h_v, h_l, t_s, slope, inverse_c_l)
         q_perf = live * perfusion * (blood_temperature_c - t_v)
-        q_met = live * metabolic
-        h_row[m] = h_v + dt_per_volume * (q_cond + q_perf + q_met)
-        run_perf += q_perf
-        run_met += q_met
-    return run_perf, run_met
+        h[k] = h_v + dt_per_volume * (q_cond + q_perf + live * metabolic)
+        perf[k] = q_perf
+        alive[k] = live
+    return _sum(perf), metabolic * _sum(alive)
+
+
+@numba.njit(inline="always", cache=True)
+def _sum(values: np.ndarray) -> float:
+    """Σ values in four interleaved partial sums (the additions overlap instead of waiting
+    for each other; the ledger's sums need no particular order)."""
+    s0 = s1 = s2 = s3 = 0.0
+    n = values.size
+    k = 0
+    while k + 4 <= n:
+        s0 += values[k]
+        s1 += values[k + 1]
+        s2 += values[k + 2]
+        s3 += values[k + 3]
+        k += 4
+    while k < n:
+        s0 += values[k]
+        k += 1
+    return (s0 + s1) + (s2 + s3)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -409,6 +441,8 @@ def advance_enthalpy(
     partial = np.zeros((nx, 5))
     for i in numba.prange(x_lo, x_hi):
         slab_perf = slab_met = slab_bnd = slab_fixed = slab_out = 0.0
+        perf_row = np.empty(nz)  # scratch of `_advance_uniform_run`
+        live_row = np.empty(nz)
         j_lo, j_hi, m_lo, m_hi = region[i, 0], region[i, 1], region[i, 2], region[i, 3]
         for j in range(j_lo, j_hi):
             # the columns of row (i, j) whose six neighbours all lie in the region
@@ -431,7 +465,7 @@ def advance_enthalpy(
                             kirchhoff[i - 1, j], kirchhoff[i + 1, j], kirchhoff[i, j - 1],
                             kirchhoff[i, j + 1], destroyed[i, j], m, stop,
                             properties[material[i, j, m]], fx, fy, fz, volume, dt_s,
-                            blood_temperature_c,
+                            blood_temperature_c, perf_row, live_row,
                         )  # fmt: skip
                         slab_perf += perf
                         slab_met += met
