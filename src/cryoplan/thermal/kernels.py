@@ -41,13 +41,15 @@ from cryoplan.thermal.enthalpy import (
     kirchhoff_from_temperature,
     liquid_fraction_from_enthalpy,
     liquid_fraction_from_temperature,
-    temperature_and_kirchhoff_from_enthalpy,
     temperature_from_enthalpy,
     temperature_from_kirchhoff,
 )
 from cryoplan.thermal.materials import (
+    C_FROZEN,
     C_UNFROZEN,
     H_LIQUIDUS,
+    K_FROZEN,
+    K_UNFROZEN,
     METABOLIC,
     PERFUSION,
     T_LETHAL,
@@ -115,7 +117,47 @@ def _in_region(i: int, j: int, m: int, x_lo: int, x_hi: int, region: np.ndarray)
     )
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(inline="always", cache=True)
+def _refresh_run(
+    h_row: np.ndarray, phi_row: np.ndarray, t_min_row: np.ndarray, t_row: np.ndarray,
+    start: int, stop: int, props: np.ndarray,
+) -> None:  # fmt: skip
+    """T(H), Φ(T) and T_min on a run [start, stop) of one row of one material, T kept in
+    the scratch row t_row[0 : stop − start]. The arithmetic of `temperature_from_enthalpy`
+    (one division, its operands chosen by the part of the curve) and of
+    `kirchhoff_from_temperature` (the mushy part's 1/(2ΔT) taken before the loop, 0 on a
+    sharp front), written with selects instead of branches and on rows sliced to the run,
+    so that the compiler vectorises it (see `_advance_uniform_run`)."""
+    t_s = props[T_SOLIDUS]
+    t_l = props[T_LIQUIDUS]
+    h_l = props[H_LIQUIDUS]
+    c_s = props[C_FROZEN]
+    c_l = props[C_UNFROZEN]
+    k_s = props[K_FROZEN]
+    k_l = props[K_UNFROZEN]
+    span = t_l - t_s
+    phi_l = 0.5 * (k_s + k_l) * span
+    curvature = (k_l - k_s) * (0.5 / span) if span > 0.0 else 0.0
+    h = h_row[start:stop]
+    phi = phi_row[start:stop]
+    t_min = t_min_row[start:stop]
+    for k in range(stop - start):
+        h_v = h[k]
+        frozen = h_v <= 0.0
+        unfrozen = h_v >= h_l
+        numerator = h_v - h_l if unfrozen else h_v
+        denominator = c_s if frozen else (c_l if unfrozen else h_l)
+        q = numerator / denominator
+        d_mushy = q * span
+        t = t_s + q if frozen else (t_l + q if unfrozen else t_s + d_mushy)
+        d = t - t_s
+        mushy_phi = k_s * d + curvature * d * d
+        phi[k] = k_s * d if frozen else (phi_l + k_l * (t - t_l) if unfrozen else mushy_phi)
+        t_min[k] = min(t_min[k], np.float32(t))
+        t_row[k] = t
+
+
+@numba.njit(parallel=True, cache=True, error_model="numpy")
 def refresh_from_enthalpy(
     enthalpy: np.ndarray,
     kirchhoff: np.ndarray,
@@ -146,35 +188,47 @@ def refresh_from_enthalpy(
     A freeze–thaw cycle is counted when a voxel becomes fully frozen (T < T_s) after having
     been unfrozen; it counts as unfrozen again once T > T_l. The gap between the two
     thresholds keeps a voxel on the freezing range from counting twice.
+
+    Compiled with numba's NumPy error model (no check for a division by zero, which would
+    keep `_refresh_run` from being vectorised; its divisors are capacities and H_l > 0).
     """
     ny, nz = enthalpy.shape[1], enthalpy.shape[2]
     for i in numba.prange(x_lo, x_hi):
         c_lo1, c_lo2, c_hi1, c_hi2 = ny, nz, -1, -1
+        t_row = np.empty(nz)  # scratch of `_refresh_run`
         for j in range(region[i, 0], region[i, 1]):
             for segment in range(2):
                 m_start, m_end = _row_segment(
                     segment, i, j, region[i, 2], region[i, 3], hole_x_lo, hole_x_hi, hole
                 )
-                for m in range(m_start, m_end):
-                    props = properties[material[i, j, m]]
-                    t, kirchhoff[i, j, m] = temperature_and_kirchhoff_from_enthalpy(
-                        enthalpy[i, j, m], props
-                    )
-                    minimum_temperature[i, j, m] = min(minimum_temperature[i, j, m], t)
-                    if not record:
-                        continue
-                    if t < props[T_LIQUIDUS] and not fixed[i, j, m]:
-                        c_lo1, c_hi1 = min(c_lo1, j), max(c_hi1, j)
-                        c_lo2, c_hi2 = min(c_lo2, m), max(c_hi2, m)
-                    if t <= props[T_LETHAL]:
-                        destroyed[i, j, m] = True
-                    if frozen[i, j, m]:
-                        if t > props[T_LIQUIDUS]:
-                            frozen[i, j, m] = False
-                    elif t < props[T_SOLIDUS]:
-                        frozen[i, j, m] = True
-                        if freeze_cycles[i, j, m] < 255:
-                            freeze_cycles[i, j, m] += 1
+                m = m_start
+                while m < m_end:  # runs of one material
+                    mat = material[i, j, m]
+                    stop = m + 1
+                    while stop < m_end and material[i, j, stop] == mat:
+                        stop += 1
+                    props = properties[mat]
+                    _refresh_run(
+                        enthalpy[i, j], kirchhoff[i, j], minimum_temperature[i, j], t_row, m,
+                        stop, props,
+                    )  # fmt: skip
+                    if record:
+                        for k in range(stop - m):
+                            v = m + k
+                            t = t_row[k]
+                            if t < props[T_LIQUIDUS] and not fixed[i, j, v]:
+                                c_lo1, c_hi1 = min(c_lo1, j), max(c_hi1, j)
+                                c_lo2, c_hi2 = min(c_lo2, v), max(c_hi2, v)
+                            if t <= props[T_LETHAL]:
+                                destroyed[i, j, v] = True
+                            if frozen[i, j, v]:
+                                if t > props[T_LIQUIDUS]:
+                                    frozen[i, j, v] = False
+                            elif t < props[T_SOLIDUS]:
+                                frozen[i, j, v] = True
+                                if freeze_cycles[i, j, v] < 255:
+                                    freeze_cycles[i, j, v] += 1
+                    m = stop
         if c_hi1 >= 0:  # this slab had cold voxels
             if cold_bounds[i, 1] <= cold_bounds[i, 0]:
                 cold_bounds[i, 0], cold_bounds[i, 1] = c_lo1, c_hi1 + 1
@@ -815,7 +869,7 @@ def worst_stability_rates(
     return worst
 
 
-def _serial_twin(kernel: numba.core.registry.CPUDispatcher, name: str):
+def _serial_twin(kernel: numba.core.registry.CPUDispatcher, name: str, **options):
     """The same kernel compiled without threads (prange runs as range), cached apart.
 
     A parallel region costs each thread a wake-up; on a tiny region, and on a machine whose
@@ -828,11 +882,13 @@ def _serial_twin(kernel: numba.core.registry.CPUDispatcher, name: str):
     py = kernel.py_func
     twin = types.FunctionType(py.__code__, py.__globals__, name, py.__defaults__, py.__closure__)
     twin.__qualname__ = name  # numba's cache files are named after it
-    return numba.njit(cache=True)(twin)
+    return numba.njit(cache=True, **options)(twin)
 
 
 advance_enthalpy_serial = _serial_twin(advance_enthalpy, "advance_enthalpy_serial")
-refresh_from_enthalpy_serial = _serial_twin(refresh_from_enthalpy, "refresh_from_enthalpy_serial")
+refresh_from_enthalpy_serial = _serial_twin(
+    refresh_from_enthalpy, "refresh_from_enthalpy_serial", error_model="numpy"
+)
 
 
 @numba.njit(parallel=True, cache=True)
