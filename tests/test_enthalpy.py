@@ -13,10 +13,10 @@ from cryoplan.thermal.enthalpy import (
     kirchhoff_from_temperature,
     liquid_fraction_from_enthalpy,
     liquid_fraction_from_temperature,
-    temperature_and_kirchhoff_from_enthalpy,
     temperature_from_enthalpy,
     temperature_from_kirchhoff,
 )
+from cryoplan.thermal.kernels import _refresh_run
 from cryoplan.thermal.materials import H_LIQUIDUS, MaterialRow, material_table
 
 MUSHY = material_table([MaterialRow(2.0, 0.5, 1.8e6, 3.6e6, 2.5e8, -8.0, -1.0, 0, 0, -40)])[0]
@@ -83,11 +83,18 @@ def test_enthalpy_bound_at_or_below_separates_temperatures(props) -> None:
 
 
 @pytest.mark.parametrize("props", [MUSHY, SHARP, EQUAL_K], ids=["mushy", "sharp", "equal-k"])
-def test_temperature_and_kirchhoff_in_one_pass_match_the_two_functions(props) -> None:
-    # every part of the curve, the latent heat of a sharp front (T = T_s) included
+def test_the_refresh_kernel_computes_the_same_relations(props) -> None:
+    # kernels._refresh_run writes T(H) and Φ(T) with selects (to vectorise): it must agree
+    # with the scalar relations on every part of the curve, a sharp front's latent heat too
     latent = np.linspace(0.0, props[H_LIQUIDUS], 101)
-    for h in np.concatenate([[enthalpy_from_temperature(t, props) for t in TEMPS], latent]):
-        got_t, got_phi = temperature_and_kirchhoff_from_enthalpy(h, props)
-        want_t = temperature_from_enthalpy(h, props)
-        assert got_t == want_t
-        assert got_phi == pytest.approx(kirchhoff_from_temperature(want_t, props), abs=1e-9)
+    enthalpy = np.concatenate([[enthalpy_from_temperature(t, props) for t in TEMPS], latent])
+    n = enthalpy.size
+    kirchhoff = np.empty(n)
+    t_min = np.full(n, np.inf, np.float32)
+    temperature = np.empty(n)
+    _refresh_run(enthalpy, kirchhoff, t_min, temperature, 0, n, props)
+    want_t = np.array([temperature_from_enthalpy(h, props) for h in enthalpy])
+    want_phi = np.array([kirchhoff_from_temperature(t, props) for t in want_t])
+    np.testing.assert_array_equal(temperature, want_t)
+    np.testing.assert_allclose(kirchhoff, want_phi, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(t_min, want_t.astype(np.float32))

@@ -109,29 +109,6 @@ def kirchhoff_from_temperature(temperature_c: float, props: np.ndarray) -> float
 
 
 @numba.njit(inline="always", cache=True)
-def temperature_and_kirchhoff_from_enthalpy(
-    enthalpy_j_m3: float, props: np.ndarray
-) -> tuple[float, float]:
-    """(T(H) [°C], Φ(T(H)) [W/m]) in one pass over the three parts of the curve: the
-    arithmetic of `temperature_from_enthalpy` then `kirchhoff_from_temperature`, with the
-    part chosen once (from H) instead of twice."""
-    t_s = props[T_SOLIDUS]
-    t_l = props[T_LIQUIDUS]
-    k_s = props[K_FROZEN]
-    h_l = props[H_LIQUIDUS]
-    if enthalpy_j_m3 <= 0.0:
-        t = t_s + enthalpy_j_m3 / props[C_FROZEN]
-        return t, k_s * (t - t_s)
-    k_l = props[K_UNFROZEN]
-    if enthalpy_j_m3 >= h_l:
-        t = t_l + (enthalpy_j_m3 - h_l) / props[C_UNFROZEN]
-        return t, 0.5 * (k_s + k_l) * (t_l - t_s) + k_l * (t - t_l)
-    # on the freezing range (a sharp front's T_s here): Φ's own parts decide, from T
-    t = t_s + enthalpy_j_m3 / h_l * (t_l - t_s)
-    return t, kirchhoff_from_temperature(t, props)
-
-
-@numba.njit(inline="always", cache=True)
 def temperature_from_kirchhoff(kirchhoff_w_m: float, props: np.ndarray) -> float:
     """T(Φ) [°C], the inverse of `kirchhoff_from_temperature` (k > 0, so Φ is increasing).
 
