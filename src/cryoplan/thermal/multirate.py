@@ -310,10 +310,11 @@ class CpuMultirateBackend(CpuStateBackend):
             self._enthalpy, fine.x_lo, fine.x_hi, fine.bounds, self._face_flux, self._volume
         )
         self._refresh(active, fine)
-        self._steps_since_redraw += 1
-        if self._at_rest and self._steps_since_redraw >= REDRAW_EVERY_STEPS:
-            self._active = self._disturbed_region(active)
-            self._steps_since_redraw = 0
+        if self._at_rest:
+            self._steps_since_redraw += 1
+            if self._steps_since_redraw >= REDRAW_EVERY_STEPS:
+                self._active = self._disturbed_region(active)
+                self._steps_since_redraw = 0
         self.voxel_updates += active.voxels() - fine_voxels + fine_voxels * n_sub
         perf, met, bnd, fix = energy / dt_s
         return StepFlows(probes_j / dt_s, perf, met, bnd, fix, far_field_w)
