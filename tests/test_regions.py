@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from cryoplan.thermal import kernels
 from cryoplan.thermal.backend import Region
+from cryoplan.thermal.enthalpy import kirchhoff_from_temperature
+from cryoplan.thermal.materials import MaterialRow, material_table
 from cryoplan.thermal.multirate import _as_region, _grown, _union, _x_intervals
 
 SHAPE = np.array([12, 10, 10])
@@ -74,3 +77,64 @@ def test_x_intervals_keeps_a_region_symmetric_along_x() -> None:
     rows = {2: (4, 6, 4, 6), 3: (3, 7, 3, 7), 4: (3, 7, 3, 7), 5: (4, 6, 4, 6)}
     mask = _mask(_x_intervals(_as_region(_bounds(rows))))
     assert np.array_equal(mask[:8], mask[:8][::-1])
+
+
+def test_the_face_book_holds_every_flux_across_the_region_faces() -> None:
+    """`advance_enthalpy` books the flux across each face between a region voxel and a free
+    voxel outside it (uniform voxels per row, the others per voxel): against a sum over all
+    faces, on a region whose slabs differ, with a second material and fixed voxels."""
+    rng = np.random.default_rng(5)
+    shape = tuple(SHAPE)
+    material = np.zeros(shape, np.uint8)
+    material[6:9, 2:5, 3:7] = 1  # a second tissue across the region's edge
+    fixed = np.zeros(shape, np.bool_)
+    fixed[3, 5, 2] = fixed[7, 7, 6] = True
+    rows = [
+        MaterialRow(2.0, 0.5, 1.8e6, 3.6e6, 2.5e8, -8.0, -1.0, 2000.0, 400.0, -40.0),
+        MaterialRow(2.2, 0.6, 1.9e6, 3.7e6, 2.6e8, -7.0, -1.0, 0.0, 0.0, -40.0),
+    ]
+    props = material_table(rows)
+    temperature = rng.uniform(-30.0, 37.0, shape)
+    enthalpy = kernels.enthalpy_field(temperature, material, props)
+    kirchhoff = np.array(
+        [
+            kirchhoff_from_temperature(t, props[m])
+            for t, m in zip(temperature.ravel(), material.ravel(), strict=True)
+        ]
+    ).reshape(shape)
+    region = _as_region(
+        _bounds({2: (3, 6, 4, 7), 3: (2, 8, 1, 9), 4: (1, 9, 1, 9), 5: (1, 9, 2, 8),
+                 6: (2, 9, 1, 9), 7: (3, 7, 3, 8), 8: (4, 6, 5, 6)})
+    )  # fmt: skip
+    spacing = np.array([1e-3, 1e-3, 1e-3])
+    factors = [1e-3, 1e-3, 1e-3]
+    book = np.zeros((6, 12, 12))
+    outside_w = kernels.advance_enthalpy(
+        enthalpy, kirchhoff, material, fixed, kernels.uniform_voxels(material, fixed),
+        np.zeros(shape, np.bool_), props, spacing, np.zeros(6, np.int64), np.zeros(6), 37.0,
+        0.1, region.x_lo, region.x_hi, region.bounds, 0, 0, Region.empty(SHAPE[0]).bounds,
+        book, 2.0,
+    )[4]  # fmt: skip
+
+    inside = _mask(region)
+    expected_book = np.zeros_like(book)
+    expected_w = 0.0
+    for v in zip(*np.nonzero(inside & ~fixed), strict=True):
+        for face in range(6):
+            axis, step = face // 2, 2 * (face % 2) - 1
+            n = list(v)
+            n[axis] += step
+            if not 0 <= n[axis] < shape[axis]:
+                continue
+            n = tuple(n)
+            if inside[n] or fixed[n]:
+                continue
+            f = kernels._flux_from_neighbour(
+                material[n], kirchhoff[n], props, material[v], kirchhoff[v], factors[axis]
+            )
+            a, b = [v[k] for k in range(3) if k != axis]
+            expected_book[face, a, b] += 2.0 * f
+            expected_w += f
+    assert np.allclose(book, expected_book, rtol=1e-12, atol=1e-15)
+    assert np.count_nonzero(expected_book) > 50  # every kind of face was crossed
+    assert np.isclose(outside_w, expected_w, rtol=1e-12)
