@@ -13,6 +13,16 @@ from cryoplan.errors import CaseError
 from cryoplan.probes.catalogue import load_catalogue
 from cryoplan.probes.coupling import ActiveSegment, couple_probes, equivalent_radius_ratio
 from cryoplan.simulate import simulate
+from cryoplan.thermal import kernels
+from cryoplan.thermal.backend import probe_voxel_index
+from cryoplan.thermal.enthalpy import temperature_from_enthalpy
+from cryoplan.thermal.materials import (
+    H_LIQUIDUS,
+    K_FROZEN,
+    K_UNFROZEN,
+    MaterialRow,
+    material_table,
+)
 
 EULER_GAMMA = 0.5772156649015329
 
@@ -118,3 +128,64 @@ def test_probe_outside_the_domain_is_a_case_error() -> None:
     case = case_from_dict(data, "case.yaml")
     with pytest.raises(CaseError, match=r"case\.yaml: probes\[0\]\.tip_mm: .*outside the domain"):
         simulate(case)
+
+
+def test_probe_exchange_and_spread_gathered_per_voxel_match_the_entries() -> None:
+    """The probe kernels take T and k once per voxel and spread heat per voxel; against the
+    sums over kernel entries, on overlapping random kernels with a film-limited sample."""
+    rng = np.random.default_rng(3)
+    props = material_table(
+        [
+            MaterialRow(2.0, 0.5, 1.8e6, 3.6e6, 2.5e8, -8.0, -1.0, 2000.0, 0.0, -40.0),
+            MaterialRow(2.2, 0.6, 1.9e6, 3.7e6, 2.6e8, -7.0, -1.0, 0.0, 0.0, -40.0),
+        ]
+    )
+    n_voxels, n_samples = 60, 7
+    material = rng.integers(0, 2, n_voxels).astype(np.uint8)
+    enthalpy = rng.uniform(-1e8, 4e8, n_voxels)
+    sizes = rng.integers(3, 20, n_samples)
+    sample_start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    voxel_index = np.concatenate([rng.choice(n_voxels, k, replace=False) for k in sizes])
+    weight = rng.uniform(0.1, 1.0, voxel_index.size)
+    shape_factor = rng.uniform(1e-3, 5e-3, n_samples)
+    wall_area = rng.uniform(1e-6, 5e-6, n_samples)
+    drive = rng.uniform(-180.0, 20.0, n_samples)
+    film = np.where(np.arange(n_samples) == 2, 500.0, np.inf)
+    active = np.arange(n_samples) != 4
+    voxels, entry_voxel, voxel_start, by_voxel, entry_sample = probe_voxel_index(
+        sample_start, voxel_index.astype(np.int64)
+    )
+    scratch = np.empty((2, voxels.size))
+    heat_out = np.empty(n_samples)
+    kernels.probe_exchange(
+        enthalpy, material, props, sample_start, weight, shape_factor, wall_area, drive, film,
+        active, voxels, entry_voxel, scratch, heat_out,
+    )  # fmt: skip
+
+    expected = np.zeros(n_samples)
+    for s in np.flatnonzero(active):
+        entries = range(sample_start[s], sample_start[s + 1])
+        t_s = k_s = 0.0
+        for e in entries:
+            p = props[material[voxel_index[e]]]
+            h = enthalpy[voxel_index[e]]
+            t_s += weight[e] * temperature_from_enthalpy(h, p)
+            fraction = min(max(h / p[H_LIQUIDUS], 0.0), 1.0)
+            k_s += weight[e] * (p[K_FROZEN] + fraction * (p[K_UNFROZEN] - p[K_FROZEN]))
+        g = k_s * shape_factor[s]
+        if np.isfinite(film[s]):
+            g = g * film[s] * wall_area[s] / (g + film[s] * wall_area[s])
+        expected[s] = g * (t_s - drive[s])
+    assert np.allclose(heat_out, expected, rtol=1e-12)
+    assert heat_out[4] == 0.0  # the inactive sample
+    assert np.count_nonzero(heat_out) == n_samples - 1
+
+    spread = enthalpy.copy()
+    total_w = kernels.spread_probe_heat(
+        spread, heat_out, weight, voxels, voxel_start, by_voxel, entry_sample, 2.0, 1e-9
+    )
+    by_entry = enthalpy.copy()
+    np.subtract.at(by_entry, voxel_index, 2.0 / 1e-9 * weight * np.repeat(heat_out, sizes))
+    assert np.allclose(spread, by_entry, rtol=1e-12, atol=1e-3)
+    assert not np.allclose(spread, enthalpy)
+    assert math.isclose(total_w, -heat_out.sum(), rel_tol=1e-12)

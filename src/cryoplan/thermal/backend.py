@@ -178,6 +178,23 @@ def worst_stability_rates_per_s(
     return float(worst[0]), float(worst[1])
 
 
+def probe_voxel_index(
+    sample_start: np.ndarray, voxel_index: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The probe kernels' entries by voxel, for `kernels.probe_exchange` and
+    `kernels.spread_probe_heat`: (the distinct voxels u (flat indices), each entry's u,
+    for each u the start of its entries in the next array (n + 1), the entries sorted by
+    voxel, each entry's sample)."""
+    voxels, entry_voxel = np.unique(voxel_index, return_inverse=True)
+    by_voxel = np.argsort(entry_voxel, kind="stable")
+    starts = np.searchsorted(entry_voxel[by_voxel], np.arange(voxels.size + 1))
+    entry_sample = np.repeat(np.arange(sample_start.size - 1), np.diff(sample_start))
+    return (
+        voxels.astype(np.int64), entry_voxel.astype(np.int64), starts.astype(np.int64),
+        by_voxel.astype(np.int64), entry_sample.astype(np.int64),
+    )  # fmt: skip
+
+
 class CpuStateBackend:
     """The state arrays of the CPU back ends (float64) and what the time loop reads of them.
 
@@ -218,6 +235,8 @@ class CpuStateBackend:
         p = problem.probes
         self._sample_probe = p.probe_of_sample
         self._heat_out = np.zeros(p.n_samples)
+        self._probe_index = probe_voxel_index(p.sample_start, p.voxel_index)
+        self._probe_voxel_scratch = np.empty((2, self._probe_index[0].size))
         self._whole = Region.box(np.zeros(3, np.int64), np.asarray(shape, np.int64), shape[0])
         self._no_hole = Region.empty(shape[0])
         # per slab, bounds [j_lo, j_hi, m_lo, m_hi) of the voxels below their liquidus
@@ -309,9 +328,9 @@ class CpuStateBackend:
             self._destroyed, self._props, self._spacing, self._bkind, self._btemp,
             self.problem.blood_temperature_c, region.x_lo, region.x_hi, region.bounds,
             self._no_hole.bounds, face_heat_j, self._tmin, self._frozen, self._cycles,
-            self._cold_bounds, p.sample_start, p.voxel_index, p.weight, p.shape_factor_m,
+            self._cold_bounds, p.sample_start, p.weight, p.shape_factor_m,
             p.wall_area_m2, drive_temperature_c[sp], film_coefficient_w_m2k[sp],
-            drive_active[sp], self._heat_out,
+            drive_active[sp], self._probe_index, self._probe_voxel_scratch, self._heat_out,
         )  # fmt: skip
 
     def set_fixed_temperature(self, values_c: np.ndarray) -> None:
