@@ -157,6 +157,23 @@ def _refresh_run(
         t_row[k] = t
 
 
+@numba.njit(inline="always", cache=True)
+def _any_to_record(
+    t_row: np.ndarray, frozen_row: np.ndarray, start: int, stop: int, threshold_c: float
+) -> bool:
+    """Might a run [start, stop) of one material, at temperatures t_row[0 : stop − start],
+    change a record? Not if no voxel is flagged frozen and all are above threshold_c =
+    max(T_l, T_lethal): then none is cold, none reaches T_lethal, none freezes or thaws.
+    Two counts the compiler vectorises; most runs of a coarse step need no more."""
+    n_cold = 0
+    n_frozen = 0
+    flags = frozen_row[start:stop]
+    for k in range(stop - start):
+        n_cold += t_row[k] <= threshold_c
+        n_frozen += flags[k]
+    return n_cold + n_frozen > 0
+
+
 @numba.njit(parallel=True, cache=True, error_model="numpy")
 def refresh_from_enthalpy(
     enthalpy: np.ndarray,
@@ -212,7 +229,10 @@ def refresh_from_enthalpy(
                         enthalpy[i, j], kirchhoff[i, j], minimum_temperature[i, j], t_row, m,
                         stop, props,
                     )  # fmt: skip
-                    if record:
+                    if record and _any_to_record(
+                        t_row, frozen[i, j], m, stop,
+                        max(props[T_LIQUIDUS], props[T_LETHAL]),
+                    ):  # fmt: skip
                         for k in range(stop - m):
                             v = m + k
                             t = t_row[k]
