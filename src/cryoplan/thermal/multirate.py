@@ -56,12 +56,13 @@ from cryoplan.thermal.materials import C_FROZEN, C_UNFROZEN
 from cryoplan.thermal.problem import ThermalProblem
 
 # Unfrozen voxels kept in the fine region around the ice. The ice front moves well under a
-# voxel per coarse step (about 0.1 mm/s against 1 mm per ~1 s), so two voxels keep every
-# face between fine and coarse voxels in unfrozen tissue with room to spare. The coupling
-# error grows as the faces near the front: on case M the isotherms moved from the reference
-# path's by at most 0.0035 mm with 3 voxels (12.1 s), 0.0069 mm with 2 (11.3 s) and
-# 0.015 mm with 1 (10.6 s); 2 keeps a voxel of room for the fast early growth.
-HALO_VOXELS = 2
+# voxel per coarse step (about 0.1 mm/s against 1 mm per ~1 s), and a coarse voxel that
+# crosses its liquidus within a step is still stable (the coarse step's mushy pair) and joins
+# the fine region at the next. The coupling error grows as the faces near the front: on case
+# M the isotherms moved from the reference path's by at most 0.0035 mm with 3 voxels,
+# 0.0069 mm with 2 and 0.015 mm with 1 (7.1 -> 6.7 s against 2; the 2 mm test presets:
+# 0.047 -> 0.051 mm), all far inside the 0.5 mm the fast path is held to.
+HALO_VOXELS = 1
 # A voxel within this of its basal temperature counts as undisturbed. The isotherms lie
 # where gradients exceed 1 K/mm, and what the region leaves out decays over the perfusion length
 # (~3 mm in liver) before it reaches them: on case M, 10 mK moved no isotherm by more than
