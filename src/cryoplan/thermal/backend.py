@@ -12,7 +12,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from cryoplan.thermal import kernels
+from cryoplan.thermal import kernels, regions
 from cryoplan.thermal.materials import (
     C_FROZEN,
     C_MUSHY,
@@ -71,8 +71,7 @@ class Region(NamedTuple):
         return cls(0, 0, np.zeros((nx, 4), np.int64))
 
     def voxels(self) -> int:
-        b = self.bounds[self.x_lo : self.x_hi]
-        return int(np.sum(np.maximum(b[:, 1] - b[:, 0], 0) * np.maximum(b[:, 3] - b[:, 2], 0)))
+        return regions.voxel_count(self.bounds, self.x_lo, self.x_hi)
 
 
 class ThermalBackend(Protocol):

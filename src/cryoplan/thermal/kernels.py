@@ -1132,24 +1132,3 @@ def explicit_substeps(
                 0, no_hole, cold_bounds, record,
             )  # fmt: skip
     return energy
-
-
-@numba.njit(cache=True)
-def grown_bounds(bounds: np.ndarray, by: int, ny: int, nz: int) -> np.ndarray:
-    """Per-slab bounds [j_lo, j_hi, m_lo, m_hi) grown by `by` voxels along all three axes:
-    slab i holds the union of the non-empty slabs i − by … i + by, widened by `by` rows and
-    columns and clipped to [0, ny) × [0, nz); slabs with none stay empty (zeros)."""
-    nx = bounds.shape[0]
-    out = np.zeros_like(bounds)
-    for i in range(nx):
-        lo_j, hi_j, lo_m, hi_m = ny, -1, nz, -1
-        for n in range(max(i - by, 0), min(i + by + 1, nx)):
-            b = bounds[n]
-            if b[1] <= b[0] or b[3] <= b[2]:
-                continue
-            lo_j, hi_j = min(lo_j, b[0]), max(hi_j, b[1])
-            lo_m, hi_m = min(lo_m, b[2]), max(hi_m, b[3])
-        if hi_j > lo_j:
-            out[i, 0], out[i, 1] = max(lo_j - by, 0), min(hi_j + by, ny)
-            out[i, 2], out[i, 3] = max(lo_m - by, 0), min(hi_m + by, nz)
-    return out

@@ -44,7 +44,7 @@ import math
 
 import numpy as np
 
-from cryoplan.thermal import kernels
+from cryoplan.thermal import kernels, regions
 from cryoplan.thermal.backend import (
     STABILITY_SAFETY,
     CpuStateBackend,
@@ -78,69 +78,28 @@ FINE_PAD_VOXELS = 3  # coarse voxels around the fine region (they receive its fa
 DRIFT_CHECK_SLABS = 8  # slabs per chunk of the at-rest check (memory, not accuracy)
 
 
-def _empty_rows(bounds: np.ndarray) -> np.ndarray:
-    return (bounds[:, 1] <= bounds[:, 0]) | (bounds[:, 3] <= bounds[:, 2])
-
-
 def _as_region(bounds: np.ndarray) -> Region:
-    """The region of per-slab bounds (empty rows zeroed), its slab range trimmed."""
-    bounds = np.where(_empty_rows(bounds)[:, None], 0, bounds)
-    slabs = np.flatnonzero(~_empty_rows(bounds))
-    if not slabs.size:
-        return Region(0, 0, bounds)
-    return Region(int(slabs[0]), int(slabs[-1]) + 1, bounds)
+    """The region of per-slab bounds (empty slabs zeroed), its slab range trimmed."""
+    bounds, x_lo, x_hi = regions.trimmed(bounds)
+    return Region(x_lo, x_hi, bounds)
 
 
 def _grown(bounds: np.ndarray, by: int, shape: np.ndarray) -> Region:
     """Per-slab bounds grown by `by` voxels along all three axes: slab i holds the union of
-    slabs i − by … i + by, widened by `by` rows and columns, clipped to the domain
-    (`kernels.grown_bounds`; called a few times a step, so compiled)."""
-    return _as_region(kernels.grown_bounds(bounds, by, shape[1], shape[2]))
+    slabs i − by … i + by, widened by `by` rows and columns, clipped to the domain."""
+    return _as_region(regions.grown_bounds(bounds, by, shape[1], shape[2]))
 
 
 def _union(a: Region, b: Region) -> Region:
     """Slab by slab, the bounds holding both regions."""
-    ea, eb = _empty_rows(a.bounds), _empty_rows(b.bounds)
-    out = np.where(ea[:, None], b.bounds, a.bounds)
-    both = ~ea & ~eb
-    out[both, 0] = np.minimum(a.bounds[both, 0], b.bounds[both, 0])
-    out[both, 1] = np.maximum(a.bounds[both, 1], b.bounds[both, 1])
-    out[both, 2] = np.minimum(a.bounds[both, 2], b.bounds[both, 2])
-    out[both, 3] = np.maximum(a.bounds[both, 3], b.bounds[both, 3])
-    return _as_region(out)
+    return _as_region(regions.union_bounds(a.bounds, b.bounds))
 
 
 def _x_intervals(region: Region) -> Region:
-    """The smallest region holding `region` whose rows along x are intervals: slab bounds
-    that widen up to the widest slab and narrow after it (each slab takes the union of
-    itself and all slabs further from the widest; the middle one of equally wide slabs).
-    The fine region's face book needs one x− and one x+ face per row
-    (`kernels.add_interface_heat`)."""
-    if region.x_hi <= region.x_lo:
-        return region
-    b = region.bounds[region.x_lo : region.x_hi]
-    area = np.maximum(b[:, 1] - b[:, 0], 0) * np.maximum(b[:, 3] - b[:, 2], 0)
-    # the middle of the widest slabs, so that a region symmetric along x stays symmetric
-    widest_slabs = np.flatnonzero(area == area.max())
-    widest = int(widest_slabs[(widest_slabs.size - 1) // 2])
-    big = np.iinfo(np.int64).max // 2
-    lo = np.where(area[:, None] > 0, b[:, [0, 2]], big)
-    hi = np.where(area[:, None] > 0, b[:, [1, 3]], -big)
-    out = b.copy()
-    out[: widest + 1, [0, 2]] = np.minimum.accumulate(lo[: widest + 1])
-    out[: widest + 1, [1, 3]] = np.maximum.accumulate(hi[: widest + 1])
-    out[widest:, [0, 2]] = np.minimum.accumulate(lo[widest:][::-1])[::-1]
-    out[widest:, [1, 3]] = np.maximum.accumulate(hi[widest:][::-1])[::-1]
-    widest_row = np.concatenate(
-        [
-            np.minimum(lo[: widest + 1].min(0), lo[widest:].min(0)),
-            np.maximum(hi[: widest + 1].max(0), hi[widest:].max(0)),
-        ]
-    )
-    out[widest] = widest_row[[0, 2, 1, 3]]
-    bounds = region.bounds.copy()
-    bounds[region.x_lo : region.x_hi] = out
-    return _as_region(bounds)
+    """The smallest region holding `region` whose rows along x are intervals
+    (`regions.x_interval_bounds`): the fine region's face book needs one x− and one x+ face
+    per row (`kernels.add_interface_heat`)."""
+    return _as_region(regions.x_interval_bounds(region.bounds, region.x_lo, region.x_hi))
 
 
 def _step_limits_s(rates_per_s: tuple[float, float]) -> tuple[float, float]:
@@ -241,15 +200,8 @@ class CpuMultirateBackend(CpuStateBackend):
         return _grown(d, REGION_MARGIN_VOXELS, self._shape)
 
     def _touches_domain_faces(self, region: Region) -> bool:
-        b = region.bounds[region.x_lo : region.x_hi]
-        b = b[~_empty_rows(b)]
-        return bool(
-            region.x_lo == 0
-            or region.x_hi == self._shape[0]
-            or np.any(b[:, 0] == 0)
-            or np.any(b[:, 1] == self._shape[1])
-            or np.any(b[:, 2] == 0)
-            or np.any(b[:, 3] == self._shape[2])
+        return regions.touches_faces(
+            region.bounds, region.x_lo, region.x_hi, int(self._shape[1]), int(self._shape[2])
         )
 
     def step(
@@ -262,10 +214,12 @@ class CpuMultirateBackend(CpuStateBackend):
         """Advance by dt_s (≤ `stable_time_step_s()`), in parts no longer than the edge limit
         if the active region, grown around the fine region, reaches a face of the domain."""
         fine = self.fine_region()
-        touches = self._touches_domain_faces(self._with_fine_region(self._active, fine))
+        active = self._with_fine_region(self._active, fine)
+        touches = self._touches_domain_faces(active)
         parts = max(1, math.ceil(dt_s / self._edge_coarse_step_s - 1e-9)) if touches else 1
         if parts == 1:
-            return self._step(dt_s, drive_temperature_c, film_coefficient_w_m2k, drive_active, fine)
+            drives = (drive_temperature_c, film_coefficient_w_m2k, drive_active)
+            return self._step(dt_s, *drives, fine, active)
         total = np.zeros(6)
         for _ in range(parts):
             flows = self._step(
@@ -281,7 +235,10 @@ class CpuMultirateBackend(CpuStateBackend):
         film_coefficient_w_m2k: np.ndarray,
         drive_active: np.ndarray,
         fine: Region | None = None,
+        active: Region | None = None,
     ) -> StepFlows:
+        """One step of dt_s; `fine` and `active` (the active region grown around `fine`) if
+        the caller has them already."""
         fine = self.fine_region() if fine is None else fine
         clear = not self._touches_domain_faces(fine)
         fine_step = self._interior_fine_step_s if clear else self._fine_step_s
@@ -296,7 +253,9 @@ class CpuMultirateBackend(CpuStateBackend):
             return StepFlows(probes, perf, met, bnd, fix)
 
         # the active region holds the fine region with room to spare
-        active = self._active = self._with_fine_region(self._active, fine)
+        if active is None:
+            active = self._with_fine_region(self._active, fine)
+        self._active = active
         # coarse: one long step on the state at the start of Δt (T is refreshed at the end);
         # what it receives from voxels at rest beyond the active region is the far-field heat
         *coarse, far_field_w = self._advance(dt_s, active, fine)
