@@ -138,3 +138,37 @@ def test_the_face_book_holds_every_flux_across_the_region_faces() -> None:
     assert np.allclose(book, expected_book, rtol=1e-12, atol=1e-15)
     assert np.count_nonzero(expected_book) > 50  # every kind of face was crossed
     assert np.isclose(outside_w, expected_w, rtol=1e-12)
+
+
+def test_disturbed_bounds_are_the_bounding_boxes_of_the_disturbed_voxels() -> None:
+    """`kernels.disturbed_bounds` searches each slab from its edges inwards: against the
+    bounding box of all voxels off their basal temperature, slab by slab, on scattered
+    disturbances (fixed voxels never count)."""
+    rng = np.random.default_rng(11)
+    shape = tuple(SHAPE)
+    props = material_table(
+        [MaterialRow(2.0, 0.5, 1.8e6, 3.6e6, 2.5e8, -8.0, -1.0, 2000.0, 400.0, -40.0)]
+    )
+    material = np.zeros(shape, np.uint8)
+    basal = rng.uniform(30.0, 37.0, shape)
+    temperature = basal.copy()
+    moved = rng.random(shape) < 0.03
+    moved[4] = False  # a slab with nothing disturbed
+    temperature[moved] += rng.choice([-1.0, 1.0], moved.sum()) * rng.uniform(0.02, 5.0, moved.sum())
+    fixed = np.zeros(shape, np.bool_)
+    fixed[6, 0, 0] = True
+    temperature[6, 0, 0] = 0.0  # far off, but fixed
+    enthalpy = kernels.enthalpy_field(temperature, material, props)
+    region = Region.box(np.array([1, 0, 0]), np.array([11, 10, 10]), SHAPE[0])
+    out = np.full((SHAPE[0], 4), -7, np.int64)
+    kernels.disturbed_bounds(
+        enthalpy, material, props, basal, fixed, region.x_lo, region.x_hi, region.bounds, 0.01,
+        out,
+    )  # fmt: skip
+    for i in range(region.x_lo, region.x_hi):
+        j, m = np.nonzero(moved[i] & ~fixed[i])
+        if j.size:
+            assert list(out[i]) == [j.min(), j.max() + 1, m.min(), m.max() + 1], i
+        else:
+            assert out[i, 1] <= out[i, 0], i
+    assert np.all(out[0] == -7)  # outside the region: untouched

@@ -260,6 +260,30 @@ def refresh_from_enthalpy(
                 cold_bounds[i, 3] = max(cold_bounds[i, 3], c_hi2 + 1)
 
 
+@numba.njit(inline="always", cache=True)
+def _disturbed(
+    enthalpy: np.ndarray, material: np.ndarray, properties: np.ndarray,
+    basal_temperature: np.ndarray, fixed: np.ndarray, i: int, j: int, m: int,
+    tolerance_k: float,
+) -> bool:  # fmt: skip
+    """Is free voxel (i, j, m) more than tolerance_k from its basal temperature?
+    |T(H) − T_b| > tolerance is tested on H (T(H) is non-decreasing): no division. A basal
+    state lies above the liquidus (thermal.steady), where H is linear in T:
+    H_b = H_l + C_l (T_b − T_l), and the test is |H − H_b| > C_l·tolerance."""
+    if fixed[i, j, m]:
+        return False
+    props = properties[material[i, j, m]]
+    h = enthalpy[i, j, m]
+    t_b = basal_temperature[i, j, m]
+    t_l = props[T_LIQUIDUS]
+    if t_b - tolerance_k >= t_l:
+        c_l = props[C_UNFROZEN]
+        return abs(h - (props[H_LIQUIDUS] + c_l * (t_b - t_l))) > c_l * tolerance_k
+    low = enthalpy_from_temperature(t_b - tolerance_k, props)
+    high = enthalpy_bound_at_or_below(t_b + tolerance_k, props)
+    return h < low or h > high
+
+
 @numba.njit(parallel=True, cache=True)
 def disturbed_bounds(
     enthalpy: np.ndarray,
@@ -275,34 +299,45 @@ def disturbed_bounds(
 ) -> None:
     """disturbed[i] = the bounds [j_lo, j_hi, m_lo, m_hi) of the free voxels of slab i of the
     region (see `_in_region`) whose T(H) differs from basal_temperature by more than
-    tolerance_k (empty bounds, hi ≤ lo, where there are none)."""
-    ny, nz = enthalpy.shape[1], enthalpy.shape[2]
+    tolerance_k (`_disturbed`; empty bounds, hi ≤ lo, where there are none).
+
+    Only the bounds are wanted, so each slab is searched from its edges inwards: the first
+    and last rows holding a disturbed voxel, then in each row between them only the columns
+    outside the bounds found so far. The disturbed tissue fills the region but for its
+    margin, so most of its voxels are never looked at."""
+    h, mat, basal = enthalpy, material, basal_temperature
     for i in numba.prange(x_lo, x_hi):
-        d_lo1, d_lo2, d_hi1, d_hi2 = ny, nz, -1, -1
-        for j in range(region[i, 0], region[i, 1]):
-            for m in range(region[i, 2], region[i, 3]):
-                if fixed[i, j, m]:
-                    continue
-                # |T(H) − T_b| > tolerance, tested on H (T(H) is non-decreasing): no division.
-                # A basal state lies above the liquidus (thermal.steady), where H is linear
-                # in T: H_b = H_l + C_l (T_b − T_l), and the test is |H − H_b| > C_l·tolerance.
-                props = properties[material[i, j, m]]
-                h = enthalpy[i, j, m]
-                t_b = basal_temperature[i, j, m]
-                t_l = props[T_LIQUIDUS]
-                if t_b - tolerance_k >= t_l:
-                    c_l = props[C_UNFROZEN]
-                    h_b = props[H_LIQUIDUS] + c_l * (t_b - t_l)
-                    moved = abs(h - h_b) > c_l * tolerance_k
-                else:
-                    low = enthalpy_from_temperature(t_b - tolerance_k, props)
-                    high = enthalpy_bound_at_or_below(t_b + tolerance_k, props)
-                    moved = h < low or h > high
-                if moved:
-                    d_lo1, d_hi1 = min(d_lo1, j), max(d_hi1, j)
-                    d_lo2, d_hi2 = min(d_lo2, m), max(d_hi2, m)
-        disturbed[i, 0], disturbed[i, 1] = d_lo1, d_hi1 + 1
-        disturbed[i, 2], disturbed[i, 3] = d_lo2, d_hi2 + 1
+        j0, j1, m0, m1 = region[i, 0], region[i, 1], region[i, 2], region[i, 3]
+        first_row, first_col, last_col = -1, m1, m0 - 1
+        for j in range(j0, j1):
+            for m in range(m0, m1):
+                if _disturbed(h, mat, properties, basal, fixed, i, j, m, tolerance_k):
+                    first_row, first_col, last_col = j, m, m
+                    break
+            if first_row >= 0:
+                break
+        if first_row < 0:
+            disturbed[i, 0], disturbed[i, 1], disturbed[i, 2], disturbed[i, 3] = 0, 0, 0, 0
+            continue
+        last_row = first_row
+        for j in range(j1 - 1, first_row, -1):
+            for m in range(m0, m1):
+                if _disturbed(h, mat, properties, basal, fixed, i, j, m, tolerance_k):
+                    last_row = j
+                    break
+            if last_row > first_row:
+                break
+        for j in range(first_row, last_row + 1):
+            for m in range(m0, first_col):  # left of the columns found so far
+                if _disturbed(h, mat, properties, basal, fixed, i, j, m, tolerance_k):
+                    first_col = m
+                    break
+            for m in range(m1 - 1, last_col, -1):  # right of them
+                if _disturbed(h, mat, properties, basal, fixed, i, j, m, tolerance_k):
+                    last_col = m
+                    break
+        disturbed[i, 0], disturbed[i, 1] = first_row, last_row + 1
+        disturbed[i, 2], disturbed[i, 3] = first_col, last_col + 1
 
 
 @numba.njit(inline="always", cache=True)
