@@ -131,8 +131,11 @@ def test_each_preset_exercises_its_path(preset_result) -> None:
         assert ledger.boundary_j > 0  # the held boundary warmed the cooled gel
     else:
         # metabolising tissue settles at T_a + q_m/(w_b ρ_b c_b), a little above the 37 °C
-        # at which the boundary is held, so there the boundary may take heat out
-        assert ledger.boundary_j != 0.0
+        # at which the boundary is held, so there the boundary may take heat out; the
+        # multirate back end steps the boundary only once the freeze disturbs it by 0.1 K
+        # (FAR_FIELD_TOLERANCE_K), and until then the tissue at rest passes far-field heat
+        at_rest = preset_result.history.backend == "cpu-multirate" and ledger.boundary_j == 0
+        assert ledger.far_field_j != 0.0 if at_rest else ledger.boundary_j != 0.0
     if "liver" in name or "phantom" in name:
         assert ledger.perfusion_j > 0
         assert ledger.metabolic_j > 0
