@@ -172,3 +172,33 @@ def test_disturbed_bounds_are_the_bounding_boxes_of_the_disturbed_voxels() -> No
         else:
             assert out[i, 1] <= out[i, 0], i
     assert np.all(out[0] == -7)  # outside the region: untouched
+
+
+def _uniform_mask(material: np.ndarray, fixed: np.ndarray) -> np.ndarray:
+    """Free voxels whose six neighbours exist, are free and share their material."""
+    inner = np.zeros(material.shape, bool)
+    inner[1:-1, 1:-1, 1:-1] = True
+    out = inner & ~fixed
+    for axis in range(3):
+        for step in (-1, 1):
+            out &= ~np.roll(fixed, step, axis) & (np.roll(material, step, axis) == material)
+    return out & inner
+
+
+def test_uniform_voxels_hold_the_length_of_their_run_along_z() -> None:
+    """`kernels.uniform_voxels`: the uniform voxels' run lengths along z (0 elsewhere),
+    capped at 255, on a grid with a second material, fixed voxels and a 298-voxel row."""
+    shape = (6, 5, 300)
+    material = np.zeros(shape, np.uint8)
+    material[2:4, 1:3, 40:60] = 1
+    fixed = np.zeros(shape, np.bool_)
+    fixed[3, 3, 100] = True
+    runs = kernels.uniform_voxels(material, fixed)
+    mask = _uniform_mask(material, fixed)
+    expected = np.zeros(shape, np.int64)
+    for m in range(shape[2] - 2, -1, -1):
+        expected[:, :, m] = np.where(mask[:, :, m], expected[:, :, m + 1] + 1, 0)
+    assert runs.dtype == np.uint8
+    assert np.array_equal(runs, np.minimum(expected, 255))
+    assert runs[1, 3, 1] == 255  # a 298-voxel row, capped
+    assert runs[3, 3, 99] == 0  # beside the fixed voxel

@@ -389,16 +389,19 @@ def _flux_from_boundary(
 
 @numba.njit(parallel=True, cache=True)
 def uniform_voxels(material: np.ndarray, fixed: np.ndarray) -> np.ndarray:
-    """True where a voxel is free and its six neighbours exist, are free and share its
-    material: there every face flux is A/h · (Φ_n − Φ_v) and `advance_enthalpy` takes its
-    short path. Static over a run (materials and the fixed mask do not change)."""
+    """Per voxel, the length of the run of *uniform* voxels that starts there along z (0 if
+    it is not uniform; capped at 255, uint8). A voxel is uniform where it is free and its six
+    neighbours exist, are free and share its material: there every face flux is
+    A/h · (Φ_n − Φ_v) and `advance_enthalpy` takes its short path, a run at a time (the
+    length saves it a scan per row). Static over a run (materials and the fixed mask do not
+    change)."""
     nx, ny, nz = material.shape
-    out = np.zeros(material.shape, np.bool_)
+    out = np.zeros(material.shape, np.uint8)
     for i in numba.prange(1, nx - 1):
         for j in range(1, ny - 1):
-            for m in range(1, nz - 1):
+            for m in range(nz - 2, 0, -1):
                 mat = material[i, j, m]
-                out[i, j, m] = not (
+                uniform = not (
                     fixed[i, j, m] or fixed[i - 1, j, m] or fixed[i + 1, j, m]
                     or fixed[i, j - 1, m] or fixed[i, j + 1, m]
                     or fixed[i, j, m - 1] or fixed[i, j, m + 1]
@@ -406,6 +409,8 @@ def uniform_voxels(material: np.ndarray, fixed: np.ndarray) -> np.ndarray:
                     or material[i, j - 1, m] != mat or material[i, j + 1, m] != mat
                     or material[i, j, m - 1] != mat or material[i, j, m + 1] != mat
                 )  # fmt: skip
+                if uniform:
+                    out[i, j, m] = min(np.int64(out[i, j, m + 1]) + 1, 255)
     return out
 
 
@@ -434,7 +439,7 @@ def _book_uniform_range(
     the weight is not 0."""
     total = 0.0
     for m in range(lo, hi):
-        if uniform_row[m]:
+        if uniform_row[m] != 0:
             f = factor * (phi_n[m] - phi_v[m])
             total += f
             if face_weight_s != 0.0:
@@ -464,18 +469,21 @@ def _book_uniform_faces(
     total = 0.0
     for side in range(2):
         n = i - 1 if side == 0 else i + 1
-        book = face_heat_j[side, j]
-        b = region[n] if x_lo <= n < x_hi else region[i]
-        if not (x_lo <= n < x_hi) or not (b[0] <= j < b[1]) or b[3] <= b[2]:
+        # the columns whose x-neighbour is outside: [lo1, hi1) and [lo2, hi2), most often
+        # both empty (only the calls with a range to book cost anything)
+        lo1, hi1, lo2, hi2 = m_start, m_end, m_end, m_end  # the neighbour slab lacks the row
+        if x_lo <= n < x_hi:
+            b = region[n]
+            if b[0] <= j < b[1] and b[2] < b[3]:
+                lo1, hi1 = m_start, min(m_end, b[2])
+                lo2, hi2 = max(m_start, b[3]), m_end
+        if hi1 > lo1:
             total += _book_uniform_range(
-                kirchhoff[n, j], phi, u, m_start, m_end, fx, book, face_weight_s
+                kirchhoff[n, j], phi, u, lo1, hi1, fx, face_heat_j[side, j], face_weight_s
             )
-        else:
+        if hi2 > lo2:
             total += _book_uniform_range(
-                kirchhoff[n, j], phi, u, m_start, min(m_end, b[2]), fx, book, face_weight_s
-            )
-            total += _book_uniform_range(
-                kirchhoff[n, j], phi, u, max(m_start, b[3]), m_end, fx, book, face_weight_s
+                kirchhoff[n, j], phi, u, lo2, hi2, fx, face_heat_j[side, j], face_weight_s
             )
     for side in range(2):
         n = j - 1 if side == 0 else j + 1
@@ -487,7 +495,7 @@ def _book_uniform_faces(
     for side in range(2):
         m = m_lo if side == 0 else m_hi - 1
         n = m - 1 if side == 0 else m + 1
-        if m_start <= m < m_end and u[m]:
+        if m_start <= m < m_end and u[m] != 0:
             f = fz * (phi[n] - phi[m])
             total += f
             if face_weight_s != 0.0:
@@ -640,9 +648,7 @@ def advance_enthalpy(
                 m = m_start
                 while m < m_end:
                     if uniform[i, j, m]:
-                        stop = m + 1
-                        while stop < m_end and uniform[i, j, stop]:
-                            stop += 1
+                        stop = min(m + np.int64(uniform[i, j, m]), m_end)
                         perf, met = _advance_uniform_run(
                             enthalpy[i, j], kirchhoff[i, j],
                             kirchhoff[i - 1, j], kirchhoff[i + 1, j], kirchhoff[i, j - 1],

@@ -153,8 +153,7 @@ class CpuMultirateBackend(CpuStateBackend):
         # Voxels may be left at rest only if the initial state is a steady state; and
         # time-varying fixed voxels disturb wherever they are.
         self._at_rest = (
-            problem.fixed_temperature_fn is None
-            and self._drift_at_rest_k() <= DRIFT_TOLERANCE_K
+            problem.fixed_temperature_fn is None and self._drift_at_rest_k() <= DRIFT_TOLERANCE_K
         )
         self._active = Region.empty(int(shape[0])) if self._at_rest else self._whole
         self._steps_since_redraw = 0
