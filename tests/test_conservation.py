@@ -9,6 +9,8 @@ multirate one (substeps in a box around the ice, long steps elsewhere).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -23,6 +25,7 @@ from cryoplan.thermal import (
     RecordingPlan,
     Segment,
     ThermalProblem,
+    kernels,
     solve,
 )
 from cryoplan.thermal.backend import CpuExplicitBackend
@@ -261,3 +264,58 @@ def test_two_materials_freezing_through_their_interface_close_to_round_off(backe
     )
     assert history.minimum_temperature_c[11:13].min() < -40.0  # the interface froze through
     assert history.ledger.relative_error < ROUND_OFF, history.ledger.as_dict()
+
+
+def test_volumes_counted_in_the_active_region_match_the_whole_grid() -> None:
+    """The multirate back end counts volumes at or below thresholds in its active region
+    (and the fixed voxels) when no voxel at rest can reach them: the same volumes as a count
+    over the whole grid at every step of a freeze and a thaw."""
+    problem = dataclasses.replace(
+        _ramped_problem(),  # unperfused, no metabolism: uniform 37 °C is steady
+        properties=material_table([MaterialRow(2.0, 0.5, 1.8e6, 3.6e6, 2.5e8, -8, -1, 0, 0, -40)]),
+    )
+    backend = CpuMultirateBackend(problem)
+    thresholds = np.array([0.0, -20.0, -40.0])
+    assert backend._at_rest  # the region path is taken
+    whole = backend._whole
+    args = (backend._enthalpy, backend._material, backend._fixed, backend._props, thresholds)
+    drives = (np.array([-160.0]), np.array([np.inf]), np.array([True]))
+    seen = np.zeros(3)
+    smallest_region = np.prod(problem.shape)
+    t = 0.0
+    while t < 80.0:  # 60 s of freezing, 20 s off
+        drives[2][0] = t < 60.0
+        backend.step(backend.stable_time_step_s(), *drives)
+        t += backend.stable_time_step_s()
+        counted = backend.volume_at_or_below_m3(thresholds)
+        everywhere = kernels.count_at_or_below(*args, whole.x_lo, whole.x_hi, whole.bounds, 0)
+        np.testing.assert_array_equal(counted, everywhere * problem.voxel_volume_m3)
+        seen = np.maximum(seen, everywhere)
+        if seen[0]:
+            smallest_region = min(smallest_region, backend.active_region().voxels())
+    assert np.all(seen > 1)  # every threshold was crossed
+    assert smallest_region < np.prod(problem.shape) / 2  # while tissue rested, counted apart
+
+
+def test_counts_split_into_free_and_fixed_voxels() -> None:
+    """`kernels.count_at_or_below` over a region: all voxels = free ones + fixed ones, each
+    against a count of T at or below the thresholds."""
+    rng = np.random.default_rng(2)
+    shape = (6, 7, 8)
+    props = material_table([MaterialRow(2.0, 0.5, 1.8e6, 3.6e6, 2.5e8, -8, -1, 0, 0, -40)])
+    temperature = rng.uniform(-60.0, 40.0, shape)
+    material = np.zeros(shape, np.uint8)
+    fixed = rng.random(shape) < 0.2
+    enthalpy = kernels.enthalpy_field(temperature, material, props)
+    thresholds = np.array([0.0, -20.0, -40.0])
+    bounds = np.tile(np.array([1, 6, 2, 7]), (shape[0], 1))
+    inside = np.zeros(shape, bool)
+    inside[1:5, 1:6, 2:7] = True
+    count = [
+        kernels.count_at_or_below(enthalpy, material, fixed, props, thresholds, 1, 5, bounds, w)
+        for w in (0, 1, 2)
+    ]
+    for which, mask in ((0, inside), (1, inside & ~fixed), (2, inside & fixed)):
+        expected = [np.count_nonzero(mask & (temperature <= t)) for t in thresholds]
+        assert list(count[which]) == expected, which
+    assert count[2].min() > 0

@@ -1049,9 +1049,18 @@ def total_enthalpy_j(enthalpy: np.ndarray, fixed: np.ndarray, voxel_volume_m3: f
 
 @numba.njit(parallel=True, cache=True)
 def count_at_or_below(
-    enthalpy: np.ndarray, material: np.ndarray, properties: np.ndarray, thresholds_c: np.ndarray
+    enthalpy: np.ndarray,
+    material: np.ndarray,
+    fixed: np.ndarray,
+    properties: np.ndarray,
+    thresholds_c: np.ndarray,
+    x_lo: int,
+    x_hi: int,
+    region: np.ndarray,
+    which: int,
 ) -> np.ndarray:
-    """Number of voxels whose T(H) is at or below each threshold [°C], counted on H against
+    """Number of voxels of the region (see `_in_region`): all (which = 0), the free (1) or
+    the fixed ones (2), whose T(H) is at or below each threshold [°C], counted on H against
     each material's `enthalpy_bound_at_or_below` (no T computed per voxel)."""
     nx = enthalpy.shape[0]
     n_thr = thresholds_c.size
@@ -1060,9 +1069,11 @@ def count_at_or_below(
         for c in range(n_thr):
             bound[mat, c] = enthalpy_bound_at_or_below(thresholds_c[c], properties[mat])
     partial = np.zeros((nx, n_thr), np.int64)
-    for i in numba.prange(nx):
-        for j in range(enthalpy.shape[1]):
-            for m in range(enthalpy.shape[2]):
+    for i in numba.prange(x_lo, x_hi):
+        for j in range(region[i, 0], region[i, 1]):
+            for m in range(region[i, 2], region[i, 3]):
+                if which != 0 and fixed[i, j, m] != (which == 2):
+                    continue
                 h = enthalpy[i, j, m]
                 mat = material[i, j, m]
                 for c in range(n_thr):
