@@ -152,8 +152,8 @@ def test_probe_exchange_and_spread_gathered_per_voxel_match_the_entries() -> Non
     drive = rng.uniform(-180.0, 20.0, n_samples)
     film = np.where(np.arange(n_samples) == 2, 500.0, np.inf)
     active = np.arange(n_samples) != 4
-    voxels, entry_voxel, voxel_start, by_voxel, entry_sample = probe_voxel_index(
-        sample_start, voxel_index.astype(np.int64)
+    voxels, entry_voxel, voxel_start, voxel_sample, voxel_weight = probe_voxel_index(
+        sample_start, voxel_index.astype(np.int64), weight
     )
     scratch = np.empty((2, voxels.size))
     heat_out = np.empty(n_samples)
@@ -182,7 +182,7 @@ def test_probe_exchange_and_spread_gathered_per_voxel_match_the_entries() -> Non
 
     spread = enthalpy.copy()
     total_w = kernels.spread_probe_heat(
-        spread, heat_out, weight, voxels, voxel_start, by_voxel, entry_sample, 2.0, 1e-9
+        spread, heat_out, voxels, voxel_start, voxel_sample, voxel_weight, 2.0, 1e-9
     )
     by_entry = enthalpy.copy()
     np.subtract.at(by_entry, voxel_index, 2.0 / 1e-9 * weight * np.repeat(heat_out, sizes))

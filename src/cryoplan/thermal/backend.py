@@ -190,19 +190,19 @@ def _bounding_region(mask: np.ndarray) -> Region:
 
 
 def probe_voxel_index(
-    sample_start: np.ndarray, voxel_index: np.ndarray
+    sample_start: np.ndarray, voxel_index: np.ndarray, weight: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The probe kernels' entries by voxel, for `kernels.probe_exchange` and
-    `kernels.spread_probe_heat`: (the distinct voxels u (flat indices), each entry's u,
-    for each u the start of its entries in the next array (n + 1), the entries sorted by
-    voxel, each entry's sample)."""
+    `kernels.spread_probe_heat`: (the distinct voxels u (flat indices), each entry's u, and,
+    with the entries sorted by voxel, where each u's entries start (n + 1), their samples
+    and their weights)."""
     voxels, entry_voxel = np.unique(voxel_index, return_inverse=True)
     by_voxel = np.argsort(entry_voxel, kind="stable")
     starts = np.searchsorted(entry_voxel[by_voxel], np.arange(voxels.size + 1))
     entry_sample = np.repeat(np.arange(sample_start.size - 1), np.diff(sample_start))
     return (
         voxels.astype(np.int64), entry_voxel.astype(np.int64), starts.astype(np.int64),
-        by_voxel.astype(np.int64), entry_sample.astype(np.int64),
+        entry_sample[by_voxel].astype(np.int64), np.ascontiguousarray(weight[by_voxel]),
     )  # fmt: skip
 
 
@@ -247,7 +247,7 @@ class CpuStateBackend:
         p = problem.probes
         self._sample_probe = p.probe_of_sample
         self._heat_out = np.zeros(p.n_samples)
-        self._probe_index = probe_voxel_index(p.sample_start, p.voxel_index)
+        self._probe_index = probe_voxel_index(p.sample_start, p.voxel_index, p.weight)
         self._probe_voxel_scratch = np.empty((2, self._probe_index[0].size))
         self._whole = Region.box(np.zeros(3, np.int64), np.asarray(shape, np.int64), shape[0])
         self._no_hole = Region.empty(shape[0])

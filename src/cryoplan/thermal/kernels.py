@@ -848,23 +848,21 @@ def probe_exchange(
 def spread_probe_heat(
     enthalpy_flat: np.ndarray,
     heat_out_w: np.ndarray,
-    weight: np.ndarray,
     probe_voxels: np.ndarray,
     voxel_entry_start: np.ndarray,
-    voxel_entries: np.ndarray,
-    entry_sample: np.ndarray,
+    voxel_entry_sample: np.ndarray,
+    voxel_entry_weight: np.ndarray,
     dt_s: float,
     voxel_volume_m3: float,
 ) -> float:
     """Take each sample's heat from its voxels with its kernel weights: probe voxel u loses
-    dt_s/V · Σ_e w_e Q_s(e) over its entries voxel_entries[voxel_entry_start[u] :
-    voxel_entry_start[u + 1]] (gathered per voxel, so that voxels can be done in parallel).
-    Returns Σ −Q_s [W]."""
+    dt_s/V · Σ_r w_r Q_s(r) over its kernel entries r in [voxel_entry_start[u],
+    voxel_entry_start[u + 1]) of voxel_entry_sample and voxel_entry_weight (the entries
+    sorted by voxel, so that voxels can be done in parallel). Returns Σ −Q_s [W]."""
     for u in numba.prange(probe_voxels.size):
         q = 0.0
         for r in range(voxel_entry_start[u], voxel_entry_start[u + 1]):
-            e = voxel_entries[r]
-            q += weight[e] * heat_out_w[entry_sample[e]]
+            q += voxel_entry_weight[r] * heat_out_w[voxel_entry_sample[r]]
         enthalpy_flat[probe_voxels[u]] -= dt_s / voxel_volume_m3 * q
     total_in_w = 0.0
     for s in range(heat_out_w.size):
@@ -1134,7 +1132,9 @@ def explicit_substeps(
     Returns the energy [J] the region received: (perfusion, metabolism, boundary, fixed
     voxels, probes)."""
     energy = np.zeros(5)
-    probe_voxels, entry_voxel, voxel_entry_start, voxel_entries, entry_sample = probe_index
+    probe_voxels, entry_voxel, voxel_entry_start, voxel_entry_sample, voxel_entry_weight = (
+        probe_index
+    )
     enthalpy_flat = enthalpy.reshape(-1)
     material_flat = material.reshape(-1)
     volume = spacing_m[0] * spacing_m[1] * spacing_m[2]
@@ -1164,8 +1164,8 @@ def explicit_substeps(
             energy[q] += flows[q] * sub_s
         if heat_out_w.size:
             energy[4] += sub_s * spread_probe_heat(
-                enthalpy_flat, heat_out_w, weight, probe_voxels, voxel_entry_start,
-                voxel_entries, entry_sample, sub_s, volume,
+                enthalpy_flat, heat_out_w, probe_voxels, voxel_entry_start,
+                voxel_entry_sample, voxel_entry_weight, sub_s, volume,
             )  # fmt: skip
         # flags, cycles and cold bounds once per step, at its end
         record = k == n_sub - 1
