@@ -158,6 +158,35 @@ def _refresh_run(
 
 
 @numba.njit(inline="always", cache=True)
+def _record_run(
+    t_row: np.ndarray, props: np.ndarray, fixed_row: np.ndarray, destroyed_row: np.ndarray,
+    frozen_row: np.ndarray, cycles_row: np.ndarray, start: int, stop: int,
+) -> tuple[int, int]:  # fmt: skip
+    """The records of a run [start, stop) of one row of one material at temperatures
+    t_row[0 : stop − start] (see `refresh_from_enthalpy`): destroyed once at or below
+    T_lethal; frozen below T_s, counting a cycle, until above T_l. Written without branches
+    so that the compiler vectorises it. Returns the first and last column of the run's free
+    voxels below T_l (last < first if none)."""
+    t_l, t_s, t_lethal = props[T_LIQUIDUS], props[T_SOLIDUS], props[T_LETHAL]
+    fixed = fixed_row[start:stop]
+    destroyed = destroyed_row[start:stop]
+    frozen = frozen_row[start:stop]
+    cycles = cycles_row[start:stop]
+    first, last = stop, start - 1
+    for k in range(stop - start):
+        t = t_row[k]
+        was_frozen = frozen[k]
+        freezes = (not was_frozen) and t < t_s
+        frozen[k] = (was_frozen and not t > t_l) or freezes
+        destroyed[k] = destroyed[k] or t <= t_lethal
+        cycles[k] += np.uint8(freezes and cycles[k] < 255)
+        cold = t < t_l and not fixed[k]
+        first = min(first, start + k if cold else stop)
+        last = max(last, start + k if cold else start - 1)
+    return first, last
+
+
+@numba.njit(inline="always", cache=True)
 def _any_to_record(
     t_row: np.ndarray, frozen_row: np.ndarray, start: int, stop: int, threshold_c: float
 ) -> bool:
@@ -233,21 +262,13 @@ def refresh_from_enthalpy(
                         t_row, frozen[i, j], m, stop,
                         max(props[T_LIQUIDUS], props[T_LETHAL]),
                     ):  # fmt: skip
-                        for k in range(stop - m):
-                            v = m + k
-                            t = t_row[k]
-                            if t < props[T_LIQUIDUS] and not fixed[i, j, v]:
-                                c_lo1, c_hi1 = min(c_lo1, j), max(c_hi1, j)
-                                c_lo2, c_hi2 = min(c_lo2, v), max(c_hi2, v)
-                            if t <= props[T_LETHAL]:
-                                destroyed[i, j, v] = True
-                            if frozen[i, j, v]:
-                                if t > props[T_LIQUIDUS]:
-                                    frozen[i, j, v] = False
-                            elif t < props[T_SOLIDUS]:
-                                frozen[i, j, v] = True
-                                if freeze_cycles[i, j, v] < 255:
-                                    freeze_cycles[i, j, v] += 1
+                        first, last = _record_run(
+                            t_row, props, fixed[i, j], destroyed[i, j], frozen[i, j],
+                            freeze_cycles[i, j], m, stop,
+                        )  # fmt: skip
+                        if last >= first:
+                            c_lo1, c_hi1 = min(c_lo1, j), max(c_hi1, j)
+                            c_lo2, c_hi2 = min(c_lo2, first), max(c_hi2, last)
                     m = stop
         if c_hi1 >= 0:  # this slab had cold voxels
             if cold_bounds[i, 1] <= cold_bounds[i, 0]:
