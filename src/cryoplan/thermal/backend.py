@@ -177,18 +177,6 @@ def worst_stability_rates_per_s(
     return float(worst[0]), float(worst[1])
 
 
-def _bounding_region(mask: np.ndarray) -> Region:
-    """Per slab, the bounds of the True voxels of a mask."""
-    bounds = np.zeros((mask.shape[0], 4), np.int64)
-    for i in np.flatnonzero(mask.any(axis=(1, 2))):
-        j, m = np.nonzero(mask[i])
-        bounds[i] = j.min(), j.max() + 1, m.min(), m.max() + 1
-    slabs = np.flatnonzero(bounds[:, 1] > bounds[:, 0])
-    if not slabs.size:
-        return Region.empty(mask.shape[0])
-    return Region(int(slabs[0]), int(slabs[-1]) + 1, bounds)
-
-
 def probe_voxel_index(
     sample_start: np.ndarray, voxel_index: np.ndarray, weight: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -223,7 +211,6 @@ class CpuStateBackend:
         self._material = np.ascontiguousarray(problem.material, dtype=np.uint8)
         self._fixed = np.ascontiguousarray(problem.fixed, dtype=np.bool_)
         self._fixed_flat_index = np.flatnonzero(self._fixed)
-        self._fixed_region = _bounding_region(self._fixed)
         self._uniform = kernels.uniform_voxels(self._material, self._fixed)
         self._no_faces = np.zeros((6, 1, 1))  # face book of calls that keep none
         self._props = np.ascontiguousarray(problem.properties, dtype=np.float64)
@@ -388,7 +375,8 @@ class CpuStateBackend:
         whole = self._whole
         counts = kernels.count_at_or_below(
             self._enthalpy, self._material, self._fixed, self._props,
-            np.asarray(thresholds_c, float), whole.x_lo, whole.x_hi, whole.bounds, 0,
+            np.asarray(thresholds_c, float), whole.x_lo, whole.x_hi, whole.bounds,
+            kernels.COUNT_ALL,
         )  # fmt: skip
         return counts * self._volume
 

@@ -164,9 +164,10 @@ def _record_run(
 ) -> tuple[int, int]:  # fmt: skip
     """The records of a run [start, stop) of one row of one material at temperatures
     t_row[0 : stop − start] (see `refresh_from_enthalpy`): destroyed once at or below
-    T_lethal; frozen below T_s, counting a cycle, until above T_l. Written without branches
-    so that the compiler vectorises it. Returns the first and last column of the run's free
-    voxels below T_l (last < first if none)."""
+    T_lethal; frozen below T_s, counting a cycle, until above T_l. Written with selects
+    instead of nested branches (the fine region's refresh with records, case M at 500 s:
+    156 -> 115 µs). Returns the first and last column of the run's free voxels below T_l
+    (last < first if none)."""
     t_l, t_s, t_lethal = props[T_LIQUIDUS], props[T_SOLIDUS], props[T_LETHAL]
     fixed = fixed_row[start:stop]
     destroyed = destroyed_row[start:stop]
@@ -193,7 +194,7 @@ def _any_to_record(
     """Might a run [start, stop) of one material, at temperatures t_row[0 : stop − start],
     change a record? Not if no voxel is flagged frozen and all are above threshold_c =
     max(T_l, T_lethal): then none is cold, none reaches T_lethal, none freezes or thaws.
-    Two counts the compiler vectorises; most runs of a coarse step need no more."""
+    Two counts over the run; most runs of a coarse step need no more."""
     n_cold = 0
     n_frozen = 0
     flags = frozen_row[start:stop]
@@ -1066,6 +1067,10 @@ def total_enthalpy_j(enthalpy: np.ndarray, fixed: np.ndarray, voxel_volume_m3: f
     return total * voxel_volume_m3
 
 
+# which voxels `count_at_or_below` counts
+COUNT_ALL, COUNT_FREE, COUNT_FIXED = 0, 1, 2
+
+
 @numba.njit(parallel=True, cache=True)
 def count_at_or_below(
     enthalpy: np.ndarray,
@@ -1078,9 +1083,10 @@ def count_at_or_below(
     region: np.ndarray,
     which: int,
 ) -> np.ndarray:
-    """Number of voxels of the region (see `_in_region`): all (which = 0), the free (1) or
-    the fixed ones (2), whose T(H) is at or below each threshold [°C], counted on H against
-    each material's `enthalpy_bound_at_or_below` (no T computed per voxel)."""
+    """Number of voxels of the region (see `_in_region`): all, the free or the fixed ones
+    (which = COUNT_ALL, COUNT_FREE, COUNT_FIXED), whose T(H) is at or below each threshold
+    [°C], counted on H against each material's `enthalpy_bound_at_or_below` (no T computed
+    per voxel)."""
     nx = enthalpy.shape[0]
     n_thr = thresholds_c.size
     bound = np.empty((properties.shape[0], n_thr))
@@ -1091,7 +1097,7 @@ def count_at_or_below(
     for i in numba.prange(x_lo, x_hi):
         for j in range(region[i, 0], region[i, 1]):
             for m in range(region[i, 2], region[i, 3]):
-                if which != 0 and fixed[i, j, m] != (which == 2):
+                if which != COUNT_ALL and fixed[i, j, m] != (which == COUNT_FIXED):
                     continue
                 h = enthalpy[i, j, m]
                 mat = material[i, j, m]

@@ -90,6 +90,18 @@ def _as_region(bounds: np.ndarray) -> Region:
     return Region(x_lo, x_hi, bounds)
 
 
+def _region_of_voxels(flat_index: np.ndarray, shape: tuple[int, int, int]) -> Region:
+    """Per slab, the bounds of the voxels at flat_index (C order in `shape`)."""
+    bounds = np.zeros((shape[0], 4), np.int64)
+    bounds[:, 0], bounds[:, 2] = shape[1], shape[2]  # empty until a voxel widens them
+    i, j, m = np.unravel_index(flat_index, shape)
+    np.minimum.at(bounds[:, 0], i, j)
+    np.maximum.at(bounds[:, 1], i, j + 1)
+    np.minimum.at(bounds[:, 2], i, m)
+    np.maximum.at(bounds[:, 3], i, m + 1)
+    return _as_region(bounds)
+
+
 def _grown(bounds: np.ndarray, by: int, shape: np.ndarray) -> Region:
     """Per-slab bounds grown by `by` voxels along all three axes: slab i holds the union of
     slabs i − by … i + by, widened by `by` rows and columns, clipped to the domain."""
@@ -137,17 +149,10 @@ class CpuMultirateBackend(CpuStateBackend):
         self._coarse_step_s = max(self._edge_coarse_step_s, interior)
         shape = np.asarray(problem.shape, np.int64)
         self._shape = shape
-        # per slab, the bounds of the probes' coupling kernels (they always take short steps)
-        p = problem.probes
-        self._probe_bounds = np.zeros((int(shape[0]), 4), np.int64)
-        if p.n_samples:
-            i, j, m = np.unravel_index(p.voxel_index, problem.shape)
-            b = self._probe_bounds
-            b[:, 0], b[:, 2] = shape[1], shape[2]
-            np.minimum.at(b[:, 0], i, j)
-            np.maximum.at(b[:, 1], i, j + 1)
-            np.minimum.at(b[:, 2], i, m)
-            np.maximum.at(b[:, 3], i, m + 1)
+        # the probes' coupling kernels (they always take short steps), and the fixed voxels
+        # (counted apart in `volume_at_or_below_m3`)
+        self._probe_region = _region_of_voxels(problem.probes.voxel_index, problem.shape)
+        self._fixed_region = _region_of_voxels(self._fixed_flat_index, problem.shape)
         self._face_flux = np.zeros((6, int(shape.max()), int(shape.max())))
         self._basal = np.ascontiguousarray(problem.initial_temperature_c, np.float64)
         # slab by slab: a mask or copy of the whole field would raise the solve's peak memory
@@ -195,16 +200,21 @@ class CpuMultirateBackend(CpuStateBackend):
             and thresholds.max() < self._coolest_basal_c - FAR_FIELD_TOLERANCE_K
         ):
             return super().volume_at_or_below_m3(thresholds)
-        args = (self._enthalpy, self._material, self._fixed, self._props, thresholds)
-        active, held = self._active, self._fixed_region
-        counts = kernels.count_at_or_below(*args, active.x_lo, active.x_hi, active.bounds, 1)
-        counts += kernels.count_at_or_below(*args, held.x_lo, held.x_hi, held.bounds, 2)
+        counts = np.zeros(thresholds.size, np.int64)
+        for region, which in (
+            (self._active, kernels.COUNT_FREE),
+            (self._fixed_region, kernels.COUNT_FIXED),
+        ):
+            counts += kernels.count_at_or_below(
+                self._enthalpy, self._material, self._fixed, self._props, thresholds,
+                region.x_lo, region.x_hi, region.bounds, which,
+            )  # fmt: skip
         return counts * self._volume
 
     def fine_region(self) -> Region:
         """The voxels that take short steps: per slab, the voxels below their liquidus and
         the probes' kernels, grown by HALO_VOXELS, with rows along x made intervals."""
-        cold = _union(_as_region(self._cold_bounds), _as_region(self._probe_bounds))
+        cold = _union(_as_region(self._cold_bounds), self._probe_region)
         return _x_intervals(_grown(cold.bounds, HALO_VOXELS, self._shape))
 
     def active_region(self) -> Region:
