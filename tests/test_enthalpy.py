@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 from scipy.integrate import quad
@@ -82,6 +83,11 @@ def test_enthalpy_bound_at_or_below_separates_temperatures(props) -> None:
             assert below == (h <= bound), (threshold, h)
 
 
+@numba.njit
+def _refresh_run_from_python(h, phi, t_min, t, start, stop, props) -> None:
+    _refresh_run(h, phi, t_min, t, start, stop, props)  # a helper: no Python wrapper of its own
+
+
 @pytest.mark.parametrize("props", [MUSHY, SHARP, EQUAL_K], ids=["mushy", "sharp", "equal-k"])
 def test_the_refresh_kernel_computes_the_same_relations(props) -> None:
     # kernels._refresh_run writes T(H) and Φ(T) with selects (to vectorise): it must agree
@@ -92,7 +98,7 @@ def test_the_refresh_kernel_computes_the_same_relations(props) -> None:
     kirchhoff = np.empty(n)
     t_min = np.full(n, np.inf, np.float32)
     temperature = np.empty(n)
-    _refresh_run(enthalpy, kirchhoff, t_min, temperature, 0, n, props)
+    _refresh_run_from_python(enthalpy, kirchhoff, t_min, temperature, 0, n, props)
     want_t = np.array([temperature_from_enthalpy(h, props) for h in enthalpy])
     want_phi = np.array([kirchhoff_from_temperature(t, props) for t in want_t])
     np.testing.assert_array_equal(temperature, want_t)

@@ -3,6 +3,7 @@ far-field bookkeeping rely on, on shapes with known answers."""
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from cryoplan.thermal import kernels
@@ -12,6 +13,11 @@ from cryoplan.thermal.materials import MaterialRow, material_table
 from cryoplan.thermal.multirate import _as_region, _grown, _union, _x_intervals
 
 SHAPE = np.array([12, 10, 10])
+
+
+@numba.njit
+def _flux_from_neighbour(n_mat, n_kirchhoff, props, mat, phi_v, factor) -> float:
+    return kernels._flux_from_neighbour(n_mat, n_kirchhoff, props, mat, phi_v, factor)
 
 
 def _mask(region: Region) -> np.ndarray:
@@ -129,7 +135,7 @@ def test_the_face_book_holds_every_flux_across_the_region_faces() -> None:
             n = tuple(n)
             if inside[n] or fixed[n]:
                 continue
-            f = kernels._flux_from_neighbour(
+            f = _flux_from_neighbour(
                 material[n], kirchhoff[n], props, material[v], kirchhoff[v], factors[axis]
             )
             a, b = [v[k] for k in range(3) if k != axis]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
+import numba
 import numpy as np
 
 from cryoplan.thermal import kernels, regions
@@ -25,17 +26,13 @@ from cryoplan.thermal.materials import (
     T_SOLIDUS,
 )
 from cryoplan.thermal.problem import FIXED_TEMPERATURE, ThermalProblem
+from cryoplan.thermal.threads import solver_threads, threads_for
 
 # Fraction of the explicit stability limit used as the time step. The limit
 # Δt·(Σ G + P V)/(C_min V) ≤ 1 keeps the update monotone (a discrete maximum principle)
 # for any enthalpy curve whose slope dT/dH is at most 1/C_min; 0.9 leaves room for the
 # conductivity changing within a step.
 STABILITY_SAFETY = 0.9
-# Regions smaller than this are swept by one thread (see kernels._serial_twin). On an idle
-# machine the threaded advance wins from 512 voxels up (11 against 45 µs; its serial twin
-# compiles to slower code: 40 against 250 M updates/s on 64,000 voxels), so only tiny
-# regions, where a thread's wake-up is all the cost, stay on one thread.
-SERIAL_BELOW_VOXELS = 1_024
 
 
 @dataclass
@@ -207,6 +204,7 @@ class CpuStateBackend:
 
     def __init__(self, problem: ThermalProblem) -> None:
         self.problem = problem
+        self.threads = solver_threads()
         shape = problem.shape
         self._material = np.ascontiguousarray(problem.material, dtype=np.uint8)
         self._fixed = np.ascontiguousarray(problem.fixed, dtype=np.bool_)
@@ -236,37 +234,52 @@ class CpuStateBackend:
         self._heat_out = np.zeros(p.n_samples)
         self._probe_index = probe_voxel_index(p.sample_start, p.voxel_index, p.weight)
         self._probe_voxel_scratch = np.empty((2, self._probe_index[0].size))
+        n = p.n_samples
+        self._no_drives = (np.zeros(n), np.zeros(n), np.zeros(n, bool))  # sweeps with no probes
         self._whole = Region.box(np.zeros(3, np.int64), np.asarray(shape, np.int64), shape[0])
         self._no_hole = Region.empty(shape[0])
         # per slab, bounds [j_lo, j_hi, m_lo, m_hi) of the voxels below their liquidus
         self._cold_bounds = np.zeros((shape[0], 4), np.int64)
         self._refresh(self._whole, self._no_hole)
 
+    def _sweep(
+        self,
+        mode: int,
+        region: Region,
+        hole: Region,
+        n_sub: int = 1,
+        step_s: float = 0.0,
+        face_heat_j: np.ndarray | None = None,
+        face_weight_s: float = 0.0,
+        drives: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """`kernels.sweep` of the region minus the hole on this back end's state, on one
+        thread if the region is small (`threads.threads_for`); the energy [J] it moved:
+        (perfusion, metabolism, boundary, fixed voxels, outside, probes)."""
+        p = self.problem.probes
+        if drives is None:
+            drive_c, film, active = self._no_drives
+        else:
+            sp = self._sample_probe
+            drive_c, film, active = (np.ascontiguousarray(d[sp]) for d in drives)
+        threads = threads_for(region.voxels(), self.threads)
+        if numba.get_num_threads() != threads:
+            numba.set_num_threads(threads)  # this thread's setting (numba keeps one a thread)
+        return kernels.sweep(
+            mode, n_sub, step_s, face_weight_s,
+            self._enthalpy, self._kirchhoff, self._material, self._fixed, self._uniform,
+            self._destroyed, self._frozen, self._cycles, self._tmin, self._props,
+            self._spacing, self._bkind, self._btemp, self.problem.blood_temperature_c,
+            region.x_lo, region.x_hi, region.bounds, hole.x_lo, hole.x_hi, hole.bounds,
+            self._no_faces if face_heat_j is None else face_heat_j, self._cold_bounds,
+            p.sample_start, p.weight, p.shape_factor_m, p.wall_area_m2, drive_c, film, active,
+            self._probe_index, self._probe_voxel_scratch, self._heat_out,
+        )  # fmt: skip
+
     def _refresh(self, region: Region, hole: Region) -> None:
         """Refresh T, Φ and the records in the region minus the hole; widen `_cold_bounds`
         to the voxels found below their liquidus."""
-        kernel = kernels.refresh_from_enthalpy
-        if region.voxels() < SERIAL_BELOW_VOXELS:
-            kernel = kernels.refresh_from_enthalpy_serial
-        return kernel(
-            self._enthalpy,
-            self._kirchhoff,
-            self._material,
-            self._fixed,
-            self._props,
-            self._tmin,
-            self._destroyed,
-            self._frozen,
-            self._cycles,
-            region.x_lo,
-            region.x_hi,
-            region.bounds,
-            hole.x_lo,
-            hole.x_hi,
-            hole.bounds,
-            self._cold_bounds,
-            True,
-        )
+        self._sweep(kernels.REFRESH, region, hole)
 
     def _advance(
         self,
@@ -278,32 +291,13 @@ class CpuStateBackend:
     ) -> tuple[float, float, float, float, float]:
         """Conduction, perfusion, metabolism in the region minus the hole: (perf, met, bnd,
         fix, outside) W, and face_weight_s × the flux across the region's faces added to
-        face_heat_j (see `kernels.advance_enthalpy`)."""
-        kernel = kernels.advance_enthalpy
-        if region.voxels() < SERIAL_BELOW_VOXELS:
-            kernel = kernels.advance_enthalpy_serial
-        return kernel(
-            self._enthalpy,
-            self._kirchhoff,
-            self._material,
-            self._fixed,
-            self._uniform,
-            self._destroyed,
-            self._props,
-            self._spacing,
-            self._bkind,
-            self._btemp,
-            self.problem.blood_temperature_c,
-            dt_s,
-            region.x_lo,
-            region.x_hi,
-            region.bounds,
-            hole.x_lo,
-            hole.x_hi,
-            hole.bounds,
-            self._no_faces if face_heat_j is None else face_heat_j,
+        face_heat_j (see `kernels._advance_slab`)."""
+        energy = self._sweep(
+            kernels.ADVANCE, region, hole, 1, dt_s, face_heat_j,
             face_weight_s if face_heat_j is not None else 0.0,
-        )
+        )  # fmt: skip
+        perf, met, bnd, fix, outside = energy[:5] / dt_s
+        return perf, met, bnd, fix, outside
 
     def _substeps(
         self,
@@ -315,22 +309,15 @@ class CpuStateBackend:
         drive_active: np.ndarray,
         face_heat_j: np.ndarray,
     ) -> np.ndarray:
-        """n_sub reference steps of dt_s/n_sub over the region (`kernels.explicit_substeps`: probe
-        exchange on the temperatures at the start of each, conduction, probe heat, refresh;
-        the region's faces booked into face_heat_j); the energy [J] the region received:
-        (perfusion, metabolism, boundary, fixed voxels, probes)."""
-        p = self.problem.probes
-        sp = self._sample_probe
-        return kernels.explicit_substeps(
-            n_sub, dt_s / n_sub, dt_s, region.voxels() >= SERIAL_BELOW_VOXELS, self._enthalpy,
-            self._kirchhoff, self._material, self._fixed, self._uniform,
-            self._destroyed, self._props, self._spacing, self._bkind, self._btemp,
-            self.problem.blood_temperature_c, region.x_lo, region.x_hi, region.bounds,
-            self._no_hole.bounds, face_heat_j, self._tmin, self._frozen, self._cycles,
-            self._cold_bounds, p.sample_start, p.weight, p.shape_factor_m,
-            p.wall_area_m2, drive_temperature_c[sp], film_coefficient_w_m2k[sp],
-            drive_active[sp], self._probe_index, self._probe_voxel_scratch, self._heat_out,
+        """n_sub reference steps of dt_s/n_sub over the region (`kernels.sweep` SUBSTEPS:
+        probe exchange on the temperatures at the start of each, conduction, probe heat,
+        refresh; the region's faces booked into face_heat_j); the energy [J] the region
+        received: (perfusion, metabolism, boundary, fixed voxels, probes)."""
+        energy = self._sweep(
+            kernels.SUBSTEPS, region, self._no_hole, n_sub, dt_s, face_heat_j,
+            drives=(drive_temperature_c, film_coefficient_w_m2k, drive_active),
         )  # fmt: skip
+        return energy[[0, 1, 2, 3, 5]]
 
     def set_fixed_temperature(self, values_c: np.ndarray) -> None:
         kernels.set_temperature_of_voxels(

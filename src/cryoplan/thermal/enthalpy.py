@@ -18,10 +18,10 @@ numba-compiled scalar functions so that kernels can inline them.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
-from cryoplan.thermal import materials
+from cryoplan.thermal import jit, materials
+from cryoplan.thermal.jit import inline
 from cryoplan.thermal.materials import (
     C_FROZEN,
     C_UNFROZEN,
@@ -33,10 +33,11 @@ from cryoplan.thermal.materials import (
 )
 from cryoplan.thermal.numba_cache import drop_stale_cache
 
-drop_stale_cache(__file__, materials.__file__)  # the relations use materials' column numbers
+# the relations use materials' column numbers, and jit's compile options
+drop_stale_cache(__file__, materials.__file__, jit.__file__)
 
 
-@numba.njit(inline="always", cache=True)
+@inline
 def enthalpy_from_temperature(temperature_c: float, props: np.ndarray) -> float:
     """H(T) [J/m³] of one material row `props`."""
     t_s = props[T_SOLIDUS]
@@ -49,7 +50,7 @@ def enthalpy_from_temperature(temperature_c: float, props: np.ndarray) -> float:
     return props[H_LIQUIDUS] * (temperature_c - t_s) / (t_l - t_s)
 
 
-@numba.njit(inline="always", cache=True)
+@inline
 def temperature_from_enthalpy(enthalpy_j_m3: float, props: np.ndarray) -> float:
     """T(H) [°C], the inverse of `enthalpy_from_temperature` (T = T_s on a sharp front)."""
     h_l = props[H_LIQUIDUS]
@@ -60,7 +61,7 @@ def temperature_from_enthalpy(enthalpy_j_m3: float, props: np.ndarray) -> float:
     return props[T_SOLIDUS] + enthalpy_j_m3 / h_l * (props[T_LIQUIDUS] - props[T_SOLIDUS])
 
 
-@numba.njit(inline="always", cache=True)
+@inline
 def enthalpy_bound_at_or_below(temperature_c: float, props: np.ndarray) -> float:
     """The largest H [J/m³] with T(H) ≤ temperature_c (T(H) is non-decreasing, so
     T(H) ≤ T ⇔ H ≤ this bound). It is H(T), except on a sharp front (T_s = T_l = T), where
@@ -70,7 +71,7 @@ def enthalpy_bound_at_or_below(temperature_c: float, props: np.ndarray) -> float
     return enthalpy_from_temperature(temperature_c, props)
 
 
-@numba.njit(inline="always", cache=True)
+@inline
 def liquid_fraction_from_enthalpy(enthalpy_j_m3: float, props: np.ndarray) -> float:
     """φ(H) = clip(H/H_l, 0, 1): 0 frozen, 1 unfrozen."""
     phi = enthalpy_j_m3 / props[H_LIQUIDUS]
@@ -81,13 +82,13 @@ def liquid_fraction_from_enthalpy(enthalpy_j_m3: float, props: np.ndarray) -> fl
     return phi
 
 
-@numba.njit(inline="always", cache=True)
+@inline
 def liquid_fraction_from_temperature(temperature_c: float, props: np.ndarray) -> float:
     """φ(T) for a voxel whose temperature is prescribed (a step at T_s for a sharp front)."""
     return liquid_fraction_from_enthalpy(enthalpy_from_temperature(temperature_c, props), props)
 
 
-@numba.njit(inline="always", cache=True)
+@inline
 def kirchhoff_from_temperature(temperature_c: float, props: np.ndarray) -> float:
     """Φ(T) = ∫_{T_s}^{T} k(T') dT' [W/m] with k linear in T across the mushy range.
 
@@ -108,7 +109,7 @@ def kirchhoff_from_temperature(temperature_c: float, props: np.ndarray) -> float
     return k_s * d + (k_l - k_s) * d * d / (2.0 * (t_l - t_s))
 
 
-@numba.njit(inline="always", cache=True)
+@inline
 def temperature_from_kirchhoff(kirchhoff_w_m: float, props: np.ndarray) -> float:
     """T(Φ) [°C], the inverse of `kirchhoff_from_temperature` (k > 0, so Φ is increasing).
 
@@ -128,7 +129,7 @@ def temperature_from_kirchhoff(kirchhoff_w_m: float, props: np.ndarray) -> float
     return t_s + 2.0 * kirchhoff_w_m / (k_s + np.sqrt(k_s * k_s + 4.0 * a * kirchhoff_w_m))
 
 
-@numba.njit(inline="always", cache=True)
+@inline
 def conductivity_from_liquid_fraction(liquid_fraction: float, props: np.ndarray) -> float:
     """k(φ) = k_s + φ (k_l − k_s) [W/(m·K)]."""
     return props[K_FROZEN] + liquid_fraction * (props[K_UNFROZEN] - props[K_FROZEN])

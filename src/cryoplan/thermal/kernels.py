@@ -28,12 +28,10 @@ of the update itself.
 
 from __future__ import annotations
 
-import types
-
 import numba
 import numpy as np
 
-from cryoplan.thermal import enthalpy, materials
+from cryoplan.thermal import enthalpy, jit, materials
 from cryoplan.thermal.enthalpy import (
     conductivity_from_liquid_fraction,
     enthalpy_bound_at_or_below,
@@ -44,6 +42,7 @@ from cryoplan.thermal.enthalpy import (
     temperature_from_enthalpy,
     temperature_from_kirchhoff,
 )
+from cryoplan.thermal.jit import entry, helper, helper_numpy_errors, inline, parallel_helper
 from cryoplan.thermal.materials import (
     C_FROZEN,
     C_UNFROZEN,
@@ -58,11 +57,12 @@ from cryoplan.thermal.materials import (
 )
 from cryoplan.thermal.numba_cache import drop_stale_cache
 
-# the kernels inline enthalpy.py's relations and materials.py's column numbers
-drop_stale_cache(__file__, enthalpy.__file__, materials.__file__)
+# the kernels inline enthalpy.py's relations and materials.py's column numbers, and are
+# compiled with jit.py's options
+drop_stale_cache(__file__, enthalpy.__file__, materials.__file__, jit.__file__)
 
 
-@numba.njit(inline="always", cache=True)
+@inline
 def _perfusion_constants(props: np.ndarray) -> tuple[float, float, float, float, float]:
     """(H_l, 1/H_l, T_s, ΔT/H_l, 1/C_l) of a material, for `_live_fraction` and
     `_perfused_temperature`: read once before a loop, so that the loop holds no division
@@ -74,13 +74,13 @@ def _perfusion_constants(props: np.ndarray) -> tuple[float, float, float, float,
     )  # fmt: skip
 
 
-@numba.njit(inline="always", cache=True)
+@inline
 def _live_fraction(enthalpy_j_m3: float, inverse_h_l: float) -> float:
     """The liquid fraction clip(H/H_l, 0, 1) as perfusion and metabolism see it."""
     return min(max(enthalpy_j_m3 * inverse_h_l, 0.0), 1.0)
 
 
-@numba.njit(inline="always", cache=True)
+@inline
 def _perfused_temperature(
     enthalpy_j_m3: float, h_l: float, t_s: float, slope_k_m3_j: float, inverse_c_l: float
 ) -> float:
@@ -91,7 +91,7 @@ def _perfused_temperature(
     return t_s + min(enthalpy_j_m3, h_l) * slope_k_m3_j + sensible
 
 
-@numba.njit(inline="always", cache=True)
+@inline
 def _row_segment(
     segment: int, i: int, j: int, m_lo: int, m_hi: int, hole_x_lo: int, hole_x_hi: int,
     hole: np.ndarray,
@@ -108,7 +108,7 @@ def _row_segment(
     return max(m_lo, min(hole[i, 3], m_hi)), m_hi
 
 
-@numba.njit(inline="always", cache=True)
+@inline
 def _in_region(i: int, j: int, m: int, x_lo: int, x_hi: int, region: np.ndarray) -> bool:
     """Is voxel (i, j, m) in the region: slabs [x_lo, x_hi), slab i holding the rows
     [region[i, 0], region[i, 1]) × columns [region[i, 2], region[i, 3])?"""
@@ -117,7 +117,7 @@ def _in_region(i: int, j: int, m: int, x_lo: int, x_hi: int, region: np.ndarray)
     )
 
 
-@numba.njit(inline="always", cache=True)
+@helper_numpy_errors
 def _refresh_run(
     h_row: np.ndarray, phi_row: np.ndarray, t_min_row: np.ndarray, t_row: np.ndarray,
     start: int, stop: int, props: np.ndarray,
@@ -157,7 +157,7 @@ def _refresh_run(
         t_row[k] = t
 
 
-@numba.njit(inline="always", cache=True)
+@helper
 def _record_run(
     t_row: np.ndarray, props: np.ndarray, fixed_row: np.ndarray, destroyed_row: np.ndarray,
     frozen_row: np.ndarray, cycles_row: np.ndarray, start: int, stop: int,
@@ -187,7 +187,7 @@ def _record_run(
     return first, last
 
 
-@numba.njit(inline="always", cache=True)
+@helper
 def _any_to_record(
     t_row: np.ndarray, frozen_row: np.ndarray, start: int, stop: int, threshold_c: float
 ) -> bool:
@@ -204,30 +204,17 @@ def _any_to_record(
     return n_cold + n_frozen > 0
 
 
-@numba.njit(parallel=True, cache=True, error_model="numpy")
-def refresh_from_enthalpy(
-    enthalpy: np.ndarray,
-    kirchhoff: np.ndarray,
-    material: np.ndarray,
-    fixed: np.ndarray,
-    properties: np.ndarray,
-    minimum_temperature: np.ndarray,
-    destroyed: np.ndarray,
-    frozen: np.ndarray,
-    freeze_cycles: np.ndarray,
-    x_lo: int,
-    x_hi: int,
-    region: np.ndarray,
-    hole_x_lo: int,
-    hole_x_hi: int,
-    hole: np.ndarray,
-    cold_bounds: np.ndarray,
-    record: bool,
-) -> None:
+@helper_numpy_errors
+def _refresh_slab(
+    i: int, enthalpy: np.ndarray, kirchhoff: np.ndarray, material: np.ndarray,
+    fixed: np.ndarray, properties: np.ndarray, minimum_temperature: np.ndarray,
+    destroyed: np.ndarray, frozen: np.ndarray, freeze_cycles: np.ndarray, region: np.ndarray,
+    hole_x_lo: int, hole_x_hi: int, hole: np.ndarray, cold_bounds: np.ndarray, record: bool,
+) -> None:  # fmt: skip
     """Φ(T(H)) and T_min of every voxel (a fixed one holds H of its prescribed T); if
     `record`, also the destroyed and frozen flags, cycles and cold_bounds.
 
-    Works on the voxels of the region (slabs [x_lo, x_hi), slab i's rows and columns in
+    Works on slab i of a region (slabs [x_lo, x_hi), slab i's rows and columns in
     region[i], see `_in_region`) outside the region `hole` (slabs [hole_x_lo, hole_x_hi)).
     Widens cold_bounds[i] = [j_lo, j_hi, m_lo, m_hi) of each slab to hold the free voxels it
     saw below their liquidus (empty bounds, hi ≤ lo, hold none).
@@ -240,49 +227,48 @@ def refresh_from_enthalpy(
     keep `_refresh_run` from being vectorised; its divisors are capacities and H_l > 0).
     """
     ny, nz = enthalpy.shape[1], enthalpy.shape[2]
-    for i in numba.prange(x_lo, x_hi):
-        c_lo1, c_lo2, c_hi1, c_hi2 = ny, nz, -1, -1
-        t_row = np.empty(nz)  # scratch of `_refresh_run`
-        for j in range(region[i, 0], region[i, 1]):
-            for segment in range(2):
-                m_start, m_end = _row_segment(
-                    segment, i, j, region[i, 2], region[i, 3], hole_x_lo, hole_x_hi, hole
-                )
-                m = m_start
-                while m < m_end:  # runs of one material
-                    mat = material[i, j, m]
-                    stop = m + 1
-                    while stop < m_end and material[i, j, stop] == mat:
-                        stop += 1
-                    props = properties[mat]
-                    _refresh_run(
-                        enthalpy[i, j], kirchhoff[i, j], minimum_temperature[i, j], t_row, m,
-                        stop, props,
+    c_lo1, c_lo2, c_hi1, c_hi2 = ny, nz, -1, -1
+    t_row = np.empty(nz)  # scratch of `_refresh_run`
+    for j in range(region[i, 0], region[i, 1]):
+        for segment in range(2):
+            m_start, m_end = _row_segment(
+                segment, i, j, region[i, 2], region[i, 3], hole_x_lo, hole_x_hi, hole
+            )
+            m = m_start
+            while m < m_end:  # runs of one material
+                mat = material[i, j, m]
+                stop = m + 1
+                while stop < m_end and material[i, j, stop] == mat:
+                    stop += 1
+                props = properties[mat]
+                _refresh_run(
+                    enthalpy[i, j], kirchhoff[i, j], minimum_temperature[i, j], t_row, m,
+                    stop, props,
+                )  # fmt: skip
+                if record and _any_to_record(
+                    t_row, frozen[i, j], m, stop,
+                    max(props[T_LIQUIDUS], props[T_LETHAL]),
+                ):  # fmt: skip
+                    first, last = _record_run(
+                        t_row, props, fixed[i, j], destroyed[i, j], frozen[i, j],
+                        freeze_cycles[i, j], m, stop,
                     )  # fmt: skip
-                    if record and _any_to_record(
-                        t_row, frozen[i, j], m, stop,
-                        max(props[T_LIQUIDUS], props[T_LETHAL]),
-                    ):  # fmt: skip
-                        first, last = _record_run(
-                            t_row, props, fixed[i, j], destroyed[i, j], frozen[i, j],
-                            freeze_cycles[i, j], m, stop,
-                        )  # fmt: skip
-                        if last >= first:
-                            c_lo1, c_hi1 = min(c_lo1, j), max(c_hi1, j)
-                            c_lo2, c_hi2 = min(c_lo2, first), max(c_hi2, last)
-                    m = stop
-        if c_hi1 >= 0:  # this slab had cold voxels
-            if cold_bounds[i, 1] <= cold_bounds[i, 0]:
-                cold_bounds[i, 0], cold_bounds[i, 1] = c_lo1, c_hi1 + 1
-                cold_bounds[i, 2], cold_bounds[i, 3] = c_lo2, c_hi2 + 1
-            else:
-                cold_bounds[i, 0] = min(cold_bounds[i, 0], c_lo1)
-                cold_bounds[i, 1] = max(cold_bounds[i, 1], c_hi1 + 1)
-                cold_bounds[i, 2] = min(cold_bounds[i, 2], c_lo2)
-                cold_bounds[i, 3] = max(cold_bounds[i, 3], c_hi2 + 1)
+                    if last >= first:
+                        c_lo1, c_hi1 = min(c_lo1, j), max(c_hi1, j)
+                        c_lo2, c_hi2 = min(c_lo2, first), max(c_hi2, last)
+                m = stop
+    if c_hi1 >= 0:  # this slab had cold voxels
+        if cold_bounds[i, 1] <= cold_bounds[i, 0]:
+            cold_bounds[i, 0], cold_bounds[i, 1] = c_lo1, c_hi1 + 1
+            cold_bounds[i, 2], cold_bounds[i, 3] = c_lo2, c_hi2 + 1
+        else:
+            cold_bounds[i, 0] = min(cold_bounds[i, 0], c_lo1)
+            cold_bounds[i, 1] = max(cold_bounds[i, 1], c_hi1 + 1)
+            cold_bounds[i, 2] = min(cold_bounds[i, 2], c_lo2)
+            cold_bounds[i, 3] = max(cold_bounds[i, 3], c_hi2 + 1)
 
 
-@numba.njit(inline="always", cache=True)
+@helper
 def _disturbed(
     enthalpy: np.ndarray, material: np.ndarray, properties: np.ndarray,
     basal_temperature: np.ndarray, fixed: np.ndarray, i: int, j: int, m: int,
@@ -306,7 +292,52 @@ def _disturbed(
     return h < low or h > high
 
 
-@numba.njit(parallel=True, cache=True)
+@helper
+def _disturbed_slab(
+    i: int, enthalpy: np.ndarray, material: np.ndarray, properties: np.ndarray,
+    basal_temperature: np.ndarray, fixed: np.ndarray, region: np.ndarray,
+    tolerance_k: float, disturbed: np.ndarray,
+) -> None:  # fmt: skip
+    """`disturbed_bounds` on slab i."""
+    h, mat, basal = enthalpy, material, basal_temperature
+    j0, j1, m0, m1 = region[i, 0], region[i, 1], region[i, 2], region[i, 3]
+    first_row, first_col, last_col = -1, m1, m0 - 1
+    for j in range(j0, j1):
+        for m in range(m0, m1):
+            if _disturbed(h, mat, properties, basal, fixed, i, j, m, tolerance_k):
+                first_row, first_col, last_col = j, m, m
+                break
+        if first_row >= 0:
+            break
+    if first_row < 0:
+        disturbed[i, 0], disturbed[i, 1], disturbed[i, 2], disturbed[i, 3] = 0, 0, 0, 0
+        return
+    last_row = first_row
+    for j in range(j1 - 1, first_row, -1):
+        for m in range(m0, m1):
+            if _disturbed(h, mat, properties, basal, fixed, i, j, m, tolerance_k):
+                last_row = j
+                break
+        if last_row > first_row:
+            break
+    for j in range(first_row, last_row + 1):
+        for m in range(m0, first_col):  # left of the columns found so far
+            if _disturbed(h, mat, properties, basal, fixed, i, j, m, tolerance_k):
+                first_col = m
+                break
+        for m in range(m1 - 1, last_col, -1):  # right of them
+            if _disturbed(h, mat, properties, basal, fixed, i, j, m, tolerance_k):
+                last_col = m
+                break
+    disturbed[i, 0], disturbed[i, 1] = first_row, last_row + 1
+    disturbed[i, 2], disturbed[i, 3] = first_col, last_col + 1
+
+
+@entry(
+    "(f8[:, :, ::1], u1[:, :, ::1], f8[:, ::1], f8[:, :, ::1], b1[:, :, ::1], i8, i8, "
+    "i8[:, ::1], f8, i8[:, ::1])",
+    parallel=True,
+)
 def disturbed_bounds(
     enthalpy: np.ndarray,
     material: np.ndarray,
@@ -327,42 +358,14 @@ def disturbed_bounds(
     and last rows holding a disturbed voxel, then in each row between them only the columns
     outside the bounds found so far. The disturbed tissue fills the region but for its
     margin, so most of its voxels are never looked at."""
-    h, mat, basal = enthalpy, material, basal_temperature
     for i in numba.prange(x_lo, x_hi):
-        j0, j1, m0, m1 = region[i, 0], region[i, 1], region[i, 2], region[i, 3]
-        first_row, first_col, last_col = -1, m1, m0 - 1
-        for j in range(j0, j1):
-            for m in range(m0, m1):
-                if _disturbed(h, mat, properties, basal, fixed, i, j, m, tolerance_k):
-                    first_row, first_col, last_col = j, m, m
-                    break
-            if first_row >= 0:
-                break
-        if first_row < 0:
-            disturbed[i, 0], disturbed[i, 1], disturbed[i, 2], disturbed[i, 3] = 0, 0, 0, 0
-            continue
-        last_row = first_row
-        for j in range(j1 - 1, first_row, -1):
-            for m in range(m0, m1):
-                if _disturbed(h, mat, properties, basal, fixed, i, j, m, tolerance_k):
-                    last_row = j
-                    break
-            if last_row > first_row:
-                break
-        for j in range(first_row, last_row + 1):
-            for m in range(m0, first_col):  # left of the columns found so far
-                if _disturbed(h, mat, properties, basal, fixed, i, j, m, tolerance_k):
-                    first_col = m
-                    break
-            for m in range(m1 - 1, last_col, -1):  # right of them
-                if _disturbed(h, mat, properties, basal, fixed, i, j, m, tolerance_k):
-                    last_col = m
-                    break
-        disturbed[i, 0], disturbed[i, 1] = first_row, last_row + 1
-        disturbed[i, 2], disturbed[i, 3] = first_col, last_col + 1
+        _disturbed_slab(
+            i, enthalpy, material, properties, basal_temperature, fixed, region, tolerance_k,
+            disturbed,
+        )  # fmt: skip
 
 
-@numba.njit(inline="always", cache=True)
+@inline
 def conductivity_from_enthalpy(enthalpy_j_m3: float, props: np.ndarray) -> float:
     """k [W/(m·K)] of a free voxel, its liquid fraction taken from H."""
     return conductivity_from_liquid_fraction(
@@ -370,14 +373,14 @@ def conductivity_from_enthalpy(enthalpy_j_m3: float, props: np.ndarray) -> float
     )
 
 
-@numba.njit(inline="always", cache=True)
+@inline
 def _temperature_and_conductivity(kirchhoff_w_m: float, props: np.ndarray) -> tuple[float, float]:
     """(T [°C], k [W/(m·K)]) of a voxel from its Kirchhoff potential Φ."""
     t = temperature_from_kirchhoff(kirchhoff_w_m, props)
     return t, conductivity_from_liquid_fraction(liquid_fraction_from_temperature(t, props), props)
 
 
-@numba.njit(inline="always", cache=True)
+@helper
 def _flux_from_neighbour(
     n_mat: int,
     n_kirchhoff: float,
@@ -399,7 +402,7 @@ def _flux_from_neighbour(
     return factor * 2.0 * k_v * k_n / (k_v + k_n) * (t_n - t_v)
 
 
-@numba.njit(inline="always", cache=True)
+@inline
 def _flux_from_boundary(
     kind: int, temperature_c: float, props: np.ndarray, phi_v: float, factor: float
 ) -> float:
@@ -409,7 +412,7 @@ def _flux_from_boundary(
     return 2.0 * factor * (kirchhoff_from_temperature(temperature_c, props) - phi_v)
 
 
-@numba.njit(parallel=True, cache=True)
+@entry("(u1[:, :, ::1], b1[:, :, ::1])")
 def uniform_voxels(material: np.ndarray, fixed: np.ndarray) -> np.ndarray:
     """Per voxel, the length of the run of *uniform* voxels that starts there along z (0 if
     it is not uniform; capped at 255, uint8). A voxel is uniform where it is free and its six
@@ -419,7 +422,7 @@ def uniform_voxels(material: np.ndarray, fixed: np.ndarray) -> np.ndarray:
     change)."""
     nx, ny, nz = material.shape
     out = np.zeros(material.shape, np.uint8)
-    for i in numba.prange(1, nx - 1):
+    for i in range(1, nx - 1):
         for j in range(1, ny - 1):
             for m in range(nz - 2, 0, -1):
                 mat = material[i, j, m]
@@ -436,7 +439,7 @@ def uniform_voxels(material: np.ndarray, fixed: np.ndarray) -> np.ndarray:
     return out
 
 
-@numba.njit(inline="always", cache=True)
+@inline
 def _book_outside_flux(
     n_i: int, n_j: int, n_m: int, x_lo: int, x_hi: int, region: np.ndarray, face: int,
     a: int, b: int, f: float, face_heat_j: np.ndarray, face_weight_s: float,
@@ -451,7 +454,7 @@ def _book_outside_flux(
     return f
 
 
-@numba.njit(inline="always", cache=True)
+@helper
 def _book_uniform_range(
     phi_n: np.ndarray, phi_v: np.ndarray, uniform_row: np.ndarray, lo: int, hi: int,
     factor: float, book: np.ndarray, face_weight_s: float,
@@ -469,7 +472,7 @@ def _book_uniform_range(
     return total
 
 
-@numba.njit(inline="always", cache=True)
+@helper
 def _book_uniform_faces(
     i: int, j: int, m_start: int, m_end: int, kirchhoff: np.ndarray, uniform: np.ndarray,
     fx: float, fy: float, fz: float, x_lo: int, x_hi: int, region: np.ndarray,
@@ -525,7 +528,7 @@ def _book_uniform_faces(
     return total
 
 
-@numba.njit(inline="always", cache=True)
+@helper
 def _advance_uniform_run(
     h_row: np.ndarray, phi_row: np.ndarray, phi_xm: np.ndarray,
     phi_xp: np.ndarray, phi_ym: np.ndarray, phi_yp: np.ndarray, destroyed_row: np.ndarray,
@@ -574,7 +577,7 @@ def _advance_uniform_run(
     return _sum(perf), metabolic * _sum(alive)
 
 
-@numba.njit(inline="always", cache=True)
+@helper
 def _sum(values: np.ndarray) -> float:
     """Σ values in four interleaved partial sums (the additions overlap instead of waiting
     for each other; the ledger's sums need no particular order)."""
@@ -593,29 +596,27 @@ def _sum(values: np.ndarray) -> float:
     return (s0 + s1) + (s2 + s3)
 
 
-@numba.njit(parallel=True, cache=True)
-def advance_enthalpy(
-    enthalpy: np.ndarray,
-    kirchhoff: np.ndarray,
-    material: np.ndarray,
-    fixed: np.ndarray,
-    uniform: np.ndarray,
-    destroyed: np.ndarray,
-    properties: np.ndarray,
-    spacing_m: np.ndarray,
-    boundary_kind: np.ndarray,
-    boundary_temperature_c: np.ndarray,
-    blood_temperature_c: float,
-    dt_s: float,
-    x_lo: int,
-    x_hi: int,
-    region: np.ndarray,
-    hole_x_lo: int,
-    hole_x_hi: int,
-    hole: np.ndarray,
-    face_heat_j: np.ndarray,
-    face_weight_s: float,
+@helper
+def _column_sums5(
+    partial: np.ndarray, lo: int, hi: int
 ) -> tuple[float, float, float, float, float]:
+    """Σ over rows [lo, hi) of the five columns of partial, in row order (deterministic)."""
+    total = np.zeros(5)
+    for i in range(lo, hi):
+        for c in range(5):
+            total[c] += partial[i, c]
+    return total[0], total[1], total[2], total[3], total[4]
+
+
+@helper
+def _advance_slab(
+    i: int, enthalpy: np.ndarray, kirchhoff: np.ndarray, material: np.ndarray,
+    fixed: np.ndarray, uniform: np.ndarray, destroyed: np.ndarray, properties: np.ndarray,
+    spacing_m: np.ndarray, boundary_kind: np.ndarray, boundary_temperature_c: np.ndarray,
+    blood_temperature_c: float, dt_s: float, x_lo: int, x_hi: int, region: np.ndarray,
+    hole_x_lo: int, hole_x_hi: int, hole: np.ndarray, face_heat_j: np.ndarray,
+    face_weight_s: float, partial: np.ndarray,
+) -> None:  # fmt: skip
     """One explicit step of conduction, perfusion and metabolism for the free voxels of the
     region (slabs [x_lo, x_hi), slab i's rows and columns in region[i], see `_in_region`)
     outside the region `hole` (slabs [hole_x_lo, hole_x_hi)).
@@ -638,7 +639,8 @@ def advance_enthalpy(
     a region's edge voxels take the short path too (12 % of the multirate fine region's
     voxels).
 
-    Returns the heat rates [W] into the updated voxels from perfusion, metabolism, the outer
+    Slab i of the region (`sweep` runs the slabs in parallel). Writes to partial[i, 0:5] the
+    heat rates [W] into the updated voxels from perfusion, metabolism, the outer
     boundary, the fixed voxels and the free voxels outside the region, each evaluated on the
     temperatures the step used.
     """
@@ -649,131 +651,126 @@ def advance_enthalpy(
     fx, fy, fz = dy * dz / dx, dx * dz / dy, dx * dy / dz  # A/h per axis
     bk = boundary_kind
     bt = boundary_temperature_c
-    # per-slab partial sums (deterministic, and simple for numba's parallel analysis)
-    partial = np.zeros((nx, 5))
-    for i in numba.prange(x_lo, x_hi):
-        slab_perf = slab_met = slab_bnd = slab_fixed = slab_out = 0.0
-        perf_row = np.empty(nz)  # scratch of `_advance_uniform_run`
-        live_row = np.empty(nz)
-        j_lo, j_hi, m_lo, m_hi = region[i, 0], region[i, 1], region[i, 2], region[i, 3]
-        for j in range(j_lo, j_hi):
-            for segment in range(2):
-                m_start, m_end = _row_segment(segment, i, j, m_lo, m_hi, hole_x_lo, hole_x_hi, hole)
-                if m_end <= m_start:
+    slab_perf = slab_met = slab_bnd = slab_fixed = slab_out = 0.0
+    perf_row = np.empty(nz)  # scratch of `_advance_uniform_run`
+    live_row = np.empty(nz)
+    j_lo, j_hi, m_lo, m_hi = region[i, 0], region[i, 1], region[i, 2], region[i, 3]
+    for j in range(j_lo, j_hi):
+        for segment in range(2):
+            m_start, m_end = _row_segment(segment, i, j, m_lo, m_hi, hole_x_lo, hole_x_hi, hole)
+            if m_end <= m_start:
+                continue
+            # the uniform voxels' faces to neighbours outside the region, booked apart
+            # so that the voxels themselves take the short path
+            slab_out += _book_uniform_faces(
+                i, j, m_start, m_end, kirchhoff, uniform, fx, fy, fz, x_lo, x_hi, region,
+                face_heat_j, face_weight_s,
+            )  # fmt: skip
+            m = m_start
+            while m < m_end:
+                if uniform[i, j, m]:
+                    stop = min(m + np.int64(uniform[i, j, m]), m_end)
+                    perf, met = _advance_uniform_run(
+                        enthalpy[i, j], kirchhoff[i, j],
+                        kirchhoff[i - 1, j], kirchhoff[i + 1, j], kirchhoff[i, j - 1],
+                        kirchhoff[i, j + 1], destroyed[i, j], m, stop,
+                        properties[material[i, j, m]], fx, fy, fz, volume, dt_s,
+                        blood_temperature_c, perf_row, live_row,
+                    )  # fmt: skip
+                    slab_perf += perf
+                    slab_met += met
+                    m = stop
                     continue
-                # the uniform voxels' faces to neighbours outside the region, booked apart
-                # so that the voxels themselves take the short path
-                slab_out += _book_uniform_faces(
-                    i, j, m_start, m_end, kirchhoff, uniform, fx, fy, fz, x_lo, x_hi, region,
-                    face_heat_j, face_weight_s,
-                )  # fmt: skip
-                m = m_start
-                while m < m_end:
-                    if uniform[i, j, m]:
-                        stop = min(m + np.int64(uniform[i, j, m]), m_end)
-                        perf, met = _advance_uniform_run(
-                            enthalpy[i, j], kirchhoff[i, j],
-                            kirchhoff[i - 1, j], kirchhoff[i + 1, j], kirchhoff[i, j - 1],
-                            kirchhoff[i, j + 1], destroyed[i, j], m, stop,
-                            properties[material[i, j, m]], fx, fy, fz, volume, dt_s,
-                            blood_temperature_c, perf_row, live_row,
-                        )  # fmt: skip
-                        slab_perf += perf
-                        slab_met += met
-                        m = stop
-                        continue
-                    if fixed[i, j, m]:
-                        m += 1
-                        continue
-                    mat = material[i, j, m]
-                    props = properties[mat]
-                    h_v = enthalpy[i, j, m]
-                    phi_v = kirchhoff[i, j, m]
-                    q_cond = 0.0  # from free neighbours
-                    q_fixed = 0.0  # from fixed neighbours
-                    q_bnd = 0.0  # through the outer boundary
-                    # The three axes are written out rather than looped over: a loop over
-                    # six face offsets measured 83 against 105 M voxel-updates/s.
-                    for d in (-1, 1):
-                        side = 0 if d < 0 else 1
-                        n = i + d
-                        if 0 <= n < nx:
-                            f = _flux_from_neighbour(
-                                material[n, j, m], kirchhoff[n, j, m],
-                                properties, mat, phi_v, fx,
-                            )  # fmt: skip
-                            if fixed[n, j, m]:
-                                q_fixed += f
-                            else:
-                                q_cond += f
-                                slab_out += _book_outside_flux(
-                                    n, j, m, x_lo, x_hi, region, side, j, m, f,
-                                    face_heat_j, face_weight_s,
-                                )  # fmt: skip
-                        else:
-                            q_bnd += _flux_from_boundary(bk[side], bt[side], props, phi_v, fx)
-                        n = j + d
-                        if 0 <= n < ny:
-                            f = _flux_from_neighbour(
-                                material[i, n, m], kirchhoff[i, n, m],
-                                properties, mat, phi_v, fy,
-                            )  # fmt: skip
-                            if fixed[i, n, m]:
-                                q_fixed += f
-                            else:
-                                q_cond += f
-                                slab_out += _book_outside_flux(
-                                    i, n, m, x_lo, x_hi, region, 2 + side, i, m, f,
-                                    face_heat_j, face_weight_s,
-                                )  # fmt: skip
-                        else:
-                            q_bnd += _flux_from_boundary(
-                                bk[2 + side], bt[2 + side], props, phi_v, fy
-                            )
-                        n = m + d
-                        if 0 <= n < nz:
-                            f = _flux_from_neighbour(
-                                material[i, j, n], kirchhoff[i, j, n],
-                                properties, mat, phi_v, fz,
-                            )  # fmt: skip
-                            if fixed[i, j, n]:
-                                q_fixed += f
-                            else:
-                                q_cond += f
-                                slab_out += _book_outside_flux(
-                                    i, j, n, x_lo, x_hi, region, 4 + side, i, j, f,
-                                    face_heat_j, face_weight_s,
-                                )  # fmt: skip
-                        else:
-                            q_bnd += _flux_from_boundary(
-                                bk[4 + side], bt[4 + side], props, phi_v, fz
-                            )
-
-                    q_perf = 0.0
-                    q_met = 0.0
-                    if not destroyed[i, j, m]:
-                        h_l, inverse_h_l, t_s, slope, inverse_c_l = _perfusion_constants(props)
-                        phi = _live_fraction(h_v, inverse_h_l)
-                        if phi > 0.0:
-                            t_v = _perfused_temperature(h_v, h_l, t_s, slope, inverse_c_l)
-                            q_perf = phi * props[PERFUSION] * volume * (blood_temperature_c - t_v)
-                            q_met = phi * props[METABOLIC] * volume
-                    enthalpy[i, j, m] = h_v + dt_per_volume * (
-                        q_cond + q_fixed + q_bnd + q_perf + q_met
-                    )
-                    slab_perf += q_perf
-                    slab_met += q_met
-                    slab_bnd += q_bnd
-                    slab_fixed += q_fixed
+                if fixed[i, j, m]:
                     m += 1
-        partial[i, 0], partial[i, 1] = slab_perf, slab_met
-        partial[i, 2], partial[i, 3] = slab_bnd, slab_fixed
-        partial[i, 4] = slab_out
-    total = partial.sum(axis=0)
-    return total[0], total[1], total[2], total[3], total[4]
+                    continue
+                mat = material[i, j, m]
+                props = properties[mat]
+                h_v = enthalpy[i, j, m]
+                phi_v = kirchhoff[i, j, m]
+                q_cond = 0.0  # from free neighbours
+                q_fixed = 0.0  # from fixed neighbours
+                q_bnd = 0.0  # through the outer boundary
+                # The three axes are written out rather than looped over: a loop over
+                # six face offsets measured 83 against 105 M voxel-updates/s.
+                for d in (-1, 1):
+                    side = 0 if d < 0 else 1
+                    n = i + d
+                    if 0 <= n < nx:
+                        f = _flux_from_neighbour(
+                            material[n, j, m], kirchhoff[n, j, m],
+                            properties, mat, phi_v, fx,
+                        )  # fmt: skip
+                        if fixed[n, j, m]:
+                            q_fixed += f
+                        else:
+                            q_cond += f
+                            slab_out += _book_outside_flux(
+                                n, j, m, x_lo, x_hi, region, side, j, m, f,
+                                face_heat_j, face_weight_s,
+                            )  # fmt: skip
+                    else:
+                        q_bnd += _flux_from_boundary(bk[side], bt[side], props, phi_v, fx)
+                    n = j + d
+                    if 0 <= n < ny:
+                        f = _flux_from_neighbour(
+                            material[i, n, m], kirchhoff[i, n, m],
+                            properties, mat, phi_v, fy,
+                        )  # fmt: skip
+                        if fixed[i, n, m]:
+                            q_fixed += f
+                        else:
+                            q_cond += f
+                            slab_out += _book_outside_flux(
+                                i, n, m, x_lo, x_hi, region, 2 + side, i, m, f,
+                                face_heat_j, face_weight_s,
+                            )  # fmt: skip
+                    else:
+                        q_bnd += _flux_from_boundary(
+                            bk[2 + side], bt[2 + side], props, phi_v, fy
+                        )
+                    n = m + d
+                    if 0 <= n < nz:
+                        f = _flux_from_neighbour(
+                            material[i, j, n], kirchhoff[i, j, n],
+                            properties, mat, phi_v, fz,
+                        )  # fmt: skip
+                        if fixed[i, j, n]:
+                            q_fixed += f
+                        else:
+                            q_cond += f
+                            slab_out += _book_outside_flux(
+                                i, j, n, x_lo, x_hi, region, 4 + side, i, j, f,
+                                face_heat_j, face_weight_s,
+                            )  # fmt: skip
+                    else:
+                        q_bnd += _flux_from_boundary(
+                            bk[4 + side], bt[4 + side], props, phi_v, fz
+                        )
+
+                q_perf = 0.0
+                q_met = 0.0
+                if not destroyed[i, j, m]:
+                    h_l, inverse_h_l, t_s, slope, inverse_c_l = _perfusion_constants(props)
+                    phi = _live_fraction(h_v, inverse_h_l)
+                    if phi > 0.0:
+                        t_v = _perfused_temperature(h_v, h_l, t_s, slope, inverse_c_l)
+                        q_perf = phi * props[PERFUSION] * volume * (blood_temperature_c - t_v)
+                        q_met = phi * props[METABOLIC] * volume
+                enthalpy[i, j, m] = h_v + dt_per_volume * (
+                    q_cond + q_fixed + q_bnd + q_perf + q_met
+                )
+                slab_perf += q_perf
+                slab_met += q_met
+                slab_bnd += q_bnd
+                slab_fixed += q_fixed
+                m += 1
+    partial[i, 0], partial[i, 1] = slab_perf, slab_met
+    partial[i, 2], partial[i, 3] = slab_bnd, slab_fixed
+    partial[i, 4] = slab_out
 
 
-@numba.njit(cache=True)
+@entry("(f8[:, :, ::1], i8, i8, i8[:, ::1], f8[:, :, ::1], f8)")
 def add_interface_heat(
     enthalpy: np.ndarray,
     x_lo: int,
@@ -816,7 +813,7 @@ def add_interface_heat(
                 enthalpy[i, j, m_hi] += heat_j[5, i, j] / voxel_volume_m3
 
 
-@numba.njit(parallel=True, cache=True)
+@parallel_helper
 def probe_exchange(
     enthalpy_flat: np.ndarray,
     material_flat: np.ndarray,
@@ -866,7 +863,7 @@ def probe_exchange(
         heat_out_w[s] = g * (t_s - drive_temperature_c[s])
 
 
-@numba.njit(parallel=True, cache=True)
+@parallel_helper
 def spread_probe_heat(
     enthalpy_flat: np.ndarray,
     heat_out_w: np.ndarray,
@@ -892,14 +889,14 @@ def spread_probe_heat(
     return total_in_w
 
 
-@numba.njit(parallel=True, cache=True)
+@entry("(f8[:, :, ::1], u1[:, :, ::1], f8[:, ::1])")
 def enthalpy_field(
     temperature: np.ndarray, material: np.ndarray, properties: np.ndarray
 ) -> np.ndarray:
     """H(T) for a whole field (initial conditions and prescribed voxels)."""
     out = np.empty(temperature.shape)
     nx, ny, nz = temperature.shape
-    for i in numba.prange(nx):
+    for i in range(nx):
         for j in range(ny):
             for m in range(nz):
                 out[i, j, m] = enthalpy_from_temperature(
@@ -908,13 +905,13 @@ def enthalpy_field(
     return out
 
 
-@numba.njit(parallel=True, cache=True)
+@entry("(f8[:, :, ::1], u1[:, :, ::1], f8[:, ::1], f8[:, :, ::1])")
 def temperature_field(
     enthalpy: np.ndarray, material: np.ndarray, properties: np.ndarray, out: np.ndarray
 ) -> None:
     """out = T(H) for a whole field (out may be any float array of the grid's shape)."""
     nx, ny, nz = enthalpy.shape
-    for i in numba.prange(nx):
+    for i in range(nx):
         for j in range(ny):
             for m in range(nz):
                 out[i, j, m] = temperature_from_enthalpy(
@@ -922,7 +919,7 @@ def temperature_field(
                 )
 
 
-@numba.njit(cache=True)
+@entry("(f8[::1], u1[::1], f8[:, ::1], i8[::1])")
 def temperature_of_voxels(
     enthalpy_flat: np.ndarray, material_flat: np.ndarray, properties: np.ndarray,
     flat_index: np.ndarray,
@@ -935,7 +932,7 @@ def temperature_of_voxels(
     return out
 
 
-@numba.njit(cache=True)
+@entry("(f8[::1], u1[::1], f8[:, ::1], i8[::1], f8[::1])")
 def set_temperature_of_voxels(
     enthalpy_flat: np.ndarray, material_flat: np.ndarray, properties: np.ndarray,
     flat_index: np.ndarray, temperature_c: np.ndarray,
@@ -946,7 +943,7 @@ def set_temperature_of_voxels(
         enthalpy_flat[v] = enthalpy_from_temperature(temperature_c[e], properties[material_flat[v]])
 
 
-@numba.njit(inline="always", cache=True)
+@helper
 def _stability_rate(
     i: int, j: int, m: int, material: np.ndarray, k_max: np.ndarray, c_min: np.ndarray,
     perfusion: np.ndarray, factors: np.ndarray, held: np.ndarray, volume: float, extra: float,
@@ -971,7 +968,10 @@ def _stability_rate(
     return g / (c_min[mat] * volume)
 
 
-@numba.njit(parallel=True, cache=True)
+@entry(
+    "(u1[:, :, ::1], b1[:, :, ::1], f8[::1], f8[::1], f8[::1], f8[::1], b1[::1], f8, i8[::1], "
+    "f8[::1])",
+)
 def worst_stability_rates(
     material: np.ndarray,
     fixed: np.ndarray,
@@ -988,8 +988,8 @@ def worst_stability_rates(
     `_stability_rate` (per-material k_max, c_min, perfusion), probe voxel probe_voxels[e]
     (flat index) adding probe_g[e] [W/K]."""
     nx, ny, nz = material.shape
-    partial = np.zeros((nx, 2))
-    for i in numba.prange(nx):
+    worst = np.zeros(2)
+    for i in range(nx):
         for j in range(ny):
             for m in range(nz):
                 if fixed[i, j, m]:
@@ -997,10 +997,9 @@ def worst_stability_rates(
                 rate = _stability_rate(
                     i, j, m, material, k_max, c_min, perfusion, factors, held, volume, 0.0
                 )
-                partial[i, 0] = max(partial[i, 0], rate)
+                worst[0] = max(worst[0], rate)
                 if 0 < i < nx - 1 and 0 < j < ny - 1 and 0 < m < nz - 1:
-                    partial[i, 1] = max(partial[i, 1], rate)
-    worst = np.array([partial[:, 0].max(), partial[:, 1].max()])
+                    worst[1] = max(worst[1], rate)
     for e in range(probe_voxels.size):
         v = probe_voxels[e]
         i, rest = divmod(v, ny * nz)
@@ -1016,36 +1015,14 @@ def worst_stability_rates(
     return worst
 
 
-def _serial_twin(kernel: numba.core.registry.CPUDispatcher, name: str, **options):
-    """The same kernel compiled without threads (prange runs as range), cached apart.
-
-    A parallel region costs each thread a wake-up; on a tiny region, and on a machine whose
-    other core is busy, that wait dominates (session 2: 0.3 ms serial against 12 ms with two
-    threads for a 40k-voxel box while another process held one core). Since the advance
-    gained its branch-free runs, its serial twin compiles to code 4–7× slower per voxel than
-    a thread of the threaded kernel (cause not found), so `backend.SERIAL_BELOW_VOXELS` is
-    now small.
-    """
-    py = kernel.py_func
-    twin = types.FunctionType(py.__code__, py.__globals__, name, py.__defaults__, py.__closure__)
-    twin.__qualname__ = name  # numba's cache files are named after it
-    return numba.njit(cache=True, **options)(twin)
-
-
-advance_enthalpy_serial = _serial_twin(advance_enthalpy, "advance_enthalpy_serial")
-refresh_from_enthalpy_serial = _serial_twin(
-    refresh_from_enthalpy, "refresh_from_enthalpy_serial", error_model="numpy"
-)
-
-
-@numba.njit(parallel=True, cache=True)
+@entry("(f8[:, :, ::1], u1[:, :, ::1], f8[:, ::1])")
 def liquid_fraction_field(
     enthalpy: np.ndarray, material: np.ndarray, properties: np.ndarray
 ) -> np.ndarray:
     """φ(H) of every voxel (float32)."""
     out = np.empty(enthalpy.shape, np.float32)
     nx, ny, nz = enthalpy.shape
-    for i in numba.prange(nx):
+    for i in range(nx):
         for j in range(ny):
             for m in range(nz):
                 out[i, j, m] = liquid_fraction_from_enthalpy(
@@ -1054,12 +1031,12 @@ def liquid_fraction_field(
     return out
 
 
-@numba.njit(parallel=True, cache=True)
+@entry("(f8[:, :, ::1], b1[:, :, ::1], f8)")
 def total_enthalpy_j(enthalpy: np.ndarray, fixed: np.ndarray, voxel_volume_m3: float) -> float:
     """Σ H V over the free voxels [J] (fixed voxels' energy is supplied from outside)."""
     nx, ny, nz = enthalpy.shape
     total = 0.0
-    for i in numba.prange(nx):
+    for i in range(nx):
         for j in range(ny):
             for m in range(nz):
                 if not fixed[i, j, m]:
@@ -1071,7 +1048,10 @@ def total_enthalpy_j(enthalpy: np.ndarray, fixed: np.ndarray, voxel_volume_m3: f
 COUNT_ALL, COUNT_FREE, COUNT_FIXED = 0, 1, 2
 
 
-@numba.njit(parallel=True, cache=True)
+@entry(
+    "(f8[:, :, ::1], u1[:, :, ::1], b1[:, :, ::1], f8[:, ::1], f8[::1], i8, i8, i8[:, ::1], "
+    "i8)",
+)
 def count_at_or_below(
     enthalpy: np.ndarray,
     material: np.ndarray,
@@ -1087,14 +1067,13 @@ def count_at_or_below(
     (which = COUNT_ALL, COUNT_FREE, COUNT_FIXED), whose T(H) is at or below each threshold
     [°C], counted on H against each material's `enthalpy_bound_at_or_below` (no T computed
     per voxel)."""
-    nx = enthalpy.shape[0]
     n_thr = thresholds_c.size
     bound = np.empty((properties.shape[0], n_thr))
     for mat in range(properties.shape[0]):
         for c in range(n_thr):
             bound[mat, c] = enthalpy_bound_at_or_below(thresholds_c[c], properties[mat])
-    partial = np.zeros((nx, n_thr), np.int64)
-    for i in numba.prange(x_lo, x_hi):
+    counts = np.zeros(n_thr, np.int64)
+    for i in range(x_lo, x_hi):
         for j in range(region[i, 0], region[i, 1]):
             for m in range(region[i, 2], region[i, 3]):
                 if which != COUNT_ALL and fixed[i, j, m] != (which == COUNT_FIXED):
@@ -1102,22 +1081,40 @@ def count_at_or_below(
                 h = enthalpy[i, j, m]
                 mat = material[i, j, m]
                 for c in range(n_thr):
-                    partial[i, c] += h <= bound[mat, c]
-    return partial.sum(axis=0)
+                    counts[c] += h <= bound[mat, c]
+    return counts
 
 
-@numba.njit(cache=True)
-def explicit_substeps(
+
+
+# What `sweep` does in each of its n_sub substeps
+SUBSTEPS = 0  # probe exchange, advance (booking the region's faces), probe heat, refresh
+ADVANCE = 1  # advance only (the multirate coarse step)
+REFRESH = 2  # refresh only, with records (initial state, prescribed voxels, after a step)
+
+
+@entry(
+    "(i8, i8, f8, f8, f8[:, :, ::1], f8[:, :, ::1], u1[:, :, ::1], b1[:, :, ::1], "
+    "u1[:, :, ::1], b1[:, :, ::1], b1[:, :, ::1], u1[:, :, ::1], f4[:, :, ::1], f8[:, ::1], "
+    "f8[::1], i8[::1], f8[::1], f8, i8, i8, i8[:, ::1], i8, i8, i8[:, ::1], f8[:, :, ::1], "
+    "i8[:, ::1], i8[::1], f8[::1], f8[::1], f8[::1], f8[::1], f8[::1], b1[::1], "
+    "Tuple((i8[::1], i8[::1], i8[::1], i8[::1], f8[::1])), f8[:, ::1], f8[::1])",
+    parallel=True,
+)
+def sweep(
+    mode: int,
     n_sub: int,
-    sub_s: float,
     step_s: float,
-    threaded: bool,
+    face_weight_s: float,
     enthalpy: np.ndarray,
     kirchhoff: np.ndarray,
     material: np.ndarray,
     fixed: np.ndarray,
     uniform: np.ndarray,
     destroyed: np.ndarray,
+    frozen: np.ndarray,
+    freeze_cycles: np.ndarray,
+    minimum_temperature: np.ndarray,
     properties: np.ndarray,
     spacing_m: np.ndarray,
     boundary_kind: np.ndarray,
@@ -1126,11 +1123,10 @@ def explicit_substeps(
     x_lo: int,
     x_hi: int,
     region: np.ndarray,
-    no_hole: np.ndarray,
+    hole_x_lo: int,
+    hole_x_hi: int,
+    hole: np.ndarray,
     face_heat_j: np.ndarray,
-    minimum_temperature: np.ndarray,
-    frozen: np.ndarray,
-    freeze_cycles: np.ndarray,
     cold_bounds: np.ndarray,
     sample_start: np.ndarray,
     weight: np.ndarray,
@@ -1143,71 +1139,119 @@ def explicit_substeps(
     voxel_scratch: np.ndarray,
     heat_out_w: np.ndarray,
 ) -> np.ndarray:
-    """n_sub reference-scheme substeps of length sub_s over a region (the whole grid for the
-    reference back end, the fine region for the multirate one), within a step of length
-    step_s: per substep the probes' exchange, `advance_enthalpy` (booking (step_s − sub_s)·F
-    on the first substep, −sub_s·F after, into face_heat_j for the region's faces), the
-    probes' heat, and `refresh_from_enthalpy` of Φ and T_min. The destroyed and frozen
-    flags, cycles and cold_bounds are refreshed on the last substep only: the destroyed flag
-    then stops perfusion up to one step late, which moved no isotherm of the test presets
-    (T_min itself must be taken every substep: sampled once a step it moved the 0 °C
-    isotherm of a preset from 0.048 to 0.103 mm off the reference path, minima at the
-    onset of a thaw being sharp).
-    One call instead of four per substep: the Python dispatch cost about as much as the
-    sweeps on the multirate fine region.
+    """The solver's one compiled entry for its sweeps: n_sub substeps of step_s/n_sub over
+    the region (slabs [x_lo, x_hi), per-slab bounds, see `_in_region`) minus the hole, on
+    the caller's `numba.set_num_threads` (set from Python: a call to it from compiled code
+    would keep the function out of numba's cache), each substep doing, by `mode`:
 
-    Returns the energy [J] the region received: (perfusion, metabolism, boundary, fixed
-    voxels, probes)."""
-    energy = np.zeros(5)
-    probe_voxels, entry_voxel, voxel_entry_start, voxel_entry_sample, voxel_entry_weight = (
-        probe_index
-    )
+    - SUBSTEPS: the probes' exchange on the temperatures at the substep's start
+      (`probe_exchange`), conduction, perfusion and metabolism (`_advance_slab`, booking
+      (step_s − sub_s)·F on the first substep and −sub_s·F after into face_heat_j for the
+      region's faces), the probes' heat (`spread_probe_heat`), and the refresh of Φ and
+      T_min (`_refresh_slab`). The destroyed and frozen flags, cycles and cold_bounds
+      (reset first) are refreshed on the last substep only: the destroyed flag then stops
+      perfusion up to one step late, which moved no isotherm of the test presets (T_min
+      itself must be taken every substep: sampled once a step it moved the 0 °C isotherm
+      of a preset from 0.048 to 0.103 mm off the reference path, minima at the onset of a
+      thaw being sharp).
+    - ADVANCE: conduction, perfusion and metabolism only, booking face_weight_s·F.
+    - REFRESH: the refresh only, with the records, widening cold_bounds.
+
+    Returns the energy [J] the region received: (perfusion, metabolism, outer boundary,
+    fixed voxels, free voxels outside the region, probes).
+
+    One entry instead of one per sweep: each compiled function carries a copy of what it
+    calls, so separate entries compiled the slab code several times over (the cold start
+    was several minutes), and one call per step instead of four per substep keeps
+    Python's dispatch out of the fine region's short substeps.
+    """
+    energy = np.zeros(6)
+    nx = enthalpy.shape[0]
+    sub_s = step_s / n_sub
     enthalpy_flat = enthalpy.reshape(-1)
     material_flat = material.reshape(-1)
     volume = spacing_m[0] * spacing_m[1] * spacing_m[2]
+    probe_voxels, entry_voxel, voxel_entry_start, voxel_entry_sample, voxel_entry_weight = (
+        probe_index
+    )
+    with_probes = mode == SUBSTEPS and heat_out_w.size > 0
+    partial = np.zeros((nx, 5))  # per-slab heat rates (deterministic sums)
     for k in range(n_sub):
-        if heat_out_w.size:
+        if with_probes:
             probe_exchange(
                 enthalpy_flat, material_flat, properties, sample_start, weight,
                 shape_factor_m, wall_area_m2, drive_temperature_c, film_coefficient_w_m2k,
                 drive_active, probe_voxels, entry_voxel, voxel_scratch, heat_out_w,
             )  # fmt: skip
-        book_s = step_s - sub_s if k == 0 else -sub_s
-        if threaded:
-            flows = advance_enthalpy(
-                enthalpy, kirchhoff, material, fixed, uniform, destroyed,
-                properties, spacing_m, boundary_kind, boundary_temperature_c,
-                blood_temperature_c, sub_s, x_lo, x_hi, region, 0, 0, no_hole, face_heat_j,
-                book_s,
-            )  # fmt: skip
-        else:
-            flows = advance_enthalpy_serial(
-                enthalpy, kirchhoff, material, fixed, uniform, destroyed,
-                properties, spacing_m, boundary_kind, boundary_temperature_c,
-                blood_temperature_c, sub_s, x_lo, x_hi, region, 0, 0, no_hole, face_heat_j,
-                book_s,
-            )  # fmt: skip
-        for q in range(4):
-            energy[q] += flows[q] * sub_s
-        if heat_out_w.size:
-            energy[4] += sub_s * spread_probe_heat(
+        if mode != REFRESH:
+            book_s = face_weight_s
+            if mode == SUBSTEPS:
+                book_s = step_s - sub_s if k == 0 else -sub_s
+            for i in numba.prange(x_lo, x_hi):
+                _advance_slab(
+                    i, enthalpy, kirchhoff, material, fixed, uniform, destroyed, properties,
+                    spacing_m, boundary_kind, boundary_temperature_c, blood_temperature_c,
+                    sub_s, x_lo, x_hi, region, hole_x_lo, hole_x_hi, hole, face_heat_j,
+                    book_s, partial,
+                )  # fmt: skip
+            flows = _column_sums5(partial, x_lo, x_hi)
+            for q in range(5):
+                energy[q] += flows[q] * sub_s
+        if with_probes:
+            energy[5] += sub_s * spread_probe_heat(
                 enthalpy_flat, heat_out_w, probe_voxels, voxel_entry_start,
                 voxel_entry_sample, voxel_entry_weight, sub_s, volume,
             )  # fmt: skip
-        # flags, cycles and cold bounds once per step, at its end
-        record = k == n_sub - 1
-        if record:
-            cold_bounds[:, :] = 0
-        if threaded:
-            refresh_from_enthalpy(
-                enthalpy, kirchhoff, material, fixed, properties,
-                minimum_temperature, destroyed, frozen, freeze_cycles, x_lo, x_hi, region, 0,
-                0, no_hole, cold_bounds, record,
-            )  # fmt: skip
-        else:
-            refresh_from_enthalpy_serial(
-                enthalpy, kirchhoff, material, fixed, properties,
-                minimum_temperature, destroyed, frozen, freeze_cycles, x_lo, x_hi, region, 0,
-                0, no_hole, cold_bounds, record,
-            )  # fmt: skip
+        if mode != ADVANCE:
+            record = k == n_sub - 1  # flags, cycles and cold bounds once, at the end
+            if record and mode == SUBSTEPS:
+                cold_bounds[:, :] = 0
+            for i in numba.prange(x_lo, x_hi):
+                _refresh_slab(
+                    i, enthalpy, kirchhoff, material, fixed, properties, minimum_temperature,
+                    destroyed, frozen, freeze_cycles, region, hole_x_lo, hole_x_hi, hole,
+                    cold_bounds, record,
+                )  # fmt: skip
     return energy
+
+
+def advance_enthalpy(
+    enthalpy: np.ndarray,
+    kirchhoff: np.ndarray,
+    material: np.ndarray,
+    fixed: np.ndarray,
+    uniform: np.ndarray,
+    destroyed: np.ndarray,
+    properties: np.ndarray,
+    spacing_m: np.ndarray,
+    boundary_kind: np.ndarray,
+    boundary_temperature_c: np.ndarray,
+    blood_temperature_c: float,
+    dt_s: float,
+    x_lo: int,
+    x_hi: int,
+    region: np.ndarray,
+    hole_x_lo: int,
+    hole_x_hi: int,
+    hole: np.ndarray,
+    face_heat_j: np.ndarray,
+    face_weight_s: float,
+) -> tuple[float, float, float, float, float]:
+    """One explicit step of conduction, perfusion and metabolism of the region minus the
+    hole (`sweep` in ADVANCE mode), for callers that hold no back end: the
+    heat rates [W] (perfusion, metabolism, boundary, fixed voxels, outside the region), and
+    face_weight_s × the flux across the region's faces added to face_heat_j (see
+    `_advance_slab`)."""
+    shape = enthalpy.shape
+    no_i8, no_f8 = np.zeros(0, np.int64), np.zeros(0)
+    energy = sweep(
+        ADVANCE, 1, dt_s, face_weight_s, enthalpy, kirchhoff,
+        material, fixed, uniform, destroyed, np.zeros(shape, np.bool_),
+        np.zeros(shape, np.uint8), np.full(shape, np.inf, np.float32), properties,
+        spacing_m, boundary_kind, boundary_temperature_c, blood_temperature_c, x_lo, x_hi,
+        region, hole_x_lo, hole_x_hi, hole, face_heat_j, np.zeros((shape[0], 4), np.int64),
+        np.zeros(1, np.int64), no_f8, no_f8, no_f8, no_f8, no_f8, np.zeros(0, np.bool_),
+        (no_i8, no_i8, np.zeros(1, np.int64), no_i8, no_f8), np.zeros((2, 0)), no_f8,
+    )  # fmt: skip
+    perf, met, bnd, fix, outside = energy[:5] / dt_s
+    return perf, met, bnd, fix, outside

@@ -9,16 +9,21 @@ they are compiled. Pure geometry: no physics reaches this module.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from cryoplan.thermal import jit
+from cryoplan.thermal.jit import entry, inline
+from cryoplan.thermal.numba_cache import drop_stale_cache
 
-@numba.njit(inline="always", cache=True)
+drop_stale_cache(__file__, jit.__file__)  # compiled with jit.py's options
+
+
+@inline
 def _empty(b: np.ndarray) -> bool:
     return b[1] <= b[0] or b[3] <= b[2]
 
 
-@numba.njit(cache=True)
+@entry("(i8[:, ::1],)")
 def trimmed(bounds: np.ndarray) -> tuple[np.ndarray, int, int]:
     """(bounds with empty slabs zeroed, the first and one past the last non-empty slab;
     0, 0 if none)."""
@@ -35,7 +40,7 @@ def trimmed(bounds: np.ndarray) -> tuple[np.ndarray, int, int]:
     return out, x_lo, x_hi
 
 
-@numba.njit(cache=True)
+@entry("(i8[:, ::1], i8, i8)")
 def voxel_count(bounds: np.ndarray, x_lo: int, x_hi: int) -> int:
     """Voxels of the region's slabs [x_lo, x_hi)."""
     n = 0
@@ -45,7 +50,7 @@ def voxel_count(bounds: np.ndarray, x_lo: int, x_hi: int) -> int:
     return n
 
 
-@numba.njit(cache=True)
+@entry("(i8[:, ::1], i8, i8, i8)")
 def grown_bounds(bounds: np.ndarray, by: int, ny: int, nz: int) -> np.ndarray:
     """Per-slab bounds [j_lo, j_hi, m_lo, m_hi) grown by `by` voxels along all three axes:
     slab i holds the union of the non-empty slabs i − by … i + by, widened by `by` rows and
@@ -66,7 +71,7 @@ def grown_bounds(bounds: np.ndarray, by: int, ny: int, nz: int) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True)
+@entry("(i8[:, ::1], i8[:, ::1])")
 def union_bounds(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Slab by slab, the bounds holding both."""
     out = np.zeros_like(a)
@@ -84,7 +89,7 @@ def union_bounds(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True)
+@entry("(i8[:, ::1], i8, i8)")
 def x_interval_bounds(bounds: np.ndarray, x_lo: int, x_hi: int) -> np.ndarray:
     """The smallest bounds holding `bounds` (slabs [x_lo, x_hi)) whose rows along x are
     intervals: slab bounds that widen up to the widest slab and narrow after it (each slab
@@ -128,7 +133,7 @@ def x_interval_bounds(bounds: np.ndarray, x_lo: int, x_hi: int) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True)
+@entry("(i8[:, ::1], i8, i8, i8, i8)")
 def touches_faces(bounds: np.ndarray, x_lo: int, x_hi: int, ny: int, nz: int) -> bool:
     """Does a non-empty region reach a face of the (nx, ny, nz) domain, nx = len(bounds)?"""
     if x_hi <= x_lo:
