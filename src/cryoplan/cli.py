@@ -29,8 +29,7 @@ from cryoplan.case import Case, Lesion, case_from_dict, load_case
 from cryoplan.errors import CaseError
 from cryoplan.outputs import check_output_dir, snapshot_file_name, write_result
 from cryoplan.report import write_report
-from cryoplan.simulate import SimulationResult, simulate
-from cryoplan.thermal import SOLVERS
+from cryoplan.simulation import SimulationResult, simulate
 
 
 class Solver(enum.StrEnum):
@@ -77,7 +76,7 @@ def _run(case: Case, out: Path, quiet: bool, solver: str = "fast") -> Simulation
         result = simulate(
             case,
             progress=lambda t, _total: bar.update(task, completed=t),
-            backend_factory=SOLVERS[solver],
+            backend=solver,  # type: ignore[arg-type]
         )
     write_result(result, out)
     return result
