@@ -1,6 +1,6 @@
 """The `cryoplan` command (contract in ARCHITECTURE.md).
 
-    cryoplan simulate CASE.yaml --out DIR [--report] [--pdf]
+    cryoplan simulate CASE.yaml --out DIR [--report] [--pdf] [--vtk]
     cryoplan report DIR [--pdf]
     cryoplan demo [--out DIR]
 
@@ -60,7 +60,9 @@ def _fail(error: CaseError) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def _run(case: Case, out: Path, quiet: bool, solver: str = "fast") -> SimulationResult:
+def _run(
+    case: Case, out: Path, quiet: bool, solver: str = "fast", vtk: bool = False
+) -> SimulationResult:
     check_output_dir(out)  # before a long simulation, not after
     show = not quiet and err_console.is_terminal
     with Progress(
@@ -78,7 +80,7 @@ def _run(case: Case, out: Path, quiet: bool, solver: str = "fast") -> Simulation
             progress=lambda t, _total: bar.update(task, completed=t),
             backend=solver,  # type: ignore[arg-type]
         )
-    write_result(result, out)
+    write_result(result, out, vtk=vtk)
     return result
 
 
@@ -136,11 +138,17 @@ def simulate_command(
             help="fast: multirate steps (default); reference: one global step (docs/solver.md).",
         ),
     ] = Solver.fast,
+    vtk: Annotated[
+        bool,
+        typer.Option(
+            "--vtk", help="Also write fields.vti and isotherm_<T>c.vtp (VTK XML, for ParaView)."
+        ),
+    ] = False,
 ) -> None:
     """Simulate a case file and write summary.json, tmin.nii.gz and sensors.csv into --out."""
     try:
         case = load_case(case_file)
-        result = _run(case, out, quiet, solver.value)
+        result = _run(case, out, quiet, solver.value, vtk)
         reports = write_report(out, pdf=pdf) if (report or pdf) else []
     except CaseError as error:
         raise _fail(error) from None

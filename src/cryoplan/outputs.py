@@ -3,7 +3,10 @@
 - summary.json, tmin.nii.gz (minimum temperature, °C), sensors.csv: the command-line contract;
 - lethal.nii.gz (1 inside the lethal zone), tissues.nii.gz (tissue index, named in
   summary.json's tissue_labels): what the report and other tools need;
-- temperature_<minutes>min.nii.gz for each requested snapshot.
+- temperature_<minutes>min.nii.gz for each requested snapshot;
+- on request (`vtk=True`, `cryoplan simulate --vtk`): fields.vti and isotherm_<T>c.vtp for
+  ParaView (VTK XML, zlib-compressed binary). Opt-in because no other file needs them and
+  surfaces cost marching cubes on every run.
 
 Files are written into a temporary directory beside DIR and moved into DIR only once every
 one of them is complete, so an interrupted or failed run never leaves a half-written result.
@@ -130,8 +133,9 @@ def write_markups(path: Path, result: SimulationResult) -> list[str]:
     return [path.name]
 
 
-def write_result(result: SimulationResult, out_dir: str | Path) -> Path:
-    """Write the result files into `out_dir` (created if needed); return its path."""
+def write_result(result: SimulationResult, out_dir: str | Path, vtk: bool = False) -> Path:
+    """Write the result files into `out_dir` (created if needed); return its path. `vtk`
+    adds the ParaView files (`write_vtk`)."""
     out = check_output_dir(out_dir)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -154,7 +158,8 @@ def write_result(result: SimulationResult, out_dir: str | Path) -> Path:
         names = list(OUTPUT_FILES)
         names += write_on_image_grid(staging, result)
         names += write_markups(staging / "probes.mrk.json", result)
-        names += write_vtk(staging, result)
+        if vtk:
+            names += write_vtk(staging, result)
         for time_s, field in sorted(result.history.snapshots_c.items()):
             names.append(snapshot_file_name(time_s))
             write_nifti(staging / names[-1], field.astype(np.float32), result.grid)
