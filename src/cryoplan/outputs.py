@@ -25,9 +25,7 @@ import nibabel as nib
 import numpy as np
 
 from cryoplan.anatomy.grid import Grid
-from cryoplan.anatomy.images import Volume, resample, write_image
 from cryoplan.errors import CaseError
-from cryoplan.export.dicom_seg import write_lethal_seg
 from cryoplan.export.vtk import write_isosurface_vtp, write_vti
 from cryoplan.markups import probes_to_markups
 from cryoplan.simulation import SimulationResult
@@ -83,6 +81,10 @@ def write_on_image_grid(folder: Path, result: SimulationResult) -> list[str]:
     tissue_map = result.prepared.tissue_map
     if tissue_map.source_grid is None:
         return []
+    # SimpleITK and highdicom: loaded only for the results of an image case
+    from cryoplan.anatomy.images import Volume, resample, write_image  # noqa: PLC0415
+    from cryoplan.export.dicom_seg import write_lethal_seg  # noqa: PLC0415
+
     grid = result.grid
     body = float(result.prepared.body_temperature_c)
     tmin = resample(Volume(result.history.minimum_temperature_c, grid), tissue_map.source_grid,

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from cryoplan.anatomy import Grid, TissueMap, build_phantom
-from cryoplan.anatomy.patient import build_patient_anatomy
 from cryoplan.anatomy.phantoms import PHANTOM_SIZES_MM
 from cryoplan.case import Case, Vessel
 from cryoplan.errors import CaseError
@@ -142,6 +141,9 @@ def build_anatomy(case: Case) -> TissueMap:
     if d.phantom is not None:  # the name was checked with the case
         _check_size(case, PHANTOM_SIZES_MM[d.phantom])
         return build_phantom(d.phantom, h)
+    # SimpleITK and the DICOM readers: loaded only for an image domain
+    from cryoplan.anatomy.patient import build_patient_anatomy  # noqa: PLC0415
+
     return build_patient_anatomy(case)
 
 
