@@ -9,7 +9,9 @@ A loaded case carries the values it refers to, resolved once when it is validate
 catalogue (with any models the caller put in its place, `case_from_dict(probe_models=…)`),
 every tissue it can name completed from the library and its own overrides, and the blood's
 properties. Nothing downstream looks a value up in a global table, so a case (and what is
-built from it) pickles to another process and gives the same result there.
+built from it) pickles to another process and gives the same result there. (`model_copy`
+keeps the resolved values as they were: after changing `tissues` that way, validate the case
+again with `case_from_dict`.)
 """
 
 from __future__ import annotations

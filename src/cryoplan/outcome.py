@@ -63,7 +63,7 @@ def direction_words(vector_mm: np.ndarray) -> str:
     return ", ".join(words) if words else "centre"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: compared by identity, not elementwise
 class Outcome:
     """What a run destroys, as numbers (see `as_dict` for the summary.json form).
 

@@ -33,7 +33,7 @@ from cryoplan.tissues import Tissue
 MAX_VOXELS = 250_000_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: compared by identity, not elementwise
 class PreparedCase:
     """A case on its grid, ready for runs with any probes and protocol.
 

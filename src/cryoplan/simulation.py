@@ -36,7 +36,7 @@ def isotherm_key(threshold_c: float) -> str:
     return f"{threshold_c:g}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: compared by identity, not elementwise
 class SimulationResult:
     """A solved case: the prepared case and its run."""
 

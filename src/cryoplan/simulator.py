@@ -62,7 +62,7 @@ class PlacedProbe:
     active_end_mm: np.ndarray  # tip + active length towards the entry
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: compared by identity, not elementwise
 class RunProblem:
     """What one run solves: the placed probes, the plan they came from, and the problem."""
 
@@ -73,7 +73,7 @@ class RunProblem:
     plan: RecordingPlan
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: compared by identity, not elementwise
 class Run:
     """One solved run of a prepared case.
 
