@@ -13,7 +13,7 @@ import pytest
 
 from cryoplan import calibration as cal
 from cryoplan.probes.catalogue import load_catalogue
-from cryoplan.simulate import SimulationResult
+from cryoplan.simulation import SimulationResult
 
 # Measurements a physically plausible parameter cannot meet (docs/validation.md explains);
 # kept as strict expected failures so that a model change that meets them is noticed.

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 import yaml
+from test_vtk import read_vti, read_vtp
 from typer.testing import CliRunner
 
 import cryoplan
@@ -31,7 +31,7 @@ def example_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
             f"{shared} is absent: example {request.param} needs ../shared beside the checkout"
         )
     out = tmp_path_factory.mktemp("out") / "result"
-    result = runner.invoke(app, ["simulate", str(case_file), "--out", str(out)])
+    result = runner.invoke(app, ["simulate", str(case_file), "--out", str(out), "--vtk"])
     return case_file, out, result
 
 
@@ -120,6 +120,7 @@ def test_demo_command_writes_results(tmp_path: Path) -> None:
     assert str(out) in result.output
     summary = json.loads((out / "summary.json").read_text("utf-8"))
     assert summary["name"] == "demo-liver-tumour-vessel"
+    assert not list(out.glob("*.vt[ip]"))  # VTK files only on request (simulate --vtk)
     assert summary["tissues"]["vessel"] > 0
     assert summary["energy_balance"]["relative_error"] < 0.005
 
@@ -261,13 +262,17 @@ def test_case_overrides_library_values_and_records_the_source() -> None:
 
 
 def test_vtk_files_for_paraview(example_run) -> None:
-
+    """`--vtk`: the fields on the grid (T_min as in tmin.nii.gz) and the three isotherms."""
     _, out, _ = example_run
-    image = ET.parse(out / "fields.vti").getroot().find("ImageData")
-    assert image is not None
-    names = {a.get("Name") for a in image.iter("DataArray")}
-    assert {"minimum_temperature_c", "lethal_zone", "tissue_index"} <= names
+    image, fields = read_vti(out / "fields.vti")
+    assert {"minimum_temperature_c", "lethal_zone", "tissue_index"} <= set(fields)
+    tmin = np.asarray(nib.load(out / "tmin.nii.gz").dataobj)
+    np.testing.assert_array_equal(fields["minimum_temperature_c"], tmin)
+    np.testing.assert_array_equal(
+        fields["lethal_zone"], np.asarray(nib.load(out / "lethal.nii.gz").dataobj)
+    )
+    assert image.get("Origin") is not None
     for threshold in ("0", "-20", "-40"):
-        piece = ET.parse(out / f"isotherm_{threshold}c.vtp").getroot().find("PolyData/Piece")
-        assert piece is not None
-        assert int(piece.get("NumberOfPoints")) > 0
+        points, triangles, _ = read_vtp(out / f"isotherm_{threshold}c.vtp")
+        assert len(points) > 0
+        assert len(triangles) > 0

@@ -17,7 +17,7 @@ import pytest
 from cryoplan.case import case_from_dict
 from cryoplan.metrics import isotherm_distance_mm
 from cryoplan.probes.coupling import ActiveSegment, couple_probes
-from cryoplan.simulate import simulate
+from cryoplan.simulation import simulate
 from cryoplan.thermal import (
     INSULATED,
     DriveKind,

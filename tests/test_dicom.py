@@ -20,7 +20,7 @@ from cryoplan.discretise import discretise
 from cryoplan.errors import CaseError
 from cryoplan.export.dicom_seg import read_series_datasets
 from cryoplan.outputs import write_result
-from cryoplan.simulate import simulate
+from cryoplan.simulation import simulate
 
 SHARED = Path(__file__).parent.parent.parent / "shared" / "data" / "abdomen_ct"
 SLICES = (10, 28)  # z ≈ 124–178 mm: around the synthetic lesion of the CT example

@@ -22,7 +22,7 @@ from cryoplan.discretise import discretise
 from cryoplan.markups import probes_from_markups
 from cryoplan.outcome import reach_toward
 from cryoplan.outputs import write_nifti, write_result
-from cryoplan.simulate import simulate
+from cryoplan.simulation import simulate
 
 REPO = Path(__file__).parent.parent
 SHARED = REPO.parent / "shared" / "data"
@@ -58,12 +58,11 @@ def ct_pair():
 def test_ivc_heat_sink_shortens_the_lethal_reach_on_its_side(ct_pair) -> None:
     """Same plan, with the IVC as a 37 °C heat sink and with the IVC taken as liver."""
     with_sink, without = ct_pair
-    sink = with_sink.outcome.structures["ivc"]["heat_sink"]
+    sink = with_sink.outcome.reach["ivc"]
     assert sink["vessel_distance_from_target_centre_mm"] < 15.0 + 10.0  # within 1 cm of the edge
     # the run without the sink, measured along the same line towards the same IVC voxels
-    names = [t.name for t in with_sink.discretised.tissues]
-    ivc = with_sink.discretised.problem.material == names.index("ivc")
-    free = reach_toward(without, ivc)
+    ivc = with_sink.prepared.tissue_mask("ivc")
+    free = reach_toward(without.history.minimum_temperature_c, without.prepared, ivc)
     # the sink pulls both the ice edge and the lethal isotherm back on its side …
     assert sink["ice_edge_reach_toward_mm"] < free["ice_edge_reach_toward_mm"] - 1.0, (sink, free)
     assert sink["lethal_reach_toward_mm"] < free["lethal_reach_toward_mm"], (sink, free)

@@ -12,7 +12,7 @@ from cryoplan.case import case_from_dict
 from cryoplan.errors import CaseError
 from cryoplan.probes.catalogue import load_catalogue
 from cryoplan.probes.coupling import ActiveSegment, couple_probes, equivalent_radius_ratio
-from cryoplan.simulate import simulate
+from cryoplan.simulation import simulate
 from cryoplan.thermal import kernels
 from cryoplan.thermal.backend import probe_voxel_index
 from cryoplan.thermal.enthalpy import temperature_from_enthalpy
@@ -91,8 +91,8 @@ def isotherm_radii_mm(direction: tuple[float, float, float]) -> dict[float, floa
     """
     case = case_from_dict(single_probe_case(direction))
     result = simulate(case)
-    grid = result.discretised.grid
-    probe = result.discretised.probes[0]
+    grid = result.grid
+    probe = result.probes[0]
     u = (probe.active_end_mm - probe.tip_mm) / np.linalg.norm(probe.active_end_mm - probe.tip_mm)
     mid = 0.5 * (probe.tip_mm + probe.active_end_mm)
     a = np.cross(u, [0.0, 0.0, 1.0] if abs(u[2]) < 0.9 else [1.0, 0.0, 0.0])

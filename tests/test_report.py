@@ -12,7 +12,7 @@ from cryoplan.case import case_from_dict
 from cryoplan.cli import app
 from cryoplan.outputs import write_result
 from cryoplan.report import write_report
-from cryoplan.simulate import simulate
+from cryoplan.simulation import simulate
 
 runner = CliRunner()
 CASE = {

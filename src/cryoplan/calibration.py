@@ -32,7 +32,6 @@ the box is large enough is that the figures do not move when it grows: docs/vali
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import math
 from collections.abc import Callable
@@ -47,10 +46,9 @@ from cryoplan.probes.catalogue import (
     GasCooling,
     ProbeModel,
     WallTemperatureCooling,
-    catalogue_overridden,
     load_catalogue,
 )
-from cryoplan.simulate import SimulationResult, simulate
+from cryoplan.simulation import SimulationResult, simulate
 
 GRID_SPACING_MM = 1.0
 RAYS = 16
@@ -172,14 +170,12 @@ MEASUREMENTS: tuple[Measurement, ...] = (LITTRUP_SINGLE, LITTRUP_PAIR, SHAH_CORE
 # --- simulating a measurement ---------------------------------------------------------------
 
 
-def catalogue_with(models: dict[str, ProbeModel]) -> contextlib.AbstractContextManager[None]:
-    """Temporarily add or replace catalogue entries (used while fitting a parameter)."""
-    return catalogue_overridden(models)
-
-
-def case_dict(m: Measurement, spacing_mm: float = GRID_SPACING_MM) -> dict[str, Any]:
-    """The case of a measurement (see `Measurement` for the layout)."""
-    model = _model_of(m.probe_model)
+def case_dict(
+    m: Measurement, spacing_mm: float = GRID_SPACING_MM, model: ProbeModel | None = None
+) -> dict[str, Any]:
+    """The case of a measurement (see `Measurement` for the layout), with `model` in place of
+    the catalogue's entry (its active length places the probes)."""
+    model = model if model is not None else load_catalogue().probes[m.probe_model]
     half = model.active_length_mm / 2
     return {
         "name": m.name,
@@ -196,28 +192,24 @@ def case_dict(m: Measurement, spacing_mm: float = GRID_SPACING_MM) -> dict[str, 
     }
 
 
-def _model_of(name: str) -> ProbeModel:
-    return load_catalogue().probes[name]  # the overridden one inside catalogue_with
-
-
 def run(
     m: Measurement,
     model: ProbeModel | None = None,
     spacing_mm: float = GRID_SPACING_MM,
     protocol: tuple[dict[str, Any], ...] | None = None,
 ) -> SimulationResult:
-    """Simulate a measurement's set-up, with `model` in place of the catalogue's entry."""
+    """Simulate a measurement's set-up, with `model` in place of the catalogue's entry (for
+    this case only: the case carries it, the packaged catalogue is not changed)."""
     overrides = {m.probe_model: model} if model is not None else {}
-    with catalogue_with(overrides):
-        data = case_dict(m, spacing_mm)
-        if protocol is not None:
-            data["protocol"] = [dict(p) for p in protocol]
-        return simulate(case_from_dict(data, f"calibration:{m.name}"))
+    data = case_dict(m, spacing_mm, model)
+    if protocol is not None:
+        data["protocol"] = [dict(p) for p in protocol]
+    return simulate(case_from_dict(data, f"calibration:{m.name}", probe_models=overrides))
 
 
 def _plane_axes(result: SimulationResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Unit vectors (a, b) spanning the plane ⟂ probe 0, and the axis u."""
-    probe = result.discretised.probes[0]
+    probe = result.probes[0]
     u = probe.active_end_mm - probe.tip_mm
     u = u / np.linalg.norm(u)
     a = np.cross(u, [0.0, 0.0, 1.0] if abs(u[2]) < 0.9 else [1.0, 0.0, 0.0])
@@ -226,7 +218,7 @@ def _plane_axes(result: SimulationResult) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def _tmin_along(result: SimulationResult, points_mm: np.ndarray) -> np.ndarray:
-    grid = result.discretised.grid
+    grid = result.grid
     return ndimage.map_coordinates(
         result.history.minimum_temperature_c, grid.index_from_lps(points_mm).T, order=1
     )
@@ -248,10 +240,10 @@ def isotherm_radii_mm(
     result: SimulationResult, isotherm_c: float, probe_index: int = 0
 ) -> np.ndarray:
     """The isotherm's distance from a probe's axis along 16 rays in its mid-active plane."""
-    probe = result.discretised.probes[probe_index]
+    probe = result.probes[probe_index]
     mid = 0.5 * (probe.tip_mm + probe.active_end_mm)
     a, b, _ = _plane_axes(result)
-    half = 0.5 * float(min(result.discretised.grid.shape)) * min(result.discretised.grid.spacing_mm)
+    half = 0.5 * float(min(result.grid.shape)) * min(result.grid.spacing_mm)
     s = np.arange(0.0, half, RAY_STEP_MM)
     out = []
     for phi in np.linspace(0.0, 2 * np.pi, RAYS, endpoint=False):
@@ -262,7 +254,7 @@ def isotherm_radii_mm(
 
 def pair_extent_mm(result: SimulationResult, isotherm_c: float) -> float:
     """Extent of the isotherm along the line through probes 0 and 1 (outer crossing to outer)."""
-    p0, p1 = result.discretised.probes[:2]
+    p0, p1 = result.probes[:2]
     m0 = 0.5 * (p0.tip_mm + p0.active_end_mm)
     m1 = 0.5 * (p1.tip_mm + p1.active_end_mm)
     d = (m1 - m0) / np.linalg.norm(m1 - m0)
@@ -274,7 +266,7 @@ def pair_extent_mm(result: SimulationResult, isotherm_c: float) -> float:
 
 def pair_merged(result: SimulationResult, isotherm_c: float) -> bool:
     """Whether the isotherm is continuous between the two probes (T_min at their midpoint)."""
-    p0, p1 = result.discretised.probes[:2]
+    p0, p1 = result.probes[:2]
     mid = 0.25 * (p0.tip_mm + p0.active_end_mm + p1.tip_mm + p1.active_end_mm)
     return bool(_tmin_along(result, mid[None, :])[0] <= isotherm_c)
 

@@ -2,23 +2,43 @@
 
 `load_case(path)` returns a validated `Case` or raises `CaseError` with one line naming the
 file, the field path (e.g. `probes[1].tip_mm`) and what was expected. Checks that need the
-grid (a probe outside the domain) happen in `cryoplan.discretise`, also before any output.
+grid (a probe or sensor outside the domain) happen in `cryoplan.preparation` and
+`cryoplan.simulator`, also before any output.
+
+A loaded case carries the values it refers to, resolved once when it is validated: the probe
+catalogue (with any models the caller put in its place, `case_from_dict(probe_models=…)`),
+every tissue it can name completed from the library and its own overrides, and the blood's
+properties. Nothing downstream looks a value up in a global table, so a case (and what is
+built from it) pickles to another process and gives the same result there. (`model_copy`
+keeps the resolved values as they were: after changing `tissues` that way, validate the case
+again with `case_from_dict`.)
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from cryoplan.anatomy.phantoms import PHANTOMS
 from cryoplan.errors import CaseError
 from cryoplan.markups import probes_from_markups
-from cryoplan.probes.catalogue import load_catalogue
-from cryoplan.tissues import TissueSpec, load_library
+from cryoplan.probes.catalogue import ProbeModel, load_catalogue
+from cryoplan.tissues import Tissue, TissueSpec, complete_tissue, load_library, merge_tissue
+from cryoplan.tissues.library import Blood, Library
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -103,9 +123,32 @@ class Domain(_Strict):
         return self
 
 
+class Region(_Strict):
+    """An axis-aligned LPS box [mm] from `lo_mm` to `hi_mm` (each lo below its hi)."""
+
+    lo_mm: Vec3
+    hi_mm: Vec3
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Region:
+        if any(lo >= hi for lo, hi in zip(self.lo_mm, self.hi_mm, strict=True)):
+            raise ValueError("lo_mm must lie below hi_mm on every axis (x, y, z)")
+        return self
+
+    def corners_mm(self) -> list[Vec3]:
+        """The box's eight corners (LPS mm)."""
+        lo, hi = self.lo_mm, self.hi_mm
+        return [(x, y, z) for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
+
+
 class GridSpec(_Strict):
+    """`region_mm` (image domains): a box the simulation grid must cover besides the target
+    and the case's probes, so that probes placed later (a planner, a sweep) fall inside a
+    grid fixed once by `cryoplan.prepare`."""
+
     spacing_mm: PositiveFloat = 1.0
     crop_margin_mm: NonNegativeFloat | None = None
+    region_mm: Region | None = None
     dtype: Literal["float64"] = "float64"
 
 
@@ -176,7 +219,15 @@ class CriticalStructure(_Strict):
     keep_above_c: float
 
 
+def probe_names(probes: Sequence[ProbeSpec]) -> list[str]:
+    """The probes' names: their own, else p1, p2, … by position."""
+    return [p.name or f"p{i + 1}" for i, p in enumerate(probes)]
+
+
 class Case(_Strict):
+    """A validated case file. `probes` and `protocol` may be left out for `cryoplan.prepare`
+    (a planner or a sweep supplies them to each run); `simulate` needs both."""
+
     name: str = "case"
     body_temperature_c: float | None = None  # default: the library's arterial blood temperature
     outer_boundary: Literal["body_temperature", "insulated"] = "body_temperature"
@@ -185,19 +236,53 @@ class Case(_Strict):
     margin_mm: NonNegativeFloat = 5.0
     grid: GridSpec = Field(default_factory=GridSpec)
     tissues: dict[str, TissueSpec] = Field(default_factory=dict)
-    probes: list[ProbeSpec] = Field(min_length=1)
-    protocol: list[Phase] = Field(min_length=1)
+    probes: Annotated[list[ProbeSpec], Field(min_length=1)] | None = None
+    protocol: Annotated[list[Phase], Field(min_length=1)] | None = None
     sensors: list[Sensor] = Field(default_factory=list)
     output: OutputSpec = Field(default_factory=OutputSpec)
     injury: InjurySpec = Field(default_factory=InjurySpec)
     critical_structures: list[CriticalStructure] = Field(default_factory=list)
 
     _source: str = PrivateAttr(default="<case>")
+    _probe_models: dict[str, ProbeModel] = PrivateAttr(default_factory=dict)
+    _resolved_tissues: dict[str, Tissue] = PrivateAttr(default_factory=dict)
+    _blood: Blood | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _resolve_values(self, info: ValidationInfo) -> Case:
+        """Resolve the catalogue and the tissues now, once (see the module docstring).
+
+        The validation context may carry `probe_models`: catalogue entries to add or
+        replace (calibration tries parameter values this way).
+        """
+        overrides = (info.context or {}).get("probe_models") or {}
+        self._probe_models = {**load_catalogue().probes, **overrides}
+        library = load_library()
+        self._blood = library.blood
+        self._resolved_tissues = resolve_tissue_values(library, self.tissues)
+        return self
 
     @property
     def source(self) -> str:
         """The file the case came from (for error messages)."""
         return self._source
+
+    @property
+    def probe_models(self) -> Mapping[str, ProbeModel]:
+        """The probe catalogue as loaded with this case (with the caller's overrides)."""
+        return self._probe_models
+
+    @property
+    def resolved_tissues(self) -> Mapping[str, Tissue]:
+        """Every complete tissue the case can name: the library's with the case's overrides,
+        and the case's own new tissues."""
+        return self._resolved_tissues
+
+    @property
+    def blood(self) -> Blood:
+        """Arterial blood (temperature, volumetric heat capacity) from the library."""
+        assert self._blood is not None  # set by validation
+        return self._blood
 
     def resolve_path(self, relative: str) -> Path:
         """A path given in the case, relative to the case file's folder."""
@@ -206,10 +291,41 @@ class Case(_Strict):
         return p if p.is_absolute() else base / p
 
     def probe_names(self) -> list[str]:
-        return [p.name or f"p{i + 1}" for i, p in enumerate(self.probes)]
+        return probe_names(self.probes or [])
 
     def total_duration_s(self) -> float:
-        return sum(p.seconds for p in self.protocol)
+        return sum(p.seconds for p in self.protocol or [])
+
+    def require_plan(self) -> tuple[list[ProbeSpec], list[Phase]]:
+        """The case's probes and protocol, or a `CaseError` naming the one it lacks (a case
+        without them can be prepared, not simulated)."""
+        for field, given in (("probes", self.probes), ("protocol", self.protocol)):
+            if given is None:
+                raise CaseError(
+                    self.source,
+                    field,
+                    "required field is missing (a case without it can be prepared for runs "
+                    "that supply it, but not simulated)",
+                )
+        return self.probes, self.protocol  # type: ignore[return-value]
+
+
+def resolve_tissue_values(
+    library: Library, overrides: Mapping[str, TissueSpec]
+) -> dict[str, Tissue]:
+    """Complete tissues by name: library values under the case's overrides (a new tissue may
+    start from a library tissue `like` it). Tissues still incomplete are left out: loading
+    reports them (`check_references`)."""
+    out = {}
+    for name in dict.fromkeys([*library.tissues, *overrides]):
+        spec = overrides.get(name)
+        base = library.tissues.get(name) or (
+            library.tissues.get(spec.like) if spec and spec.like else None
+        )
+        merged = merge_tissue(name, base, spec)
+        if not merged.missing():
+            out[name] = complete_tissue(name, merged)
+    return out
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
@@ -255,21 +371,54 @@ def _probes_from_markups(data: dict[str, Any], source: str) -> dict[str, Any]:
     return rest | {"probes": list(data.get("probes") or []) + added}
 
 
-def case_from_dict(data: Any, source: str = "<case>") -> Case:
-    """Validate a parsed case mapping; raise `CaseError` on the first problem."""
+def _case_error(source: str, exc: ValidationError, prefix: tuple[Any, ...] = ()) -> CaseError:
+    """The first validation error as a `CaseError` (field path under `prefix`)."""
+    errors = exc.errors()
+    first = errors[0]
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return CaseError(source, _field_path((*prefix, *first["loc"])), _describe(first) + more)
+
+
+def case_from_dict(
+    data: Any, source: str = "<case>", probe_models: Mapping[str, ProbeModel] | None = None
+) -> Case:
+    """Validate a parsed case mapping; raise `CaseError` on the first problem.
+
+    `probe_models` adds or replaces catalogue entries for this case only (the packaged
+    catalogue is not changed): calibration fits a model's parameters this way.
+    """
     if not isinstance(data, dict):
         raise CaseError(source, "(top level)", "expected a mapping of case fields (YAML keys)")
     data = _probes_from_markups(data, source)
     try:
-        case = Case.model_validate(data)
+        case = Case.model_validate(data, context={"probe_models": dict(probe_models or {})})
     except ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0]
-        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise CaseError(source, _field_path(tuple(first["loc"])), _describe(first) + more) from None
+        raise _case_error(source, exc) from None
     case._source = source
     check_references(case)
     return case
+
+
+_PROBES = TypeAdapter(Annotated[list[ProbeSpec], Field(min_length=1)])
+_PROTOCOL = TypeAdapter(Annotated[list[Phase], Field(min_length=1)])
+
+
+def probes_from(items: Sequence[ProbeSpec | Mapping[str, Any]], source: str) -> list[ProbeSpec]:
+    """Probes given as `ProbeSpec`s or as mappings in the case file's form, validated as the
+    case file's `probes` (errors name `probes[i].field`)."""
+    try:
+        return _PROBES.validate_python(list(items))
+    except ValidationError as exc:
+        raise _case_error(source, exc, ("probes",)) from None
+
+
+def protocol_from(items: Sequence[Phase | Mapping[str, Any]], source: str) -> list[Phase]:
+    """Phases given as `Phase`s or as mappings in the case file's form, validated as the case
+    file's `protocol`."""
+    try:
+        return _PROTOCOL.validate_python(list(items))
+    except ValidationError as exc:
+        raise _case_error(source, exc, ("protocol",)) from None
 
 
 def load_case(path: str | Path) -> Case:
@@ -344,32 +493,60 @@ def check_references(case: Case) -> None:
             raise CaseError(
                 src, f"critical_structures[{i}].tissue", _unknown_tissue(c.tissue, tissues)
             )
-    catalogue = load_catalogue().probes
-    for i, probe in enumerate(case.probes):
-        if probe.model is not None and probe.model not in catalogue:
+    if case.grid.region_mm is not None and case.domain.image is None:
+        raise CaseError(
+            src,
+            "grid.region_mm",
+            "a region for an image domain only (a box or phantom is simulated whole)",
+        )
+    check_plan(
+        src,
+        case.probes or [],
+        case.protocol,
+        case.probe_models,
+        case.output.snapshot_times_min,
+    )
+
+
+def check_plan(
+    source: str,
+    probes: Sequence[ProbeSpec],
+    protocol: Sequence[Phase] | None,
+    models: Mapping[str, ProbeModel],
+    snapshot_times_min: Sequence[float] = (),
+) -> None:
+    """Names a plan must get right: catalogue models, unique probe names, the probes a phase
+    names, snapshots within the protocol. With no protocol (a case to be prepared), only the
+    probes are checked."""
+    for i, probe in enumerate(probes):
+        if probe.model is not None and probe.model not in models:
             raise CaseError(
-                src,
+                source,
                 f"probes[{i}].model",
                 f"unknown probe model {probe.model!r}; "
-                f"the catalogue has {', '.join(sorted(catalogue))}",
+                f"the catalogue has {', '.join(sorted(models))}",
             )
-    names = case.probe_names()
+    names = probe_names(probes)
     if len(set(names)) != len(names):
-        raise CaseError(src, "probes", "probe names must be unique")
-    for i, phase in enumerate(case.protocol):
-        for name in phase.probes or []:
-            if name not in names:
-                raise CaseError(
-                    src,
-                    f"protocol[{i}].probes",
-                    f"no probe named {name!r} (probes: {', '.join(names)})",
-                )
-    for i, t in enumerate(case.output.snapshot_times_min):
-        if t * 60.0 > case.total_duration_s() + 1e-9:
+        raise CaseError(source, "probes", "probe names must be unique")
+    if protocol is None:
+        return
+    if probes:
+        for i, phase in enumerate(protocol):
+            for name in phase.probes or []:
+                if name not in names:
+                    raise CaseError(
+                        source,
+                        f"protocol[{i}].probes",
+                        f"no probe named {name!r} (probes: {', '.join(names)})",
+                    )
+    total_s = sum(p.seconds for p in protocol)
+    for i, t in enumerate(snapshot_times_min):
+        if t * 60.0 > total_s + 1e-9:
             raise CaseError(
-                src,
+                source,
                 f"output.snapshot_times_min[{i}]",
-                f"a time within the protocol's {case.total_duration_s() / 60:g} min (got {t})",
+                f"a time within the protocol's {total_s / 60:g} min (got {t})",
             )
 
 

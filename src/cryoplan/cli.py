@@ -1,11 +1,15 @@
 """The `cryoplan` command (contract in ARCHITECTURE.md).
 
-    cryoplan simulate CASE.yaml --out DIR [--report] [--pdf]
+    cryoplan simulate CASE.yaml --out DIR [--report] [--pdf] [--vtk]
     cryoplan report DIR [--pdf]
     cryoplan demo [--out DIR]
 
 Exit status 0 on success and 2 on bad input, with one line on stderr naming the file, the
 field and what was expected. Nothing is written unless the whole run succeeds.
+
+Each command imports what it uses when it runs (the solver, images, report): at import this
+module loads only typer and rich, so that `cryoplan --help` and a mistyped command answer at
+once.
 """
 
 from __future__ import annotations
@@ -15,22 +19,16 @@ import json
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import yaml
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from cryoplan.anatomy.images import read_labels, write_image
-from cryoplan.anatomy.patient import add_lesion, lesion_mask
-from cryoplan.case import Case, Lesion, case_from_dict, load_case
 from cryoplan.errors import CaseError
-from cryoplan.outputs import check_output_dir, snapshot_file_name, write_result
-from cryoplan.report import write_report
-from cryoplan.simulate import SimulationResult, simulate
-from cryoplan.thermal import SOLVERS
+
+if TYPE_CHECKING:
+    from cryoplan.case import Case
+    from cryoplan.simulation import SimulationResult
 
 
 class Solver(enum.StrEnum):
@@ -52,6 +50,10 @@ DEMO_SOURCE = "cryoplan demo (built-in case cryoplan/data/demo.yaml)"
 
 def demo_case() -> Case:
     """The built-in default case: the liver–tumour–vessel phantom with three probes."""
+    import yaml  # noqa: PLC0415
+
+    from cryoplan.case import case_from_dict  # noqa: PLC0415
+
     text = resources.files("cryoplan.data").joinpath("demo.yaml").read_text("utf-8")
     return case_from_dict(yaml.safe_load(text), DEMO_SOURCE)
 
@@ -61,7 +63,14 @@ def _fail(error: CaseError) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def _run(case: Case, out: Path, quiet: bool, solver: str = "fast") -> SimulationResult:
+def _run(
+    case: Case, out: Path, quiet: bool, solver: str = "fast", vtk: bool = False
+) -> SimulationResult:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+
+    from cryoplan.outputs import check_output_dir, write_result  # noqa: PLC0415
+    from cryoplan.simulation import simulate  # noqa: PLC0415
+
     check_output_dir(out)  # before a long simulation, not after
     show = not quiet and err_console.is_terminal
     with Progress(
@@ -77,13 +86,17 @@ def _run(case: Case, out: Path, quiet: bool, solver: str = "fast") -> Simulation
         result = simulate(
             case,
             progress=lambda t, _total: bar.update(task, completed=t),
-            backend_factory=SOLVERS[solver],
+            backend=solver,  # type: ignore[arg-type]
         )
-    write_result(result, out)
+    write_result(result, out, vtk=vtk)
     return result
 
 
 def _print_summary(result: SimulationResult, out: Path) -> None:
+    from rich.table import Table  # noqa: PLC0415
+
+    from cryoplan.outputs import snapshot_file_name  # noqa: PLC0415
+
     s = result.summary()
     table = Table(title=f"{s['name']}: ice ball after the protocol (minimum temperature reached)")
     table.add_column("isotherm")
@@ -137,11 +150,20 @@ def simulate_command(
             help="fast: multirate steps (default); reference: one global step (docs/solver.md).",
         ),
     ] = Solver.fast,
+    vtk: Annotated[
+        bool,
+        typer.Option(
+            "--vtk", help="Also write fields.vti and isotherm_<T>c.vtp (VTK XML, for ParaView)."
+        ),
+    ] = False,
 ) -> None:
     """Simulate a case file and write summary.json, tmin.nii.gz and sensors.csv into --out."""
+    from cryoplan.case import load_case  # noqa: PLC0415
+    from cryoplan.report import write_report  # noqa: PLC0415
+
     try:
         case = load_case(case_file)
-        result = _run(case, out, quiet, solver.value)
+        result = _run(case, out, quiet, solver.value, vtk)
         reports = write_report(out, pdf=pdf) if (report or pdf) else []
     except CaseError as error:
         raise _fail(error) from None
@@ -157,6 +179,8 @@ def report_command(
     pdf: Annotated[bool, typer.Option("--pdf", help="Also write report.pdf.")] = False,
 ) -> None:
     """Write report.html (self-contained) and optionally report.pdf into a result directory."""
+    from cryoplan.report import write_report  # noqa: PLC0415
+
     try:
         paths = write_report(result_dir, pdf=pdf)
     except CaseError as error:
@@ -172,6 +196,8 @@ def demo_command(
     ),
 ) -> None:
     """Run the built-in liver phantom: 3 cm tumour beside a large vessel, three probes, 10-5-10."""
+    from cryoplan.report import write_report  # noqa: PLC0415
+
     try:
         result = _run(demo_case(), out, quiet=False)
         (report,) = write_report(out)
@@ -198,6 +224,11 @@ def lesion_add_command(
     ] = None,
 ) -> None:
     """Place a synthetic spherical lesion into a label map; a JSON sidecar says so."""
+    from cryoplan.anatomy.images import read_labels, write_image  # noqa: PLC0415
+    from cryoplan.anatomy.patient import add_lesion, lesion_mask  # noqa: PLC0415
+    from cryoplan.case import Lesion  # noqa: PLC0415
+    from cryoplan.outputs import check_output_dir  # noqa: PLC0415
+
     try:
         if diameter_mm <= 0:
             raise CaseError(str(labels), "--diameter", f"a positive diameter (got {diameter_mm})")

@@ -1,24 +1,53 @@
 """Thermal history → outcome: lethal zone, coverage, margins, collateral damage, verdict.
 
-`evaluate(result)` applies the case's injury model to the simulation and measures the
-outcome against the case's target, margin and critical structures. Every number here is a
-function of the arrays on the simulation grid (see `cryoplan.metrics`).
+`evaluate(run, prepared, objectives)` applies the case's injury model to a run and measures
+what is asked of it against the case's target, margin and critical structures. Every number
+here is a function of the arrays on the prepared grid (see `cryoplan.metrics`).
+
+What each objective costs, so that a planner or a sweep asks only for what it needs:
+
+- (always) the probability of death and the lethal zone: one pass over the grid;
+- `coverage`: the target's share in the lethal zone and the −20 / 0 °C isotherms: masks;
+- `margin`: the target grown by the margins, signed surface-to-surface distances: marching
+  cubes of the target and the lethal zone;
+- `verdict`: complete ablation with margin or not (computes coverage and margin);
+- `structures`: per other tissue: volumes, coldest point, clearance (a surface each);
+- `reach`: each vessel's heat sink, the reach of the cold towards it and away (rays);
+- `histograms`: temperature–volume histograms per tissue (a sort each);
+- `time_series`: the recorded volumes against time (copies);
+- `warnings`: uncalibrated probes, cold at the domain's edge, energy balance, limits.
+
+`evaluate(run, prepared, ALL_OBJECTIVES)` is the full outcome of summary.json.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 from scipy import ndimage
 
 from cryoplan import metrics
 from cryoplan.injury import LETHAL_PROBABILITY, injury_model
-from cryoplan.probes.catalogue import load_catalogue
 
 if TYPE_CHECKING:
-    from cryoplan.simulate import SimulationResult
+    from cryoplan.preparation import PreparedCase
+    from cryoplan.simulator import Run
+
+Objective = Literal[
+    "coverage",
+    "margin",
+    "verdict",
+    "structures",
+    "reach",
+    "histograms",
+    "time_series",
+    "warnings",
+]
+OBJECTIVES: tuple[Objective, ...] = get_args(Objective)
+ALL_OBJECTIVES: frozenset[Objective] = frozenset(OBJECTIVES)
 
 # Temperatures of the cumulative temperature–volume histogram, °C
 DVH_TEMPERATURES_C = np.arange(-180.0, 41.0, 1.0)
@@ -34,30 +63,63 @@ def direction_words(vector_mm: np.ndarray) -> str:
     return ", ".join(words) if words else "centre"
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)  # arrays: compared by identity, not elementwise
 class Outcome:
-    """What the plan destroys, as numbers (see `as_dict` for the summary.json form)."""
+    """What a run destroys, as numbers (see `as_dict` for the summary.json form).
+
+    The injury model's probability of death and lethal zone are always there. Every other
+    field belongs to one objective and is None unless it was asked for; `coverage` and
+    `margin` are also None when the case names no target.
+    """
 
     injury_model: str
     probability_of_death: np.ndarray
     lethal_zone: np.ndarray  # bool, p ≥ 0.5
-    target: dict[str, Any] | None
-    structures: dict[str, dict[str, Any]]
-    histograms: dict[str, list[float]]
-    time_series: dict[str, list[float]]
-    verdict: dict[str, Any]
-    warnings: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    notes: list[str]
+    coverage: dict[str, Any] | None = None
+    margin: dict[str, Any] | None = None
+    verdict: dict[str, Any] | None = None
+    structures: dict[str, dict[str, Any]] | None = None
+    reach: dict[str, dict[str, Any]] | None = None  # vessel tissue → its heat sink
+    histograms: dict[str, list[float]] | None = None
+    time_series: dict[str, list[float]] | None = None
+    warnings: list[str] | None = None
+
+    @property
+    def target(self) -> dict[str, Any] | None:
+        """The target's metrics as summary.json has them: coverage and margin together."""
+        if self.coverage is None and self.margin is None:
+            return None
+        return {**(self.coverage or {}), **(self.margin or {})}
+
+    def structures_with_heat_sinks(self) -> dict[str, dict[str, Any]] | None:
+        """`structures` with each vessel's `heat_sink` (from `reach`) in its entry."""
+        if self.structures is None and self.reach is None:
+            return None
+        sinks = self.reach or {}
+        if self.structures is None:
+            return {name: {"heat_sink": sink} for name, sink in sinks.items()}
+        out = {}
+        for name, entry in self.structures.items():
+            if name not in sinks:
+                out[name] = entry
+                continue
+            limit_keys = {"keep_above_c", "constraint_met"}
+            measured = {k: v for k, v in entry.items() if k not in limit_keys}
+            limits = {k: v for k, v in entry.items() if k in limit_keys}
+            out[name] = measured | {"heat_sink": sinks[name]} | limits
+        return out
 
     def as_dict(self) -> dict[str, Any]:
+        structures = self.structures_with_heat_sinks()
         return {
             "injury_model": self.injury_model,
             "verdict": self.verdict,
             "target": self.target,
-            "structures": self.structures,
-            "collateral_damage_ml": {
-                name: s["lethal_volume_ml"] for name, s in self.structures.items()
-            },
+            "structures": structures,
+            "collateral_damage_ml": None
+            if self.structures is None
+            else {name: s["lethal_volume_ml"] for name, s in self.structures.items()},
             "temperature_volume_histogram": self.histograms,
             "time_series": self.time_series,
             "warnings": self.warnings,
@@ -65,38 +127,52 @@ class Outcome:
         }
 
 
-def _target_metrics(result: SimulationResult, p: np.ndarray, lethal: np.ndarray) -> dict[str, Any]:
-    d = result.discretised
-    case = result.case
-    grid = d.grid
-    names = [t.name for t in d.tissues]
-    target = d.problem.material == names.index(case.target)
-    tmin = result.history.minimum_temperature_c
-    spacing = grid.spacing_mm
-    margins = {}
-    for m in sorted({case.margin_mm, SECOND_MARGIN_MM}):
-        grown = metrics.dilate_mm(target, m, spacing)
-        margins[f"{m:g}"] = metrics.coverage_percent(grown, lethal)
-    distances = metrics.signed_distances(
-        metrics.region_surface(target), p, LETHAL_PROBABILITY, spacing
-    )
+@dataclass(frozen=True)
+class _Zone:
+    """What every measure reads: T_min, the probability of death and the lethal zone."""
+
+    tmin_c: np.ndarray
+    p: np.ndarray
+    lethal: np.ndarray
+
+
+def _target_coverage(prepared: PreparedCase, zone: _Zone) -> dict[str, Any]:
+    case = prepared.case
+    grid = prepared.grid
+    target = prepared.tissue_mask(case.target)  # type: ignore[arg-type]
     centre_index = np.argwhere(target).mean(axis=0)
-    out: dict[str, Any] = {
+    return {
         "tissue": case.target,
         "volume_ml": int(target.sum()) * grid.voxel_volume_ml,
         "centre_lps_mm": grid.lps_from_index(centre_index).tolist(),
         "coverage_percent": {
-            "lethal": metrics.coverage_percent(target, lethal),
-            "-20": metrics.coverage_percent(target, tmin <= -20.0),
-            "0": metrics.coverage_percent(target, tmin <= 0.0),
+            "lethal": metrics.coverage_percent(target, zone.lethal),
+            "-20": metrics.coverage_percent(target, zone.tmin_c <= -20.0),
+            "0": metrics.coverage_percent(target, zone.tmin_c <= 0.0),
         },
+    }
+
+
+def _target_margin(prepared: PreparedCase, zone: _Zone) -> dict[str, Any]:
+    case = prepared.case
+    grid = prepared.grid
+    target = prepared.tissue_mask(case.target)  # type: ignore[arg-type]
+    spacing = grid.spacing_mm
+    margins = {}
+    for m in sorted({case.margin_mm, SECOND_MARGIN_MM}):
+        grown = metrics.dilate_mm(target, m, spacing)
+        margins[f"{m:g}"] = metrics.coverage_percent(grown, zone.lethal)
+    distances = metrics.signed_distances(
+        metrics.region_surface(target), zone.p, LETHAL_PROBABILITY, spacing
+    )
+    out: dict[str, Any] = {
         "margin_coverage_percent": margins,
         "required_margin_mm": case.margin_mm,
         "margin_mm": {"minimum": distances.minimum_mm, "mean": distances.mean_mm},
     }
     if distances.distance_mm.size and np.isfinite(distances.minimum_mm):
-        where_index = distances.argmin_index()
-        where = grid.lps_from_index(where_index)
+        centre_index = np.argwhere(target).mean(axis=0)
+        where = grid.lps_from_index(distances.argmin_index())
         out["margin_mm"]["minimum_at_lps_mm"] = where.tolist()
         out["margin_mm"]["minimum_side"] = direction_words(
             where - grid.lps_from_index(centre_index)
@@ -104,25 +180,36 @@ def _target_metrics(result: SimulationResult, p: np.ndarray, lethal: np.ndarray)
     return out
 
 
-def _structure_metrics(
-    result: SimulationResult, p: np.ndarray, lethal: np.ndarray
-) -> dict[str, dict[str, Any]]:
-    d = result.discretised
-    case = result.case
-    grid = d.grid
-    tmin = result.history.minimum_temperature_c
+def _limits(prepared: PreparedCase, zone: _Zone) -> dict[str, tuple[float, float]]:
+    """Critical structures present (other than the target): name → (coldest T_min °C, the
+    limit it must stay above), in material order."""
+    case = prepared.case
     limits = {c.tissue: c.keep_above_c for c in case.critical_structures}
     out = {}
-    for index, tissue in enumerate(d.tissues):
+    for index, tissue in enumerate(prepared.tissues):
+        if tissue.name == case.target or tissue.name not in limits:
+            continue
+        coldest = float(zone.tmin_c[prepared.material == index].min())
+        out[tissue.name] = (coldest, limits[tissue.name])
+    return out
+
+
+def _structure_metrics(prepared: PreparedCase, zone: _Zone) -> dict[str, dict[str, Any]]:
+    case = prepared.case
+    grid = prepared.grid
+    tmin = zone.tmin_c
+    limits = {c.tissue: c.keep_above_c for c in case.critical_structures}
+    out = {}
+    for index, tissue in enumerate(prepared.tissues):
         if tissue.name == case.target:
             continue
-        region = d.problem.material == index
+        region = prepared.material == index
         clearance = metrics.signed_distances(
-            metrics.region_surface(region), p, LETHAL_PROBABILITY, grid.spacing_mm
+            metrics.region_surface(region), zone.p, LETHAL_PROBABILITY, grid.spacing_mm
         )
         entry: dict[str, Any] = {
             "volume_ml": int(region.sum()) * grid.voxel_volume_ml,
-            "lethal_volume_ml": int((region & lethal).sum()) * grid.voxel_volume_ml,
+            "lethal_volume_ml": int((region & zone.lethal).sum()) * grid.voxel_volume_ml,
             "frozen_volume_ml": int((region & (tmin <= 0.0)).sum()) * grid.voxel_volume_ml,
             "minimum_temperature_c": float(tmin[region].min()),
             # distance from the structure to the lethal zone (negative: the zone reaches in)
@@ -130,8 +217,6 @@ def _structure_metrics(
             if clearance.distance_mm.size
             else None,
         }
-        if tissue.blood_vessel and case.target is not None:
-            entry["heat_sink"] = reach_toward(result, region)
         if tissue.name in limits:
             entry["keep_above_c"] = limits[tissue.name]
             entry["constraint_met"] = bool(entry["minimum_temperature_c"] > limits[tissue.name])
@@ -139,25 +224,37 @@ def _structure_metrics(
     return out
 
 
-def reach_toward(result: SimulationResult, vessel: np.ndarray) -> dict[str, Any]:
+def _heat_sinks(prepared: PreparedCase, tmin_c: np.ndarray) -> dict[str, dict[str, Any]]:
+    """`reach_toward` for every vessel tissue other than the target (none without a target)."""
+    case = prepared.case
+    if case.target is None:
+        return {}
+    return {
+        tissue.name: reach_toward(tmin_c, prepared, prepared.material == index)
+        for index, tissue in enumerate(prepared.tissues)
+        if tissue.blood_vessel and tissue.name != case.target
+    }
+
+
+def reach_toward(
+    minimum_temperature_c: np.ndarray, prepared: PreparedCase, vessel: np.ndarray
+) -> dict[str, Any]:
     """How far the cold reaches from the target's centre towards the nearest point of a
     vessel, and in the opposite direction (mm): a heat sink shortens the first.
 
     Measured on T_min (continuous, so finer than a voxel) at the target tissue's lethal
     temperature and at 0 °C (the visible ice edge).
     """
-    d = result.discretised
-    grid = d.grid
-    names = [t.name for t in d.tissues]
-    target_index = names.index(result.case.target)
-    lethal_c = d.tissues[target_index].lethal_temperature_c
-    target = d.problem.material == target_index
+    grid = prepared.grid
+    target_index = prepared.tissue_names.index(prepared.case.target)  # type: ignore[arg-type]
+    lethal_c = prepared.tissues[target_index].lethal_temperature_c
+    target = prepared.material == target_index
     centre = grid.lps_from_index(np.argwhere(target).mean(axis=0))
     vessel_points = grid.lps_from_index(np.argwhere(vessel))
     nearest = vessel_points[np.argmin(np.linalg.norm(vessel_points - centre, axis=1))]
     direction = (nearest - centre) / np.linalg.norm(nearest - centre)
     radii = np.arange(0.0, np.linalg.norm(nearest - centre) + 40.0, 0.02 * min(grid.spacing_mm))
-    tmin = result.history.minimum_temperature_c
+    tmin = minimum_temperature_c
 
     def reach(sign: float, level_c: float) -> float:
         ray = centre + sign * radii[:, None] * direction
@@ -177,69 +274,67 @@ def reach_toward(result: SimulationResult, vessel: np.ndarray) -> dict[str, Any]
 
 
 def _verdict(
-    target: dict[str, Any] | None, structures: dict[str, dict[str, Any]]
+    coverage: dict[str, Any] | None, margin: dict[str, Any] | None, violated: list[str]
 ) -> dict[str, Any]:
-    violated = [n for n, s in structures.items() if s.get("constraint_met") is False]
-    if target is None:
+    if coverage is None or margin is None:
         return {
             "complete_ablation_with_margin": None,
             "text": "no target given",
             "violated": violated,
         }
-    covered = target["coverage_percent"]["lethal"]
-    minimum = target["margin_mm"]["minimum"]
-    required = target["required_margin_mm"]
+    covered = coverage["coverage_percent"]["lethal"]
+    minimum = margin["margin_mm"]["minimum"]
+    required = margin["required_margin_mm"]
+    side = margin["margin_mm"].get("minimum_side", "?")
     complete = covered >= 100.0 - 1e-9 and minimum >= required
     if complete:
         text = f"complete ablation with ≥ {required:g} mm margin (minimum {minimum:.1f} mm)"
     elif covered >= 100.0 - 1e-9:
         text = (
             f"whole tumour inside the lethal zone, but the margin falls to {minimum:.1f} mm "
-            f"< {required:g} mm on the {target['margin_mm'].get('minimum_side', '?')} side"
+            f"< {required:g} mm on the {side} side"
         )
     else:
         text = (
             f"INCOMPLETE: {100 - covered:.1f} % of the target survives; the lethal zone falls "
-            f"{-minimum:.1f} mm short on the {target['margin_mm'].get('minimum_side', '?')} side"
+            f"{-minimum:.1f} mm short on the {side} side"
         )
     if violated:
         text += "; critical structure limit exceeded: " + ", ".join(violated)
     return {"complete_ablation_with_margin": complete, "text": text, "violated": violated}
 
 
-def evaluate(result: SimulationResult) -> Outcome:
-    """Apply the case's injury model and measure the outcome."""
-    d = result.discretised
-    h = result.history
-    case = result.case
-    model = injury_model(case.injury.model)
-    p = model.probability_of_death(
-        h.minimum_temperature_c, h.freeze_thaw_cycles, d.problem.material, d.tissues
-    )
-    lethal = p >= LETHAL_PROBABILITY
-    target = _target_metrics(result, p, lethal) if case.target is not None else None
-    structures = _structure_metrics(result, p, lethal)
-
-    histograms: dict[str, list[float]] = {"temperature_c": DVH_TEMPERATURES_C.tolist()}
-    for index, tissue in enumerate(d.tissues):
-        region = d.problem.material == index
-        histograms[tissue.name] = metrics.cumulative_temperature_volume(
-            h.minimum_temperature_c, region, DVH_TEMPERATURES_C
+def _histograms(prepared: PreparedCase, tmin_c: np.ndarray) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {"temperature_c": DVH_TEMPERATURES_C.tolist()}
+    for index, tissue in enumerate(prepared.tissues):
+        out[tissue.name] = metrics.cumulative_temperature_volume(
+            tmin_c, prepared.material == index, DVH_TEMPERATURES_C
         ).tolist()
+    return out
 
+
+def _time_series(run: Run) -> dict[str, list[float]]:
+    h = run.history
     series = {"time_s": h.record_time_s.tolist()}
     for k, threshold in enumerate(h.volume_thresholds_c):
         series[f"volume_at_or_below_{threshold:g}_c_ml"] = (h.volume_m3[:, k] * 1e6).tolist()
     series["lethal_temperature_reached_ml"] = (h.destroyed_volume_m3 * 1e6).tolist()
+    return series
 
+
+def _warnings(run: Run, prepared: PreparedCase, zone: _Zone) -> list[str]:
+    models = prepared.case.probe_models
     warnings = []
-    uncalibrated = sorted({p.model or "inline" for p in d.probes if not _calibrated(p.model)})
+    uncalibrated = sorted(
+        {p.model or "inline" for p in run.probes if not (p.model and models[p.model].calibrated)}
+    )
     if uncalibrated:
         warnings.append(
             "probe models not calibrated on measured ice balls: "
             + ", ".join(uncalibrated)
             + "; sizes are for comparing plans, not absolute predictions"
         )
+    lethal = zone.lethal
     if (
         lethal[0].any()
         or lethal[-1].any()
@@ -248,28 +343,54 @@ def evaluate(result: SimulationResult) -> Outcome:
         or (lethal[:, :, 0].any() or lethal[:, :, -1].any())
     ):
         warnings.append("the lethal zone reaches the domain's edge: enlarge the domain")
-    if h.ledger.relative_error > 0.005:
-        warnings.append(f"energy balance error {h.ledger.relative_error:.2%} exceeds 0.5 %")
-    for name, s in structures.items():
-        if s.get("constraint_met") is False:
-            warnings.append(
-                f"{name} reaches {s['minimum_temperature_c']:.1f} °C, "
-                f"below its limit {s['keep_above_c']:g} °C"
-            )
-    verdict = _verdict(target, structures)
+    ledger = run.history.ledger
+    if ledger.relative_error > 0.005:
+        warnings.append(f"energy balance error {ledger.relative_error:.2%} exceeds 0.5 %")
+    for name, (coldest_c, limit_c) in _limits(prepared, zone).items():
+        if not coldest_c > limit_c:
+            warnings.append(f"{name} reaches {coldest_c:.1f} °C, below its limit {limit_c:g} °C")
+    return warnings
+
+
+def evaluate(
+    run: Run, prepared: PreparedCase, objectives: Iterable[Objective] = ALL_OBJECTIVES
+) -> Outcome:
+    """Apply the case's injury model to a run and measure the objectives asked for (see the
+    module docstring); the other fields of the `Outcome` are None."""
+    asked = frozenset(objectives)
+    unknown = asked - ALL_OBJECTIVES
+    if unknown:
+        raise ValueError(
+            f"unknown objectives {sorted(unknown)}; choose from {', '.join(OBJECTIVES)}"
+        )
+    case = prepared.case
+    h = run.history
+    model = injury_model(case.injury.model)
+    p = model.probability_of_death(
+        h.minimum_temperature_c, h.freeze_thaw_cycles, prepared.material, prepared.tissues
+    )
+    zone = _Zone(h.minimum_temperature_c, p, p >= LETHAL_PROBABILITY)
+    has_target = case.target is not None
+    coverage = margin = None
+    if has_target and asked & {"coverage", "verdict"}:
+        coverage = _target_coverage(prepared, zone)
+    if has_target and asked & {"margin", "verdict"}:
+        margin = _target_margin(prepared, zone)
+    verdict = None
+    if "verdict" in asked:
+        violated = [n for n, (cold, limit) in _limits(prepared, zone).items() if not cold > limit]
+        verdict = _verdict(coverage, margin, violated)
     return Outcome(
         injury_model=model.name,
         probability_of_death=p,
-        lethal_zone=lethal,
-        target=target,
-        structures=structures,
-        histograms=histograms,
-        time_series=series,
+        lethal_zone=zone.lethal,
+        notes=model.notes(prepared.tissues),
+        coverage=coverage if "coverage" in asked else None,
+        margin=margin if "margin" in asked else None,
         verdict=verdict,
-        warnings=warnings,
-        notes=model.notes(d.tissues),
+        structures=_structure_metrics(prepared, zone) if "structures" in asked else None,
+        reach=_heat_sinks(prepared, zone.tmin_c) if "reach" in asked else None,
+        histograms=_histograms(prepared, zone.tmin_c) if "histograms" in asked else None,
+        time_series=_time_series(run) if "time_series" in asked else None,
+        warnings=_warnings(run, prepared, zone) if "warnings" in asked else None,
     )
-
-
-def _calibrated(model: str | None) -> bool:
-    return model is not None and load_catalogue().probes[model].calibrated

@@ -3,7 +3,10 @@
 - summary.json, tmin.nii.gz (minimum temperature, °C), sensors.csv: the command-line contract;
 - lethal.nii.gz (1 inside the lethal zone), tissues.nii.gz (tissue index, named in
   summary.json's tissue_labels): what the report and other tools need;
-- temperature_<minutes>min.nii.gz for each requested snapshot.
+- temperature_<minutes>min.nii.gz for each requested snapshot;
+- on request (`vtk=True`, `cryoplan simulate --vtk`): fields.vti and isotherm_<T>c.vtp for
+  ParaView (VTK XML, zlib-compressed binary). Opt-in because no other file needs them and
+  surfaces cost marching cubes on every run.
 
 Files are written into a temporary directory beside DIR and moved into DIR only once every
 one of them is complete, so an interrupted or failed run never leaves a half-written result.
@@ -22,13 +25,11 @@ import nibabel as nib
 import numpy as np
 
 from cryoplan.anatomy.grid import Grid
-from cryoplan.anatomy.images import Volume, resample, write_image
-from cryoplan.discretise import ISOTHERMS_C
 from cryoplan.errors import CaseError
-from cryoplan.export.dicom_seg import write_lethal_seg
 from cryoplan.export.vtk import write_isosurface_vtp, write_vti
 from cryoplan.markups import probes_to_markups
-from cryoplan.simulate import SimulationResult
+from cryoplan.simulation import SimulationResult
+from cryoplan.simulator import ISOTHERMS_C
 
 OUTPUT_FILES = ("summary.json", "tmin.nii.gz", "sensors.csv", "lethal.nii.gz", "tissues.nii.gz")
 
@@ -77,11 +78,15 @@ def write_on_image_grid(folder: Path, result: SimulationResult) -> list[str]:
     """T_min and the lethal zone resampled onto the patient image's grid (NIfTI and NRRD), so
     that they overlay the input image with no manual step. Outside the simulated crop, T_min
     is body temperature and the lethal zone empty."""
-    tissue_map = result.discretised.tissue_map
+    tissue_map = result.prepared.tissue_map
     if tissue_map.source_grid is None:
         return []
-    grid = result.discretised.grid
-    body = float(result.discretised.problem.blood_temperature_c)
+    # SimpleITK and highdicom: loaded only for the results of an image case
+    from cryoplan.anatomy.images import Volume, resample, write_image  # noqa: PLC0415
+    from cryoplan.export.dicom_seg import write_lethal_seg  # noqa: PLC0415
+
+    grid = result.grid
+    body = float(result.prepared.body_temperature_c)
     tmin = resample(Volume(result.history.minimum_temperature_c, grid), tissue_map.source_grid,
                     nearest=False, default=body)  # fmt: skip
     lethal = resample(Volume(result.outcome.lethal_zone.astype(np.uint8), grid),
@@ -104,14 +109,14 @@ def write_on_image_grid(folder: Path, result: SimulationResult) -> list[str]:
 
 def write_vtk(folder: Path, result: SimulationResult) -> list[str]:
     """Fields (fields.vti) and isotherm surfaces (isotherm_<T>c.vtp) for ParaView, in LPS mm."""
-    grid = result.discretised.grid
+    grid = result.grid
     tmin = result.history.minimum_temperature_c
     write_vti(
         folder / "fields.vti",
         {
             "minimum_temperature_c": tmin,
             "lethal_zone": result.outcome.lethal_zone,
-            "tissue_index": result.discretised.problem.material,
+            "tissue_index": result.prepared.material,
         },
         grid,
     )
@@ -125,13 +130,14 @@ def write_vtk(folder: Path, result: SimulationResult) -> list[str]:
 
 def write_markups(path: Path, result: SimulationResult) -> list[str]:
     """The planned probes as a 3D Slicer Markups file (one line per probe: tip, entry)."""
-    doc = json.dumps(probes_to_markups(result.discretised.probes), indent=2)
+    doc = json.dumps(probes_to_markups(result.probes), indent=2)
     path.write_text(doc + "\n", "utf-8")
     return [path.name]
 
 
-def write_result(result: SimulationResult, out_dir: str | Path) -> Path:
-    """Write the result files into `out_dir` (created if needed); return its path."""
+def write_result(result: SimulationResult, out_dir: str | Path, vtk: bool = False) -> Path:
+    """Write the result files into `out_dir` (created if needed); return its path. `vtk`
+    adds the ParaView files (`write_vtk`)."""
     out = check_output_dir(out_dir)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -144,20 +150,21 @@ def write_result(result: SimulationResult, out_dir: str | Path) -> Path:
         write_nifti(
             staging / "tmin.nii.gz",
             result.history.minimum_temperature_c.astype(np.float32),
-            result.discretised.grid,
+            result.grid,
         )
         write_sensors_csv(staging / "sensors.csv", result)
-        grid = result.discretised.grid
+        grid = result.grid
         write_nifti(staging / "lethal.nii.gz", result.outcome.lethal_zone.astype(np.uint8), grid)
         # tissue index per voxel; summary.json's tissue_labels names each index
-        write_nifti(staging / "tissues.nii.gz", result.discretised.problem.material, grid)
+        write_nifti(staging / "tissues.nii.gz", result.prepared.material, grid)
         names = list(OUTPUT_FILES)
         names += write_on_image_grid(staging, result)
         names += write_markups(staging / "probes.mrk.json", result)
-        names += write_vtk(staging, result)
+        if vtk:
+            names += write_vtk(staging, result)
         for time_s, field in sorted(result.history.snapshots_c.items()):
             names.append(snapshot_file_name(time_s))
-            write_nifti(staging / names[-1], field.astype(np.float32), result.discretised.grid)
+            write_nifti(staging / names[-1], field.astype(np.float32), result.grid)
         out.mkdir(exist_ok=True)
         for name in names:
             (staging / name).replace(out / name)

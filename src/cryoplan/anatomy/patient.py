@@ -2,8 +2,11 @@
 lesions, crop to what matters and resample to the case's spacing.
 
 The simulation grid keeps the image's direction (so an oblique image stays oblique, with no
-resampling across its axes) and covers the target and the probes' active lengths grown by
-`grid.crop_margin_mm`, clipped to the image. Labels are resampled by nearest neighbour.
+resampling across its axes) and covers the target, the case's own probes' active lengths (if
+it has probes) and the planning region `grid.region_mm` (if given), grown by
+`grid.crop_margin_mm` and clipped to the image. It is fixed when the case is prepared: runs
+that move the probes later reuse it (a probe must then fall inside). Labels are resampled by
+nearest neighbour.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ from cryoplan.anatomy.rtstruct import read_rtstruct
 from cryoplan.case import Case, Lesion
 from cryoplan.errors import CaseError
 from cryoplan.probes.geometry import probe_geometry
-from cryoplan.tissues import load_library
 
 DEFAULT_CROP_MARGIN_MM = 30.0  # beyond the −40 °C zone, an ice ball rarely reaches 2–3 cm
 
@@ -115,6 +117,41 @@ def _crop_grid(case: Case, image_grid: Grid, focus_index: np.ndarray) -> Grid:
     )
 
 
+def _focus_index(case: Case, image_grid: Grid, index: np.ndarray, names: list[str]) -> np.ndarray:
+    """Image voxel indices (n, 3) the simulation grid must cover: the target's voxels, the
+    ends of the case's own probes' active lengths, the corners of `grid.region_mm`."""
+    focus = [np.argwhere(index == names.index(case.target))] if case.target in names else []
+    if case.target is not None and (not focus or focus[0].size == 0):
+        raise CaseError(
+            case.source,
+            "target",
+            f"a tissue with voxels in the label map ({case.target!r} has none)",
+        )
+    for spec in case.probes or []:
+        g = probe_geometry(spec, case.probe_models)
+        focus.append(image_grid.index_from_lps(np.stack([g.tip_mm, g.active_end_mm])))
+    region = case.grid.region_mm
+    if region is not None:
+        corners = image_grid.index_from_lps(np.asarray(region.corners_mm()))
+        upper = np.asarray(image_grid.shape) - 0.5
+        if np.any(corners.max(axis=0) < -0.5) or np.any(corners.min(axis=0) > upper):
+            lo, hi = image_grid.bounds_mm()
+            raise CaseError(
+                case.source,
+                "grid.region_mm",
+                f"a box that overlaps the image (LPS {np.round(lo, 2).tolist()} to "
+                f"{np.round(hi, 2).tolist()} mm)",
+            )
+        focus.append(corners)
+    if not focus:
+        raise CaseError(
+            case.source,
+            "grid.region_mm",
+            "a region to simulate: an image case with neither a target nor probes needs one",
+        )
+    return np.concatenate(focus)
+
+
 def _read_label_map(case: Case, path: Path, image_grid: Grid | None) -> Volume:
     """The label map on the image's grid: volumes must share it, a DICOM-SEG (which may
     cover some frames only) is resampled onto it, an RTSTRUCT's contours are rasterised on it."""
@@ -143,12 +180,7 @@ def _read_label_map(case: Case, path: Path, image_grid: Grid | None) -> Volume:
 
 def is_vessel(case: Case, tissue: str) -> bool:
     """Whether a tissue is a large vessel (held at blood temperature)."""
-    library = load_library().tissues
-    spec = case.tissues.get(tissue)
-    if spec is not None and spec.blood_vessel is not None:
-        return spec.blood_vessel
-    base = library.get(tissue) or (library.get(spec.like) if spec and spec.like else None)
-    return bool(base and base.blood_vessel)
+    return case.resolved_tissues[tissue].blood_vessel
 
 
 def keep_thin_vessels(
@@ -192,17 +224,7 @@ def build_patient_anatomy(case: Case) -> TissueMap:
         image_grid = grid_of(read_sitk(case.resolve_path(image.file), "domain.image.file"))
     labels = _read_label_map(case, labels_path, image_grid)
     index, names = _tissue_volume(case, labels)
-    focus = [np.argwhere(index == names.index(case.target))] if case.target in names else []
-    if case.target is not None and (not focus or focus[0].size == 0):
-        raise CaseError(
-            case.source,
-            "target",
-            f"a tissue with voxels in the label map ({case.target!r} has none)",
-        )
-    for spec in case.probes:
-        g = probe_geometry(spec)
-        focus.append(labels.grid.index_from_lps(np.stack([g.tip_mm, g.active_end_mm])))
-    grid = _crop_grid(case, labels.grid, np.concatenate(focus))
+    grid = _crop_grid(case, labels.grid, _focus_index(case, labels.grid, index, names))
     simulation = resample(Volume(index, labels.grid), grid, nearest=True).astype(np.uint8)
     keep_thin_vessels(case, index, names, labels.grid, simulation, grid)
     return TissueMap(

@@ -1,11 +1,13 @@
-"""The probe catalogue: `probes.yaml` (geometry and cooling models, with sources)."""
+"""The probe catalogue: `probes.yaml` (geometry and cooling models, with sources).
+
+The catalogue is read here once; a case carries the catalogue it was loaded with
+(`Case.probe_models`, with any entries the caller replaced), and everything downstream reads
+the models from the case, never from this module.
+"""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from functools import lru_cache
 from importlib import resources
 from typing import Annotated, Literal
@@ -57,27 +59,7 @@ class Catalogue(BaseModel):
 
 
 @lru_cache(maxsize=1)
-def packaged_catalogue() -> Catalogue:
+def load_catalogue() -> Catalogue:
     """The packaged probe catalogue (validated once)."""
     text = resources.files("cryoplan.probes").joinpath("probes.yaml").read_text("utf-8")
     return Catalogue.model_validate(yaml.safe_load(text))
-
-
-_override: ContextVar[Catalogue | None] = ContextVar("catalogue_override", default=None)
-
-
-def load_catalogue() -> Catalogue:
-    """The catalogue in force: the packaged one, or a temporary one (`catalogue_overridden`)."""
-    override = _override.get()
-    return override if override is not None else packaged_catalogue()
-
-
-@contextmanager
-def catalogue_overridden(models: dict[str, ProbeModel]) -> Iterator[None]:
-    """Add or replace catalogue entries while the block runs (fitting a probe's parameters
-    tries values this way, without writing them into the packaged file)."""
-    token = _override.set(Catalogue(probes={**packaged_catalogue().probes, **models}))
-    try:
-        yield
-    finally:
-        _override.reset(token)

@@ -1,0 +1,163 @@
+"""Case → thermal history → summary: the one-shot Python API `simulate`.
+
+`simulate(case)` is `prepare(case)` followed by one `Simulator.run()` with the case's own
+probes and protocol; a `SimulationResult` keeps both halves and writes summary.json's
+contents. Planners and sweeps use the halves directly (`cryoplan.preparation`,
+`cryoplan.simulator`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from cryoplan.anatomy import Grid
+from cryoplan.case import Case
+from cryoplan.discretise import Discretised
+from cryoplan.outcome import ALL_OBJECTIVES, Outcome, evaluate
+from cryoplan.preparation import PreparedCase, prepare
+from cryoplan.simulator import (
+    ISOTHERMS_C,
+    Backend,
+    BackendFactory,
+    PlacedProbe,
+    Run,
+    Simulator,
+)
+from cryoplan.thermal import ThermalHistory
+from cryoplan.thermal.stepping import ProgressCallback
+
+
+def isotherm_key(threshold_c: float) -> str:
+    """'0', '-20', '-40': the summary's keys for an isotherm."""
+    return f"{threshold_c:g}"
+
+
+@dataclass(frozen=True, eq=False)  # arrays: compared by identity, not elementwise
+class SimulationResult:
+    """A solved case: the prepared case and its run."""
+
+    prepared: PreparedCase
+    run: Run
+
+    @property
+    def case(self) -> Case:
+        return self.prepared.case
+
+    @property
+    def history(self) -> ThermalHistory:
+        return self.run.history
+
+    @property
+    def grid(self) -> Grid:
+        return self.prepared.grid
+
+    @property
+    def probes(self) -> tuple[PlacedProbe, ...]:
+        return self.run.probes
+
+    @cached_property
+    def discretised(self) -> Discretised:
+        """The case, its grid and the problem its run solved, in the form `discretise`
+        returns (kept for callers written against it)."""
+        p = self.prepared
+        return Discretised(
+            p.case, p.tissue_map, p.tissues, self.run.probes, self.run.problem(p), self.run.plan
+        )
+
+    @cached_property
+    def outcome(self) -> Outcome:
+        """Cell death and every metric (computed once, on first use)."""
+        return evaluate(self.run, self.prepared, ALL_OBJECTIVES)
+
+    def isotherm(self, threshold_c: float) -> dict[str, Any]:
+        """Volume (mL) and bounding extent (mm, along the grid axes) of T_min ≤ threshold."""
+        grid = self.grid
+        inside = self.history.minimum_temperature_c <= threshold_c
+        n = int(inside.sum())
+        extent = [0.0, 0.0, 0.0]
+        if n:
+            for axis in range(3):
+                other = tuple(a for a in range(3) if a != axis)
+                present = np.flatnonzero(inside.any(axis=other))
+                extent[axis] = float((present[-1] - present[0] + 1) * grid.spacing_mm[axis])
+        return {"volume_ml": n * grid.voxel_volume_ml, "extent_mm": extent}
+
+    def summary(self) -> dict[str, Any]:
+        """The contents of summary.json."""
+        p = self.prepared
+        h = self.history
+        grid = p.grid
+        n_vox = int(np.prod(grid.shape))
+        return {
+            "name": self.case.name,
+            "source": self.case.source,
+            # where the anatomy came from; synthetic lesions are listed as such
+            "anatomy": p.tissue_map.provenance or {"kind": "box or phantom"},
+            "grid": {
+                "shape": list(grid.shape),
+                "spacing_mm": list(grid.spacing_mm),
+                "origin_lps_mm": list(grid.origin_mm),
+                "affine_lps": grid.affine_lps.tolist(),
+            },
+            "tissues": {
+                t.name: int((p.material == i).sum()) * grid.voxel_volume_ml
+                for i, t in enumerate(p.tissues)
+            },
+            "probes": [
+                {
+                    "name": probe.name,
+                    "model": probe.model,
+                    "diameter_mm": probe.diameter_mm,
+                    "active_length_mm": probe.active_length_mm,
+                    "tip_mm": probe.tip_mm.tolist(),
+                    "entry_mm": probe.entry_mm.tolist(),
+                }
+                for probe in self.run.probes
+            ],
+            "protocol": [
+                {"phase": s.label.split(":", 1)[1], "start_s": s.start_s, "end_s": s.end_s}
+                for s in self.run.schedule
+            ],
+            "isotherms": {isotherm_key(t): self.isotherm(t) for t in ISOTHERMS_C},
+            "lethal_zone": {
+                "injury_model": self.outcome.injury_model,
+                "volume_ml": int(self.outcome.lethal_zone.sum()) * grid.voxel_volume_ml,
+            },
+            "outcome": self.outcome.as_dict(),
+            "tissue_labels": {str(i): t.name for i, t in enumerate(p.tissues)},
+            "minimum_temperature_c": float(h.minimum_temperature_c.min()),
+            "energy_balance": h.ledger.as_dict(),
+            "timing": {
+                "simulated_s": self.run.duration_s,
+                "wall_time_s": h.wall_time_s,
+                "steps": h.n_steps,
+                "max_time_step_s": h.max_time_step_s,
+                "voxels": n_vox,
+                "voxel_updates_per_s": n_vox * h.n_steps / h.wall_time_s if h.wall_time_s else None,
+                "backend": h.backend,
+            },
+        }
+
+
+def simulate(
+    case: Case,
+    progress: ProgressCallback | None = None,
+    backend: Backend = "fast",
+    *,
+    backend_factory: BackendFactory | None = None,
+) -> SimulationResult:
+    """Prepare and solve a case over its whole protocol with its own probes.
+
+    `backend`: "fast" (the multirate back end, default), "reference" (one global step), or a
+    factory; `backend_factory` is the older name for a factory and wins when given. A case
+    without probes or protocol is a `CaseError` naming the missing field, raised before any
+    image is read.
+    """
+    case.require_plan()
+    prepared = prepare(case)
+    run = Simulator(prepared, backend_factory or backend).run(progress=progress)
+    return SimulationResult(prepared, run)
