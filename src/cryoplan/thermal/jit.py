@@ -1,27 +1,39 @@
 """How the solver's numba functions are compiled, and compiling them before a run.
 
-Three kinds of function, each compiled the cheapest way that keeps the kernels fast:
+Compile time and speed pull against each other in numba: a kernel with all its pieces
+inlined into its IR is fast but slow to compile (numba's analysis of a parallel loop grows
+with the loop's body: the advance kernel once took 50 s to compile), and a kernel that calls
+separately compiled pieces compiles fast but loses speed at each call. The kinds below keep
+both, as measured on the 100³ sweeps (A/B against the inlined kernels in one process):
 
-- `inline`: tiny scalar relations (H(T), Φ(T), a region test). Inlined into the caller's
-  numba IR: for a few lines that is cheaper to compile than a call (measured: 30 one-line
-  helpers 0.55 s inlined, 0.98 s as calls without Python wrappers, 2.1 s with them).
-- `helper`: the larger pieces of a kernel (a slab of a sweep, a run of one row). Compiled
-  once each and called; LLVM inlines or calls them as it sees fit. They are only called
-  from compiled code, so no Python or C wrapper is built for them. Inlining these into a
-  parallel kernel's IR is what made a kernel cost 50 s to compile: numba's parallel
-  analysis grows with the body of the parallel loop, so each parallel kernel keeps only a
-  call per slab in its loop.
-- `entry`: what Python calls. Each is declared with its argument types, so that
-  `compile_entries` can compile (or load from numba's on-disk cache) exactly the
-  specialisations a run needs before the run starts, report progress while it does, and
-  keep that time out of the simulation's wall time. A call with other types still works
-  (numba compiles another specialisation), but the solver's own calls use these.
+- `inline`: tiny scalar relations (H(T), Φ(T), a region test), inlined into the caller's
+  numba IR: for a few lines that is cheaper to compile than a call (30 one-line helpers:
+  0.55 s inlined, 0.98 s as calls without Python wrappers, 2.1 s with them).
+- `helper`: the pieces of a sweep (one slab, one run of a row), compiled once each and
+  called. Two flags make a call as fast as the inlined code (the advance at 1.0–1.2× the
+  inlined kernel's speed, the refresh at 0.95×; 0.6× without them): no reference counting
+  (`_nrt=False`: each array view made in a callee otherwise costs two atomic operations
+  the caller cannot prune; helpers therefore allocate nothing, their callers hand them
+  scratch rows), and `noalias` (their array arguments never overlap where one is written,
+  as numba assumes of a parallel loop's body), so that LLVM vectorises their loops without
+  run-time overlap checks. No Python or C wrapper is built: only compiled code calls them.
+- `voxel_helper`: a helper called once per voxel (a face flux, a stability rate), also
+  inlined by LLVM (`forceinline`), which costs nothing in numba's compile: as a call it
+  slowed the advance by 20 %.
+- `entry`: what Python calls, declared with its argument types, so that `compile_entries`
+  can compile (or load from numba's on-disk cache) exactly the specialisations a run needs
+  before the run starts, report progress while it does, and keep that time out of the
+  simulation's wall time. Each parallel loop of an entry only calls a helper per slab.
 
 numba's cache lives beside the source (`__pycache__`) or, where that is not writable, in
 numba's per-user cache directory; `numba_cache.drop_stale_cache` keeps it honest about the
-files a module inlines from. Each cached function is written by an atomic rename, so
-processes compiling at once (a server's workers, Dask workers) each find either a whole
-entry or none, and compile the missing one themselves.
+files a module inlines from (this one included: its options shape the machine code). Each
+cached function is written by an atomic rename, so processes compiling at once (a server's
+workers, Dask workers) each find a whole entry or none, and compile the missing one
+themselves.
+
+`noalias` is a flag of numba's compiler that its decorators do not expose; it is mapped
+here (numba is pinned in pyproject.toml). Where numba lacks it, helpers compile without it.
 """
 
 from __future__ import annotations
@@ -31,7 +43,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numba
+from numba.core.cpu import CPUTargetOptions
 from numba.core.cpu_options import ParallelOptions
+from numba.core.options import TargetOptions
+
+_HAS_NOALIAS = hasattr(numba.core.compiler.Flags, "noalias")
+if _HAS_NOALIAS and not hasattr(CPUTargetOptions, "noalias"):
+    CPUTargetOptions.noalias = TargetOptions.Mapping("noalias")
+_NOALIAS = {"noalias": True} if _HAS_NOALIAS else {}
 
 # Only the explicit `numba.prange` loops run in parallel: with numba's other conversions on,
 # an allocation such as np.zeros in a parallel kernel becomes a parallel loop of its own (a
@@ -45,13 +64,13 @@ PRANGE_ONLY = ParallelOptions(
 )  # fmt: skip
 
 inline = numba.njit(inline="always", cache=True)
-helper = numba.njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+_HELPER = {"cache": True, "no_cpython_wrapper": True, "no_cfunc_wrapper": True, "_nrt": False}
+helper = numba.njit(**_HELPER, **_NOALIAS)
+voxel_helper = numba.njit(**_HELPER, **_NOALIAS, forceinline=True)
 # NumPy's error model: no check for a division by zero, which would keep a loop that
-# divides from being vectorised (the divisors are capacities and H_l > 0)
-helper_numpy_errors = numba.njit(
-    cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, error_model="numpy"
-)
-# a small parallel piece of a kernel (the probes' exchange), also called by tests
+# divides from being vectorised (its divisors are capacities and H_l > 0)
+helper_numpy_errors = numba.njit(**_HELPER, **_NOALIAS, error_model="numpy")
+# a small parallel piece of a sweep (the probes' exchange), also called by tests
 parallel_helper = numba.njit(cache=True, parallel=PRANGE_ONLY)
 
 

@@ -42,7 +42,14 @@ from cryoplan.thermal.enthalpy import (
     temperature_from_enthalpy,
     temperature_from_kirchhoff,
 )
-from cryoplan.thermal.jit import entry, helper, helper_numpy_errors, inline, parallel_helper
+from cryoplan.thermal.jit import (
+    entry,
+    helper,
+    helper_numpy_errors,
+    inline,
+    parallel_helper,
+    voxel_helper,
+)
 from cryoplan.thermal.materials import (
     C_FROZEN,
     C_UNFROZEN,
@@ -210,6 +217,7 @@ def _refresh_slab(
     fixed: np.ndarray, properties: np.ndarray, minimum_temperature: np.ndarray,
     destroyed: np.ndarray, frozen: np.ndarray, freeze_cycles: np.ndarray, region: np.ndarray,
     hole_x_lo: int, hole_x_hi: int, hole: np.ndarray, cold_bounds: np.ndarray, record: bool,
+    t_row: np.ndarray,
 ) -> None:  # fmt: skip
     """Φ(T(H)) and T_min of every voxel (a fixed one holds H of its prescribed T); if
     `record`, also the destroyed and frozen flags, cycles and cold_bounds.
@@ -228,7 +236,6 @@ def _refresh_slab(
     """
     ny, nz = enthalpy.shape[1], enthalpy.shape[2]
     c_lo1, c_lo2, c_hi1, c_hi2 = ny, nz, -1, -1
-    t_row = np.empty(nz)  # scratch of `_refresh_run`
     for j in range(region[i, 0], region[i, 1]):
         for segment in range(2):
             m_start, m_end = _row_segment(
@@ -268,7 +275,7 @@ def _refresh_slab(
             cold_bounds[i, 3] = max(cold_bounds[i, 3], c_hi2 + 1)
 
 
-@helper
+@voxel_helper
 def _disturbed(
     enthalpy: np.ndarray, material: np.ndarray, properties: np.ndarray,
     basal_temperature: np.ndarray, fixed: np.ndarray, i: int, j: int, m: int,
@@ -380,7 +387,7 @@ def _temperature_and_conductivity(kirchhoff_w_m: float, props: np.ndarray) -> tu
     return t, conductivity_from_liquid_fraction(liquid_fraction_from_temperature(t, props), props)
 
 
-@helper
+@voxel_helper
 def _flux_from_neighbour(
     n_mat: int,
     n_kirchhoff: float,
@@ -601,11 +608,14 @@ def _column_sums5(
     partial: np.ndarray, lo: int, hi: int
 ) -> tuple[float, float, float, float, float]:
     """Σ over rows [lo, hi) of the five columns of partial, in row order (deterministic)."""
-    total = np.zeros(5)
+    s0 = s1 = s2 = s3 = s4 = 0.0
     for i in range(lo, hi):
-        for c in range(5):
-            total[c] += partial[i, c]
-    return total[0], total[1], total[2], total[3], total[4]
+        s0 += partial[i, 0]
+        s1 += partial[i, 1]
+        s2 += partial[i, 2]
+        s3 += partial[i, 3]
+        s4 += partial[i, 4]
+    return s0, s1, s2, s3, s4
 
 
 @helper
@@ -615,7 +625,7 @@ def _advance_slab(
     spacing_m: np.ndarray, boundary_kind: np.ndarray, boundary_temperature_c: np.ndarray,
     blood_temperature_c: float, dt_s: float, x_lo: int, x_hi: int, region: np.ndarray,
     hole_x_lo: int, hole_x_hi: int, hole: np.ndarray, face_heat_j: np.ndarray,
-    face_weight_s: float, partial: np.ndarray,
+    face_weight_s: float, partial: np.ndarray, perf_row: np.ndarray, live_row: np.ndarray,
 ) -> None:  # fmt: skip
     """One explicit step of conduction, perfusion and metabolism for the free voxels of the
     region (slabs [x_lo, x_hi), slab i's rows and columns in region[i], see `_in_region`)
@@ -652,8 +662,6 @@ def _advance_slab(
     bk = boundary_kind
     bt = boundary_temperature_c
     slab_perf = slab_met = slab_bnd = slab_fixed = slab_out = 0.0
-    perf_row = np.empty(nz)  # scratch of `_advance_uniform_run`
-    live_row = np.empty(nz)
     j_lo, j_hi, m_lo, m_hi = region[i, 0], region[i, 1], region[i, 2], region[i, 3]
     for j in range(j_lo, j_hi):
         for segment in range(2):
@@ -943,7 +951,7 @@ def set_temperature_of_voxels(
         enthalpy_flat[v] = enthalpy_from_temperature(temperature_c[e], properties[material_flat[v]])
 
 
-@helper
+@voxel_helper
 def _stability_rate(
     i: int, j: int, m: int, material: np.ndarray, k_max: np.ndarray, c_min: np.ndarray,
     perfusion: np.ndarray, factors: np.ndarray, held: np.ndarray, volume: float, extra: float,
@@ -1166,7 +1174,7 @@ def sweep(
     Python's dispatch out of the fine region's short substeps.
     """
     energy = np.zeros(6)
-    nx = enthalpy.shape[0]
+    nx, nz = enthalpy.shape[0], enthalpy.shape[2]
     sub_s = step_s / n_sub
     enthalpy_flat = enthalpy.reshape(-1)
     material_flat = material.reshape(-1)
@@ -1188,11 +1196,12 @@ def sweep(
             if mode == SUBSTEPS:
                 book_s = step_s - sub_s if k == 0 else -sub_s
             for i in numba.prange(x_lo, x_hi):
+                # scratch rows allocated here: the helpers are compiled without NRT
                 _advance_slab(
                     i, enthalpy, kirchhoff, material, fixed, uniform, destroyed, properties,
                     spacing_m, boundary_kind, boundary_temperature_c, blood_temperature_c,
                     sub_s, x_lo, x_hi, region, hole_x_lo, hole_x_hi, hole, face_heat_j,
-                    book_s, partial,
+                    book_s, partial, np.empty(nz), np.empty(nz),
                 )  # fmt: skip
             flows = _column_sums5(partial, x_lo, x_hi)
             for q in range(5):
@@ -1210,7 +1219,7 @@ def sweep(
                 _refresh_slab(
                     i, enthalpy, kirchhoff, material, fixed, properties, minimum_temperature,
                     destroyed, frozen, freeze_cycles, region, hole_x_lo, hole_x_hi, hole,
-                    cold_bounds, record,
+                    cold_bounds, record, np.empty(nz),
                 )  # fmt: skip
     return energy
 

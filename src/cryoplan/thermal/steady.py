@@ -26,7 +26,7 @@ import numba
 import numpy as np
 
 from cryoplan.thermal import jit, materials
-from cryoplan.thermal.jit import entry, helper, inline
+from cryoplan.thermal.jit import entry, helper, inline, voxel_helper
 from cryoplan.thermal.materials import K_UNFROZEN, METABOLIC, PERFUSION, T_LIQUIDUS
 from cryoplan.thermal.numba_cache import drop_stale_cache
 from cryoplan.thermal.problem import FIXED_TEMPERATURE, ThermalProblem
@@ -62,7 +62,7 @@ def _face_conductance(mat_v: int, mat_n: int, k_unfrozen: np.ndarray, factor: fl
     return factor * 2.0 * k_v * k_n / (k_v + k_n)
 
 
-@helper
+@voxel_helper
 def _diagonal(
     i: int, j: int, m: int, material: np.ndarray, k_l: np.ndarray, pv: np.ndarray,
     factors: np.ndarray, held: np.ndarray,
