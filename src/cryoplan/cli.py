@@ -73,6 +73,7 @@ def _run(
 
     check_output_dir(out)  # before a long simulation, not after
     show = not quiet and err_console.is_terminal
+    _compile_solver(solver, quiet)
     with Progress(
         TextColumn("[bold]simulating[/] {task.description}"),
         BarColumn(),
@@ -90,6 +91,47 @@ def _run(
         )
     write_result(result, out, vtk=vtk)
     return result
+
+
+def _compile_solver(solver: str, quiet: bool) -> None:
+    """Compile the solver's kernels before the run if numba's cache lacks them (the first
+    run after an install or an upgrade), saying so: that time is not simulation time."""
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from cryoplan.thermal import SOLVERS, compile_solver  # noqa: PLC0415
+    from cryoplan.thermal.jit import missing_entries  # noqa: PLC0415
+    from cryoplan.thermal.stepping import solver_entries  # noqa: PLC0415
+
+    factory = SOLVERS[solver]
+    if not missing_entries(solver_entries(factory)):
+        return
+    if not quiet and not err_console.is_terminal:
+        err_console.print("compiling the solver (first run only) …", highlight=False)
+    with Progress(
+        TextColumn("[bold]compiling the solver[/] (first run only)"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=quiet or not err_console.is_terminal,
+    ) as bar:
+        task = bar.add_task("compile", total=None)
+        report = compile_solver(
+            factory,
+            progress=lambda done, total, _name: bar.update(task, completed=done, total=total),
+        )
+    if not quiet:
+        err_console.print(
+            f"compiled the solver in {report.seconds:.0f} s; later runs load it from the cache",
+            highlight=False,
+        )
 
 
 def _print_summary(result: SimulationResult, out: Path) -> None:

@@ -17,7 +17,7 @@ from cryoplan.thermal.problem import (
     Segment,
     ThermalProblem,
 )
-from cryoplan.thermal.stepping import EnergyLedger, ThermalHistory, solve
+from cryoplan.thermal.stepping import EnergyLedger, ThermalHistory, compile_solver, solve
 
 # The back ends a user can choose by name (`cryoplan simulate --solver`). "fast" is the
 # default: it matches "reference" to well within 0.5 mm (tests/test_conservation.py).
@@ -39,6 +39,7 @@ __all__ = [
     "ThermalBackend",
     "ThermalHistory",
     "ThermalProblem",
+    "compile_solver",
     "solve",
     "stable_time_step_s",
 ]

@@ -201,6 +201,13 @@ class CpuStateBackend:
     """
 
     name = "cpu-state"
+    # the compiled functions it calls (`jit.compile_entries` compiles them before a run),
+    # the costliest first
+    entries = (
+        kernels.sweep, kernels.uniform_voxels, kernels.enthalpy_field, kernels.temperature_field,
+        kernels.temperature_of_voxels, kernels.liquid_fraction_field, kernels.total_enthalpy_j,
+        kernels.count_at_or_below, kernels.worst_stability_rates,
+    )  # fmt: skip
 
     def __init__(self, problem: ThermalProblem) -> None:
         self.problem = problem

@@ -38,6 +38,9 @@ here (numba is pinned in pyproject.toml). Where numba lacks it, helpers compile 
 
 from __future__ import annotations
 
+import importlib
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -70,8 +73,6 @@ voxel_helper = numba.njit(**_HELPER, **_NOALIAS, forceinline=True)
 # NumPy's error model: no check for a division by zero, which would keep a loop that
 # divides from being vectorised (its divisors are capacities and H_l > 0)
 helper_numpy_errors = numba.njit(**_HELPER, **_NOALIAS, error_model="numpy")
-# a small parallel piece of a sweep (the probes' exchange), also called by tests
-parallel_helper = numba.njit(cache=True, parallel=PRANGE_ONLY)
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,25 @@ class Entry:
 
     @property
     def name(self) -> str:
+        """The dispatcher's import path, e.g. 'cryoplan.thermal.kernels.sweep'."""
         return f"{self.dispatcher.py_func.__module__}.{self.dispatcher.py_func.__name__}"
+
+    def loaded(self) -> bool:
+        """Is the declared specialisation in memory already?"""
+        args, _ = numba.core.sigutils.normalize_signature(self.signature)
+        return tuple(args) in self.dispatcher.overloads
+
+    def cached(self) -> bool:
+        """Is it in memory or in numba's on-disk cache (fresh for the current source)?
+        Reads the cache's index only (numba's own layout; any surprise counts as no)."""
+        if self.loaded():
+            return True
+        try:
+            cache = self.dispatcher._cache
+            key = cache._index_key(self.signature, self.dispatcher.targetctx.codegen())
+            return key in cache._cache_file._load_index()
+        except Exception:
+            return False
 
     def compile(self) -> bool:
         """Compile or load the declared specialisation; whether it had to be compiled."""
@@ -108,30 +127,72 @@ def entry(signature: str, **options: object) -> Callable[[Callable], Entry]:
     return decorate  # type: ignore[return-value]
 
 
-CompileProgress = Callable[[int, int, str, bool], None]  # (done, total, name, compiled)
+CompileProgress = Callable[[int, int, str], None]  # (done, total, name of the one done)
 
 
 @dataclass(frozen=True)
 class CompileReport:
-    """What `compile_entries` did: seconds taken, and how many it compiled (not loaded)."""
+    """What `compile_entries` did: seconds taken, entries compiled (not found in the cache),
+    entries loaded, and whether a second process compiled some of them."""
 
     seconds: float
     compiled: int
     loaded: int
+    helper_process: bool = False
+
+
+def missing_entries(dispatchers: Iterable[numba.core.registry.CPUDispatcher]) -> list[Entry]:
+    """The entries of these dispatchers that are neither loaded nor in the disk cache."""
+    return [d.entry for d in dict.fromkeys(dispatchers) if not d.entry.cached()]
 
 
 def compile_entries(
     dispatchers: Iterable[numba.core.registry.CPUDispatcher],
     progress: CompileProgress | None = None,
+    processes: int = 1,
 ) -> CompileReport:
     """Compile, or load from the cache, each dispatcher's declared specialisation, calling
-    progress(done, total, name, compiled) after each. Already loaded ones cost nothing."""
+    progress(done, total, name) after each. Loaded ones cost nothing.
+
+    With processes = 2 and more than one entry to compile, a second Python process compiles
+    the later entries into numba's cache while this one compiles the first (compiling is
+    single-threaded: two cores halve the wait); this process then loads them. Should the
+    second process fail, this one compiles what is left itself.
+    """
     entries = [d.entry for d in dict.fromkeys(dispatchers)]
     started = time.perf_counter()
-    compiled = 0
-    for done, e in enumerate(entries, start=1):
-        was_compiled = e.compile()
-        compiled += was_compiled
-        if progress is not None:
-            progress(done, len(entries), e.name, was_compiled)
-    return CompileReport(time.perf_counter() - started, compiled, len(entries) - compiled)
+    missing = [e for e in entries if not e.cached()]
+    here, delegated, helper = entries, [], None
+    if processes > 1 and len(missing) > 1:
+        # `entries` lists the costliest first (the sweep): this process compiles it, the
+        # other one the rest, roughly half the compile time each
+        delegated = missing[1:]
+        here = [e for e in entries if e not in delegated]
+        helper = subprocess.Popen(
+            [sys.executable, "-m", "cryoplan.thermal.jit", *(e.name for e in delegated)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    done = 0
+    for group in (here, delegated):
+        if group is delegated and helper is not None:
+            helper.wait()  # they are in the cache now (else they compile here)
+        for e in group:
+            e.compile()
+            done += 1
+            if progress is not None:
+                progress(done, len(entries), e.name)
+    return CompileReport(
+        time.perf_counter() - started, len(missing), len(entries) - len(missing), helper is not None
+    )
+
+
+def _compile_named(names: list[str]) -> None:
+    """Compile the entries named by import path (the second process of `compile_entries`)."""
+    for name in names:
+        module, _, attribute = name.rpartition(".")
+        getattr(importlib.import_module(module), attribute).entry.compile()
+
+
+if __name__ == "__main__":
+    _compile_named(sys.argv[1:])

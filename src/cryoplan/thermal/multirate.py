@@ -136,6 +136,11 @@ class CpuMultirateBackend(CpuStateBackend):
     explicit step for the rest (see the module docstring)."""
 
     name = "cpu-multirate"
+    entries = (
+        *CpuStateBackend.entries, kernels.disturbed_bounds, kernels.add_interface_heat,
+        regions.trimmed, regions.voxel_count, regions.grown_bounds, regions.union_bounds,
+        regions.x_interval_bounds, regions.touches_faces,
+    )  # fmt: skip
 
     def __init__(self, problem: ThermalProblem) -> None:
         super().__init__(problem)

@@ -180,7 +180,7 @@ def _update_direction_slab(
             p[i, j, m] = r[i, j, m] / d + beta * p[i, j, m]
 
 
-# The passes of one conjugate-gradient iteration, run by `_cg_pass`
+# The passes of one conjugate-gradient iteration, run by `cg_pass`
 RESIDUAL, APPLY, UPDATE_SOLUTION, UPDATE_DIRECTION = 0, 1, 2, 3
 
 
@@ -189,7 +189,7 @@ RESIDUAL, APPLY, UPDATE_SOLUTION, UPDATE_DIRECTION = 0, 1, 2, 3
     "b1[:, :, ::1], f8[::1], f8[::1], f8[::1], f8[::1], b1[::1], f8[::1], f8)",
     parallel=True,
 )
-def _cg_pass(
+def cg_pass(
     kind: int, scalar: float, x: np.ndarray, r: np.ndarray, p: np.ndarray, q: np.ndarray,
     material: np.ndarray, fixed: np.ndarray, k_l: np.ndarray, pv: np.ndarray,
     source: np.ndarray, factors: np.ndarray, held: np.ndarray, held_c: np.ndarray,
@@ -256,20 +256,20 @@ def basal_temperature_c(problem: ThermalProblem) -> np.ndarray:
     q = np.zeros_like(x)
     fields = (x, r, p, q, material, fixed, k_l, pv, source, factors, held, held_c,
               problem.blood_temperature_c)  # fmt: skip
-    rr, bb = _cg_pass(RESIDUAL, 0.0, *fields)
+    rr, bb = cg_pass(RESIDUAL, 0.0, *fields)
     tolerance_sq = RELATIVE_TOLERANCE**2 * bb
-    _cg_pass(UPDATE_DIRECTION, 0.0, *fields)
-    rz = _cg_pass(UPDATE_SOLUTION, 0.0, *fields)[0]  # r·D⁻¹r, nothing moved
+    cg_pass(UPDATE_DIRECTION, 0.0, *fields)
+    rz = cg_pass(UPDATE_SOLUTION, 0.0, *fields)[0]  # r·D⁻¹r, nothing moved
     converged = rr <= tolerance_sq
     for _ in range(MAX_ITERATIONS_PER_VOXEL * x.size):
         if converged:
             break
-        pq = _cg_pass(APPLY, 0.0, *fields)[0]
+        pq = cg_pass(APPLY, 0.0, *fields)[0]
         if pq <= 0.0:
             break  # A is not positive definite here (nothing holds the temperature)
-        rz_new, rr = _cg_pass(UPDATE_SOLUTION, rz / pq, *fields)
+        rz_new, rr = cg_pass(UPDATE_SOLUTION, rz / pq, *fields)
         converged = rr <= tolerance_sq
-        _cg_pass(UPDATE_DIRECTION, rz_new / rz, *fields)
+        cg_pass(UPDATE_DIRECTION, rz_new / rz, *fields)
         rz = rz_new
     del r, p, q
     if not converged:

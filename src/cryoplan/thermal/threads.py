@@ -27,10 +27,10 @@ THREADS_VARIABLE = "CRYOPLAN_THREADS"
 # OpenMP reads these when numba loads it (at the first parallel loop), not later
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
-# A sweep of fewer voxels runs on one thread. Measured with passive waiting on this project's
-# 2-core machine (benchmarks/README.md): below ~20,000 voxels the second thread's wake-up
-# costs more than it saves.
-SERIAL_BELOW_VOXELS = 20_000
+# A sweep of fewer voxels runs on one thread: there the second thread's wake-up costs more
+# than it saves (benchmarks/README.md, `bench_shared_cores.py`). CRYOPLAN_SERIAL_BELOW_VOXELS
+# overrides it (for measuring).
+SERIAL_BELOW_VOXELS = int(os.environ.get("CRYOPLAN_SERIAL_BELOW_VOXELS", "20000"))
 
 
 def _cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
