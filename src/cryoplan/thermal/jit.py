@@ -81,6 +81,7 @@ class Entry:
 
     dispatcher: numba.core.registry.CPUDispatcher
     signature: str
+    cost_s: float = 0.5  # rough compile time, to share the compiling between two processes
 
     @property
     def name(self) -> str:
@@ -111,23 +112,29 @@ class Entry:
         return sum(self.dispatcher.stats.cache_misses.values()) > misses
 
 
-def entry(signature: str, **options: object) -> Callable[[Callable], Entry]:
+def entry(
+    signature: str, cost_s: float = 0.5, **options: object
+) -> Callable[[Callable], numba.core.registry.CPUDispatcher]:
     """Declare a function Python calls: `@entry("(f8[:, :, ::1], i8)", parallel=True)`.
 
-    Returns the numba dispatcher (called as usual) with `.entry` holding its `Entry`."""
+    `cost_s` is its rough compile time [s] with what it calls (measured on the 2-core
+    machine; it only decides which process compiles what). Returns the numba dispatcher
+    (called as usual) with `.entry` holding its `Entry`."""
 
     if options.get("parallel") is True:
         options["parallel"] = PRANGE_ONLY
 
     def decorate(function: Callable) -> numba.core.registry.CPUDispatcher:
         dispatcher = numba.njit(cache=True, **options)(function)
-        dispatcher.entry = Entry(dispatcher, signature)
+        dispatcher.entry = Entry(dispatcher, signature, cost_s)
         return dispatcher
 
     return decorate  # type: ignore[return-value]
 
 
 CompileProgress = Callable[[int, int, str], None]  # (done, total, name of the one done)
+# a second Python process's start: importing numba and the kernels, numba's first compile
+HELPER_START_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -164,9 +171,15 @@ def compile_entries(
     missing = [e for e in entries if not e.cached()]
     here, delegated, helper = entries, [], None
     if processes > 1 and len(missing) > 1:
-        # `entries` lists the costliest first (the sweep): this process compiles it, the
-        # other one the rest, roughly half the compile time each
-        delegated = missing[1:]
+        # two shares of about equal compile time (longest first, each to the lighter share;
+        # the second process starts HELPER_START_S late); this one takes the first share
+        shares: tuple[list[Entry], list[Entry]] = ([], [])
+        load = [0.0, HELPER_START_S]
+        for e in sorted(missing, key=lambda e: -e.cost_s):
+            lighter = 0 if load[0] <= load[1] else 1
+            shares[lighter].append(e)
+            load[lighter] += e.cost_s
+        delegated = shares[1]
         here = [e for e in entries if e not in delegated]
         helper = subprocess.Popen(
             [sys.executable, "-m", "cryoplan.thermal.jit", *(e.name for e in delegated)],

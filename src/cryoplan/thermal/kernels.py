@@ -343,6 +343,7 @@ def _disturbed_slab(
     "(f8[:, :, ::1], u1[:, :, ::1], f8[:, ::1], f8[:, :, ::1], b1[:, :, ::1], i8, i8, "
     "i8[:, ::1], f8, i8[:, ::1])",
     parallel=True,
+    cost_s=1.7,
 )
 def disturbed_bounds(
     enthalpy: np.ndarray,
@@ -777,7 +778,8 @@ def _advance_slab(
     partial[i, 4] = slab_out
 
 
-@entry("(f8[:, :, ::1], i8, i8, i8[:, ::1], f8[:, :, ::1], f8)")
+@entry("(f8[:, :, ::1], i8, i8, i8[:, ::1], f8[:, :, ::1], f8)", cost_s=1.0)
+
 def add_interface_heat(
     enthalpy: np.ndarray,
     x_lo: int,
@@ -981,6 +983,7 @@ def _stability_rate(
 @entry(
     "(u1[:, :, ::1], b1[:, :, ::1], f8[::1], f8[::1], f8[::1], f8[::1], b1[::1], f8, i8[::1], "
     "f8[::1])",
+    cost_s=1.1,
 )
 def worst_stability_rates(
     material: np.ndarray,
@@ -1061,6 +1064,7 @@ COUNT_ALL, COUNT_FREE, COUNT_FIXED = 0, 1, 2
 @entry(
     "(f8[:, :, ::1], u1[:, :, ::1], b1[:, :, ::1], f8[:, ::1], f8[::1], i8, i8, i8[:, ::1], "
     "i8)",
+    cost_s=1.0,
 )
 def count_at_or_below(
     enthalpy: np.ndarray,
@@ -1110,6 +1114,7 @@ REFRESH = 2  # refresh only, with records (initial state, prescribed voxels, aft
     "i8[:, ::1], i8[::1], f8[::1], f8[::1], f8[::1], f8[::1], f8[::1], b1[::1], "
     "Tuple((i8[::1], i8[::1], i8[::1], i8[::1], f8[::1])), f8[:, ::1], f8[::1])",
     parallel=True,
+    cost_s=13.0,
 )
 def sweep(
     mode: int,

@@ -79,10 +79,10 @@ def union_bounds(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         ea, eb = _empty(a[i]), _empty(b[i])
         if ea and eb:
             continue
-        if ea:
-            out[i] = b[i]
-        elif eb:
-            out[i] = a[i]
+        if ea or eb:  # copy the other one, element by element (a row copy costs 3 s to compile)
+            src = a if eb else b
+            for c in range(4):
+                out[i, c] = src[i, c]
         else:
             out[i, 0], out[i, 1] = min(a[i, 0], b[i, 0]), max(a[i, 1], b[i, 1])
             out[i, 2], out[i, 3] = min(a[i, 2], b[i, 2]), max(a[i, 3], b[i, 3])
@@ -103,12 +103,18 @@ def x_interval_bounds(bounds: np.ndarray, x_lo: int, x_hi: int) -> np.ndarray:
     for i in range(x_lo, x_hi):
         b = bounds[i]
         widest_area = max(widest_area, max(b[1] - b[0], 0) * max(b[3] - b[2], 0))
-    tied = []
+    n_tied = 0
+    for i in range(x_lo, x_hi):
+        b = bounds[i]
+        n_tied += max(b[1] - b[0], 0) * max(b[3] - b[2], 0) == widest_area
+    widest, seen = x_lo, 0  # the middle one of the tied slabs (the lower of two middles)
     for i in range(x_lo, x_hi):
         b = bounds[i]
         if max(b[1] - b[0], 0) * max(b[3] - b[2], 0) == widest_area:
-            tied.append(i)
-    widest = tied[(len(tied) - 1) // 2]
+            if seen == (n_tied - 1) // 2:
+                widest = i
+                break
+            seen += 1
     big = np.int64(2**62)
     # running unions from each end towards the widest slab
     for start, stop, step in ((x_lo, widest, 1), (x_hi - 1, widest, -1)):

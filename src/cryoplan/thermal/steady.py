@@ -188,6 +188,7 @@ RESIDUAL, APPLY, UPDATE_SOLUTION, UPDATE_DIRECTION = 0, 1, 2, 3
     "(i8, f8, f8[:, :, ::1], f8[:, :, ::1], f8[:, :, ::1], f8[:, :, ::1], u1[:, :, ::1], "
     "b1[:, :, ::1], f8[::1], f8[::1], f8[::1], f8[::1], b1[::1], f8[::1], f8)",
     parallel=True,
+    cost_s=4.5,
 )
 def cg_pass(
     kind: int, scalar: float, x: np.ndarray, r: np.ndarray, p: np.ndarray, q: np.ndarray,
