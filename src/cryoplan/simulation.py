@@ -134,6 +134,9 @@ class SimulationResult:
             "timing": {
                 "simulated_s": self.run.duration_s,
                 "wall_time_s": h.wall_time_s,
+                "setup_time_s": h.setup_time_s,
+                # compiling (or loading) the kernels before the run: not in wall_time_s
+                "compile_time_s": h.compile_time_s,
                 "steps": h.n_steps,
                 "max_time_step_s": h.max_time_step_s,
                 "voxels": n_vox,

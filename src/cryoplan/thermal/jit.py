@@ -125,7 +125,8 @@ def entry(
         options["parallel"] = PRANGE_ONLY
 
     def decorate(function: Callable) -> numba.core.registry.CPUDispatcher:
-        dispatcher = numba.njit(cache=True, **options)(function)
+        # nogil: runs in several Python threads at once proceed together (a server's jobs)
+        dispatcher = numba.njit(cache=True, nogil=True, **options)(function)
         dispatcher.entry = Entry(dispatcher, signature, cost_s)
         return dispatcher
 

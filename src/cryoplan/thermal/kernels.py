@@ -734,9 +734,7 @@ def _advance_slab(
                                 face_heat_j, face_weight_s,
                             )  # fmt: skip
                     else:
-                        q_bnd += _flux_from_boundary(
-                            bk[2 + side], bt[2 + side], props, phi_v, fy
-                        )
+                        q_bnd += _flux_from_boundary(bk[2 + side], bt[2 + side], props, phi_v, fy)
                     n = m + d
                     if 0 <= n < nz:
                         f = _flux_from_neighbour(
@@ -752,9 +750,7 @@ def _advance_slab(
                                 face_heat_j, face_weight_s,
                             )  # fmt: skip
                     else:
-                        q_bnd += _flux_from_boundary(
-                            bk[4 + side], bt[4 + side], props, phi_v, fz
-                        )
+                        q_bnd += _flux_from_boundary(bk[4 + side], bt[4 + side], props, phi_v, fz)
 
                 q_perf = 0.0
                 q_met = 0.0
@@ -779,7 +775,6 @@ def _advance_slab(
 
 
 @entry("(f8[:, :, ::1], i8, i8, i8[:, ::1], f8[:, :, ::1], f8)", cost_s=1.0)
-
 def add_interface_heat(
     enthalpy: np.ndarray,
     x_lo: int,
@@ -1062,8 +1057,7 @@ COUNT_ALL, COUNT_FREE, COUNT_FIXED = 0, 1, 2
 
 
 @entry(
-    "(f8[:, :, ::1], u1[:, :, ::1], b1[:, :, ::1], f8[:, ::1], f8[::1], i8, i8, i8[:, ::1], "
-    "i8)",
+    "(f8[:, :, ::1], u1[:, :, ::1], b1[:, :, ::1], f8[:, ::1], f8[::1], i8, i8, i8[:, ::1], i8)",
     cost_s=1.0,
 )
 def count_at_or_below(
@@ -1097,8 +1091,6 @@ def count_at_or_below(
                 for c in range(n_thr):
                     counts[c] += h <= bound[mat, c]
     return counts
-
-
 
 
 # What `sweep` does in each of its n_sub substeps

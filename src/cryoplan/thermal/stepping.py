@@ -120,6 +120,7 @@ class ThermalHistory:
     wall_time_s: float  # the solve: from the back end's set-up to the last step
     backend: str
     compile_time_s: float = 0.0  # compiling or loading the kernels first (not in wall_time_s)
+    setup_time_s: float = 0.0  # the back end's set-up, the first part of wall_time_s
 
 
 def _event_times(problem: ThermalProblem, plan: RecordingPlan) -> np.ndarray:
@@ -233,6 +234,7 @@ def solve(
     if problem.fixed_temperature_fn is not None:
         backend.set_fixed_temperature(problem.fixed_temperature_fn(0.0))
     ledger = EnergyLedger(initial_enthalpy_j=backend.total_enthalpy_j())
+    setup_s = time.perf_counter() - started
     rec_t: list[float] = []
     rec_sensors: list[np.ndarray] = []
     rec_volumes: list[np.ndarray] = []
@@ -290,4 +292,5 @@ def solve(
         wall_time_s=time.perf_counter() - started,
         backend=backend.name,
         compile_time_s=compiled.seconds,
+        setup_time_s=setup_s,
     )
