@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_shared_cores.py [--case M] [--window SECONDS]
         [--policy default|passive|spin:N] [--threads N]
-    .venv/bin/python benchmarks/bench_shared_cores.py --solo-only --rounds 3 \
+    .venv/bin/python benchmarks/bench_shared_cores.py --rounds 3 \
         --variant passive:OMP_WAIT_POLICY=passive --variant one:CRYOPLAN_THREADS=1
 
 Each solve runs in a child process of its own (spawned, so that the wait policy and thread
@@ -16,7 +16,9 @@ other solve of its scenario. Scenarios, all in the same run and against the firs
 
 The figure of each is the solve's wall time [s] (the longest of the pair) and its ratio to
 solo. Policies: `default` is libgomp's own (threads spin ~3 ms before sleeping), `passive`
-is cryoplan's default (OMP_WAIT_POLICY=passive), `spin:N` sets GOMP_SPINCOUNT=N.
+is cryoplan's default (OMP_WAIT_POLICY=passive), `spin:N` sets GOMP_SPINCOUNT=N. (For
+`default` the variable is set empty so that cryoplan leaves it alone; libgomp warns that the
+value is invalid and keeps its default.)
 Nothing here is asserted: it is measured on demand (benchmarks/README.md has the figures).
 """
 
