@@ -219,6 +219,52 @@ class CriticalStructure(_Strict):
     keep_above_c: float
 
 
+class PlacementError(_Strict):
+    """1-sigma placement error of each probe [mm]: across the shaft (each of two directions)
+    and along it (depth)."""
+
+    lateral: NonNegativeFloat = 3.0
+    depth: NonNegativeFloat = 2.0
+
+
+class EntryFace(_Strict):
+    """Probes enter a box or phantom through one of its faces (patient directions, LPS)."""
+
+    face: Literal["anterior", "posterior", "left", "right", "superior", "inferior"]
+
+
+class ProtocolOption(_Strict):
+    """One protocol of the planner's menu: a name and its phases (all probes)."""
+
+    name: str
+    phases: Annotated[list[Phase], Field(min_length=1)]
+
+    @property
+    def seconds(self) -> float:
+        return sum(p.seconds for p in self.phases)
+
+
+class PlanningSpec(_Strict):
+    """The `planning:` section: what the planner may choose and what it must respect
+    (docs/planning.md). Defaults are the procedure's own; every one is printed in the plan."""
+
+    probe_models: Annotated[list[str], Field(min_length=1)] = ["argon-17g"]
+    max_probes: Annotated[int, Field(ge=1, le=25)] = 8
+    entry: Literal["skin"] | EntryFace | None = None  # None: skin (image), anterior (box)
+    no_fly: list[str] | None = None  # None: planning/access.yaml's defaults
+    clearance_mm: NonNegativeFloat = 3.0
+    min_spacing_mm: PositiveFloat = 8.0
+    plane: Literal["any", "axial"] = "any"
+    placement_error_mm: PlacementError = Field(default_factory=PlacementError)
+    min_success_probability: Annotated[float, Field(gt=0, le=1)] = 0.9
+    samples: Annotated[int, Field(ge=4, le=10_000)] = 24
+    seed: int = 0
+    lethal_margin_mm: NonNegativeFloat | None = None
+    protocols: Annotated[list[ProtocolOption], Field(min_length=1)] | None = None
+    model_spacing_mm: PositiveFloat | None = None  # the search's grid; default below
+    max_sessions: Annotated[int, Field(ge=1, le=6)] = 3
+
+
 def probe_names(probes: Sequence[ProbeSpec]) -> list[str]:
     """The probes' names: their own, else p1, p2, … by position."""
     return [p.name or f"p{i + 1}" for i, p in enumerate(probes)]
@@ -242,6 +288,7 @@ class Case(_Strict):
     output: OutputSpec = Field(default_factory=OutputSpec)
     injury: InjurySpec = Field(default_factory=InjurySpec)
     critical_structures: list[CriticalStructure] = Field(default_factory=list)
+    planning: PlanningSpec | None = None
 
     _source: str = PrivateAttr(default="<case>")
     _probe_models: dict[str, ProbeModel] = PrivateAttr(default_factory=dict)
@@ -499,6 +546,8 @@ def check_references(case: Case) -> None:
             "grid.region_mm",
             "a region for an image domain only (a box or phantom is simulated whole)",
         )
+    if case.planning is not None:
+        check_planning(case)
     check_plan(
         src,
         case.probes or [],
@@ -506,6 +555,36 @@ def check_references(case: Case) -> None:
         case.probe_models,
         case.output.snapshot_times_min,
     )
+
+
+def check_planning(case: Case) -> None:
+    """What a `planning:` section names must exist and fit the domain."""
+    src = case.source
+    planning = case.planning
+    assert planning is not None
+    if case.target is None:
+        raise CaseError(src, "target", "a target tissue for the planner to destroy")
+    for i, model in enumerate(planning.probe_models):
+        if model not in case.probe_models:
+            raise CaseError(
+                src,
+                f"planning.probe_models[{i}]",
+                f"a probe model of the catalogue ({', '.join(sorted(case.probe_models))}), "
+                f"got {model!r}",
+            )
+        if case.probe_models[model].usable_length_mm is None:
+            raise CaseError(
+                src,
+                f"planning.probe_models[{i}]",
+                f"a model with a usable length in the catalogue ({model!r} has none)",
+            )
+    image = case.domain.image is not None
+    if planning.entry == "skin" and not image:
+        raise CaseError(
+            src, "planning.entry", "a face ({face: anterior}, …) for a box or phantom domain"
+        )
+    if isinstance(planning.entry, EntryFace) and image:
+        raise CaseError(src, "planning.entry", "'skin' for an image domain (faces are for boxes)")
 
 
 def check_plan(

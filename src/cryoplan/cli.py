@@ -1,6 +1,7 @@
 """The `cryoplan` command (contract in ARCHITECTURE.md).
 
     cryoplan simulate CASE.yaml --out DIR [--report] [--pdf] [--vtk]
+    cryoplan plan CASE.yaml --out DIR
     cryoplan report DIR [--pdf]
     cryoplan demo [--out DIR]
 
@@ -213,6 +214,81 @@ def simulate_command(
         _print_summary(result, out)
         for path in reports:
             console.print(f"report: {path}")
+
+
+@app.command("plan")
+def plan_command(
+    case_file: Annotated[Path, typer.Argument(help="The case file (YAML) with a target.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the plan.")],
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")
+    ] = False,
+) -> None:
+    """Plan probes (count, skin entry, layout) and protocol for a case; write plan.yaml,
+    summary.json, probes.mrk.json and the lethal-probability map into --out."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+
+    from cryoplan.case import load_case  # noqa: PLC0415
+    from cryoplan.outputs import check_output_dir  # noqa: PLC0415
+    from cryoplan.planning import plan, write_plan  # noqa: PLC0415
+
+    try:
+        case = load_case(case_file)
+        check_output_dir(out)
+        _compile_solver("fast", quiet)
+        with Progress(
+            TextColumn("[bold]planning[/] {task.description}"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+            disable=quiet or not err_console.is_terminal,
+        ) as bar:
+            task = bar.add_task(case.name, total=1.0)
+            result = plan(
+                case,
+                progress=lambda what, done: bar.update(task, completed=done, description=what),
+            )
+        write_plan(result, out)
+    except CaseError as error:
+        raise _fail(error) from None
+    if not quiet:
+        _print_plan(result, out)
+    if result.blocked is not None:
+        raise typer.Exit(code=1)
+
+
+def _print_plan(result, out: Path) -> None:
+    s = result.summary()["plan"]
+    if s["status"] == "blocked":
+        console.print(f"[bold red]no plan:[/] {s['blocked']}", highlight=False)
+        console.print(f"summary in {out}/summary.json")
+        return
+    robust = s["robustness"]
+    console.print(
+        f"[bold]plan:[/] {s['probe_count']} probe(s), protocol {s['protocol']}; "
+        f"P(objective met) {robust['success_probability']:.2f} under placement error "
+        f"σ {robust['placement_error_mm']['lateral']:g} mm lateral, "
+        f"{robust['placement_error_mm']['depth']:g} mm depth",
+        highlight=False,
+    )
+    for p in s["probes"]:
+        console.print(
+            f"  {p['name']}: tip {p['tip_mm']}, skin entry {p['entry_mm']}, depth "
+            f"{p['depth_mm']} mm, nearest no-fly {p['closest_no_fly']} at {p['clearance_mm']} mm",
+            highlight=False,
+        )
+    v = s["verified"]
+    colour = "green" if v["met"] else "red"
+    console.print(
+        f"[bold {colour}]verified at the case's spacing:[/] lethal coverage "
+        f"{v['lethal_coverage_percent']:.1f} %, ice margin {v['ice_margin_mm']:.1f} mm"
+        + ("" if v["met"] else "; missed: " + "; ".join(v["missed"])),
+        highlight=False,
+    )
+    for note in s["notes"]:
+        console.print(f"[dim]note:[/] {note}", highlight=False)
+    console.print(f"plan in {out}/plan.yaml (run it with `cryoplan simulate`)")
 
 
 @app.command("report")

@@ -12,6 +12,7 @@ nearest neighbour.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from cryoplan.anatomy.images import (
     grid_of,
     read_labels,
     read_sitk,
+    read_volume,
     resample,
     same_grid,
     totalsegmentator_names,
@@ -215,15 +217,44 @@ def keep_thin_vessels(
         simulation[(fraction >= min(thinnest, 0.5)) & (simulation != target)] = k
 
 
-def build_patient_anatomy(case: Case) -> TissueMap:
+@dataclass(frozen=True, eq=False)  # arrays: compared by identity
+class ImageAnatomy:
+    """A patient's anatomy on the image's own grid, before any crop.
+
+    `labels` is the label map as read (its values; `label_names` where the map names them),
+    `tissue_index` each voxel's index into `tissue_names` (the case's mapping, lesions
+    written in), `intensity` the image itself (None for a label map given alone).
+    """
+
+    labels: Volume
+    tissue_index: np.ndarray
+    tissue_names: list[str]
+    intensity: np.ndarray | None
+
+
+def read_image_anatomy(case: Case, with_intensity: bool = False) -> ImageAnatomy:
+    """The case's image domain on the image grid: labels, tissues and (if asked) intensity."""
     image = case.domain.image
     assert image is not None
     labels_path = case.resolve_path(image.labels)
     image_grid = None
-    if image.file is not None:
+    intensity = None
+    if image.file is not None and with_intensity:
+        picture = read_volume(case.resolve_path(image.file), "domain.image.file")
+        image_grid, intensity = picture.grid, picture.array
+    elif image.file is not None:
         image_grid = grid_of(read_sitk(case.resolve_path(image.file), "domain.image.file"))
     labels = _read_label_map(case, labels_path, image_grid)
     index, names = _tissue_volume(case, labels)
+    return ImageAnatomy(labels, index, names, intensity)
+
+
+def build_patient_anatomy(case: Case) -> TissueMap:
+    image = case.domain.image
+    assert image is not None
+    labels_path = case.resolve_path(image.labels)
+    anatomy = read_image_anatomy(case)
+    labels, index, names = anatomy.labels, anatomy.tissue_index, anatomy.tissue_names
     grid = _crop_grid(case, labels.grid, _focus_index(case, labels.grid, index, names))
     simulation = resample(Volume(index, labels.grid), grid, nearest=True).astype(np.uint8)
     keep_thin_vessels(case, index, names, labels.grid, simulation, grid)

@@ -48,6 +48,7 @@ class ProbeModel(BaseModel):
     calibrated: bool
     diameter_mm: PositiveFloat
     active_length_mm: PositiveFloat
+    usable_length_mm: PositiveFloat | None = None  # shaft length that can enter the body
     cooling: WallTemperatureCooling | GasCooling = Field(discriminator="model")
     active_thaw_temperature_c: float
     sources: dict[str, str]

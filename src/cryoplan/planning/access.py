@@ -1,0 +1,286 @@
+"""The way in: where the skin is, what a shaft must not touch, and whether a straight path
+from the skin to a tip is allowed.
+
+An `AccessMap` holds, on the anatomy's own grid (the patient image's grid before any crop; for
+a box or phantom the simulation grid), a `body` mask, the distance [mm] from every voxel to
+the nearest no-fly voxel and which no-fly structure that is. A shaft is the segment from the
+tip back along the probe to the point where it leaves the body (the skin entry); it is
+allowed when
+
+- the depth (tip to skin entry) is at most the probe's usable length (catalogue),
+- every point of it keeps `clearance_mm` plus the probe's radius from every no-fly voxel,
+- it leaves the body through the skin inside the image (a box or phantom: through the named
+  face), not through the image's edge.
+
+Distances are measured between voxel centres (a Euclidean distance transform on the grid's
+spacing): a shaft's clearance is good to about half a voxel of that grid.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import yaml
+from scipy import ndimage
+
+from cryoplan.anatomy import Grid
+from cryoplan.case import Case, EntryFace, PlanningSpec
+from cryoplan.errors import CaseError
+
+# LPS unit vector pointing out of the body through each face of a box (patient directions)
+FACE_OUTWARD = {
+    "right": (-1.0, 0.0, 0.0),
+    "left": (1.0, 0.0, 0.0),
+    "anterior": (0.0, -1.0, 0.0),
+    "posterior": (0.0, 1.0, 0.0),
+    "inferior": (0.0, 0.0, -1.0),
+    "superior": (0.0, 0.0, 1.0),
+}
+
+
+@lru_cache(maxsize=1)
+def planning_defaults() -> dict[str, Any]:
+    """The planner's sourced defaults (planning/planning.yaml)."""
+    text = resources.files("cryoplan.planning").joinpath("planning.yaml").read_text("utf-8")
+    return yaml.safe_load(text)
+
+
+@dataclass(frozen=True, eq=False)  # arrays: compared by identity
+class AccessMap:
+    """Body, no-fly distances and the entry rule on the anatomy's grid (module docstring)."""
+
+    grid: Grid
+    body: np.ndarray  # bool
+    no_fly_distance_mm: np.ndarray  # float32: to the nearest no-fly voxel's centre
+    nearest_no_fly: np.ndarray  # int16: index into no_fly_names of that voxel (−1: none)
+    no_fly_names: tuple[str, ...]
+    entry_face: str | None  # a box or phantom: the face probes enter through
+    notes: tuple[str, ...]  # what was assumed (the body's outline, organs let through)
+
+
+@dataclass(frozen=True)
+class Shaft:
+    """A straight path from the skin to a tip, and what it meets."""
+
+    tip_mm: np.ndarray
+    entry_mm: np.ndarray  # where it crosses the skin (or the entry face)
+    depth_mm: float
+    clearance_mm: float  # least distance from the shaft's axis to a no-fly voxel
+    closest_structure: str | None
+    problem: str | None  # None: allowed; otherwise why not, in one phrase
+
+    @property
+    def allowed(self) -> bool:
+        return self.problem is None
+
+
+def expand_no_fly(names: list[str], label_names: set[str]) -> set[str]:
+    """Group names (planning.yaml's `no_fly_groups`) → the label names present they cover;
+    other names stand for themselves."""
+    groups = planning_defaults()["no_fly_groups"]
+    out: set[str] = set()
+    for name in names:
+        patterns = groups.get(name, [name])
+        for pattern in patterns:
+            out |= {n for n in label_names if fnmatch.fnmatchcase(n, pattern)}
+    return out
+
+
+def _distance_map(
+    no_fly: np.ndarray, which: np.ndarray, grid: Grid
+) -> tuple[np.ndarray, np.ndarray]:
+    if not no_fly.any():
+        return np.full(no_fly.shape, np.inf, np.float32), np.full(no_fly.shape, -1, np.int16)
+    distance, nearest = ndimage.distance_transform_edt(
+        ~no_fly, sampling=grid.spacing_mm, return_indices=True
+    )
+    return distance.astype(np.float32), which[tuple(nearest)].astype(np.int16)
+
+
+def _body_from_ct(intensity: np.ndarray, threshold_hu: float) -> np.ndarray:
+    """The body on a CT: above the threshold, holes filled per axial slice, largest piece."""
+    body = intensity > threshold_hu
+    for k in range(body.shape[2]):
+        body[:, :, k] = ndimage.binary_fill_holes(body[:, :, k])
+    pieces, n = ndimage.label(body)
+    if n > 1:
+        sizes = np.bincount(pieces.ravel())
+        sizes[0] = 0
+        body = pieces == int(np.argmax(sizes))
+    return body
+
+
+def _target_organ(tissue_index: np.ndarray, labels: np.ndarray, target: int) -> int | None:
+    """The label that surrounds the target (the most frequent label in a 2-voxel shell)."""
+    inside = tissue_index == target
+    shell = ndimage.binary_dilation(inside, iterations=2) & ~inside
+    around = labels[shell]
+    around = around[around != 0]
+    if around.size == 0:
+        return None
+    values, counts = np.unique(around, return_counts=True)
+    return int(values[np.argmax(counts)])
+
+
+def image_access(case: Case) -> AccessMap:
+    """The access map of an image case: body from the CT (or every labelled voxel), no-fly
+    structures from the label map's names and the case's vessel tissues."""
+    from cryoplan.anatomy.images import totalsegmentator_names  # noqa: PLC0415
+    from cryoplan.anatomy.patient import read_image_anatomy  # noqa: PLC0415
+
+    planning = case.planning
+    assert planning is not None
+    anatomy = read_image_anatomy(case, with_intensity=True)
+    grid = anatomy.labels.grid
+    labels = anatomy.labels.array
+    notes = []
+    if anatomy.intensity is not None and float(anatomy.intensity.min()) < -500.0:
+        threshold = float(planning_defaults()["body_threshold_hu"])
+        body = _body_from_ct(anatomy.intensity, threshold)
+        notes.append(f"skin: the CT above {threshold:g} HU, holes filled")
+    else:
+        body = ndimage.binary_fill_holes(labels != 0)
+        notes.append("skin: the outline of the labelled voxels (no CT to threshold)")
+    value_names = anatomy.labels.label_names or {v: n for n, v in totalsegmentator_names().items()}
+    present = {int(v) for v in np.unique(labels)} - {0}
+    label_name = {v: value_names.get(v, str(v)) for v in present}
+    wanted = _no_fly_names(planning)
+    chosen = expand_no_fly(list(wanted), set(label_name.values()))
+    target = anatomy.tissue_names.index(case.target)  # type: ignore[arg-type]
+    organ = _target_organ(anatomy.tissue_index, labels, target)
+    if organ is not None and label_name[organ] in chosen:
+        chosen.discard(label_name[organ])
+        notes.append(f"{label_name[organ]} holds the target: shafts may cross it")
+    names: list[str] = []
+    which = np.full(labels.shape, -1, np.int16)
+    for value, name in sorted(label_name.items()):
+        if name in chosen:
+            names.append(name)
+            which[(labels == value) & (anatomy.tissue_index != target)] = len(names) - 1
+    for k, tissue in enumerate(anatomy.tissue_names):  # the case's own vessels, by tissue
+        in_list = tissue in wanted or case.resolved_tissues[tissue].blood_vessel
+        if k != target and in_list and tissue not in names:
+            names.append(tissue)
+            which[(anatomy.tissue_index == k) & (which < 0)] = len(names) - 1
+    _check_names_known(case, list(wanted), set(label_name.values()) | set(anatomy.tissue_names))
+    distance, nearest = _distance_map(which >= 0, which, grid)
+    return AccessMap(grid, body, distance, nearest, tuple(names), None, tuple(notes))
+
+
+def box_access(case: Case, grid: Grid, material: np.ndarray, tissue_names: list[str]) -> AccessMap:
+    """The access map of a box or phantom: the whole domain is body; probes enter through
+    one face; no-fly structures are the named tissues and every large vessel."""
+    planning = case.planning
+    assert planning is not None
+    face = planning.entry.face if isinstance(planning.entry, EntryFace) else "anterior"
+    wanted = _no_fly_names(planning)
+    _check_names_known(case, list(wanted), set(tissue_names))
+    names: list[str] = []
+    which = np.full(grid.shape, -1, np.int16)
+    for k, tissue in enumerate(tissue_names):
+        if tissue == case.target:
+            continue
+        if tissue in wanted or case.resolved_tissues[tissue].blood_vessel:
+            names.append(tissue)
+            which[material == k] = len(names) - 1
+    distance, nearest = _distance_map(which >= 0, which, grid)
+    body = np.ones(grid.shape, bool)
+    notes = (f"entry through the domain's {face} face",)
+    return AccessMap(grid, body, distance, nearest, tuple(names), face, notes)
+
+
+def _no_fly_names(planning: PlanningSpec) -> list[str]:
+    if planning.no_fly is not None:
+        return list(planning.no_fly)
+    return list(planning_defaults()["default_no_fly"])
+
+
+def _check_names_known(case: Case, wanted: list[str], present: set[str]) -> None:
+    """A no-fly name must be a group, a label name or a tissue (a typo must not pass)."""
+    groups = planning_defaults()["no_fly_groups"]
+    known = set(groups) | present | set(case.resolved_tissues)
+    for i, name in enumerate(wanted):
+        if name not in known:
+            raise CaseError(
+                case.source,
+                f"planning.no_fly[{i}]",
+                f"a group ({', '.join(groups)}), a label name or a tissue; got {name!r}",
+            )
+
+
+def trace_shaft(
+    access: AccessMap,
+    tip_mm: np.ndarray,
+    outward: np.ndarray,
+    usable_length_mm: float,
+    radius_mm: float,
+    clearance_mm: float,
+) -> Shaft:
+    """Follow a shaft from `tip_mm` along `outward` (unit, towards the skin) until it leaves
+    the body; measure its depth and clearance and say whether it is allowed."""
+    grid = access.grid
+    step = 0.5 * min(grid.spacing_mm)
+    tip = np.asarray(tip_mm, float)
+    outward = np.asarray(outward, float) / np.linalg.norm(outward)
+    n = int(np.ceil((usable_length_mm + 4 * max(grid.spacing_mm)) / step)) + 1
+    points = tip + np.arange(n)[:, None] * step * outward
+    index = grid.index_from_lps(points)
+    upper = np.asarray(grid.shape) - 0.5
+    inside_grid = np.all((index >= -0.5) & (index <= upper), axis=1)
+    nearest = np.clip(np.rint(index).astype(int), 0, np.asarray(grid.shape) - 1)
+    in_body = access.body[tuple(nearest.T)] & inside_grid
+    outside = np.flatnonzero(~in_body)
+    exit_at = int(outside[0]) if outside.size else n - 1
+    entry = points[exit_at]
+    depth = float(exit_at * step)
+    along = slice(0, max(exit_at, 1))
+    clear = access.no_fly_distance_mm[tuple(nearest[along].T)]
+    worst = int(np.argmin(clear))
+    clearance = float(clear[worst])
+    which = int(access.nearest_no_fly[tuple(nearest[along][worst])])
+    structure = access.no_fly_names[which] if which >= 0 else None
+    problem = None
+    if not outside.size or depth > usable_length_mm:
+        problem = f"deeper than the probe's usable length {usable_length_mm:g} mm"
+    elif access.entry_face is None and not inside_grid[exit_at]:
+        problem = "leaves the image before it reaches the skin"
+    elif clearance < clearance_mm + radius_mm:
+        problem = (
+            f"passes {clearance:.1f} mm from {structure} "
+            f"(clearance {clearance_mm:g} mm + radius {radius_mm:g} mm wanted)"
+        )
+    elif access.entry_face is not None:
+        face = np.asarray(FACE_OUTWARD[access.entry_face])
+        if float(np.dot(outward, face)) <= 0.0 or not _on_face(grid, entry, face):
+            problem = f"does not enter through the {access.entry_face} face"
+    return Shaft(tip, entry, depth, clearance, structure, problem)
+
+
+def _on_face(grid: Grid, point: np.ndarray, face: np.ndarray) -> bool:
+    """Whether a point just outside the domain lies beyond the face with this outward normal."""
+    lo, hi = grid.bounds_mm()
+    axis = int(np.argmax(np.abs(face)))
+    bound = hi[axis] if face[axis] > 0 else lo[axis]
+    return bool(abs(point[axis] - bound) <= max(grid.spacing_mm))
+
+
+def candidate_directions(plane: str, count: int = 400) -> np.ndarray:
+    """Unit vectors (n, 3): the six patient axes first (straight anterior, lateral, …
+    approaches, a box's face normals), then the sphere (Fibonacci lattice, `count` points),
+    or the axial circle every 5° for `plane: axial`: the outward directions the planner
+    tries."""
+    if plane == "axial":
+        angles = np.deg2rad(np.arange(0.0, 360.0, 5.0))
+        return np.stack([np.cos(angles), np.sin(angles), np.zeros_like(angles)], axis=1)
+    i = np.arange(count) + 0.5
+    polar = np.arccos(1.0 - 2.0 * i / count)
+    azimuth = np.pi * (1.0 + 5.0**0.5) * i
+    lattice = np.stack(
+        [np.cos(azimuth) * np.sin(polar), np.sin(azimuth) * np.sin(polar), np.cos(polar)], axis=1
+    )
+    return np.concatenate([np.asarray(list(FACE_OUTWARD.values())), lattice])

@@ -1,0 +1,107 @@
+"""Writing a plan's directory, all or nothing (as `cryoplan.outputs` writes a result):
+
+- plan.yaml: the chosen plan as a complete case (probes from the skin, protocol, the
+  `planning:` section kept) that `cryoplan simulate` runs unchanged;
+- summary.json: the `plan` section (status, probes with depth, direction and clearance,
+  protocol, the verified score, the search model's score, robustness, alternatives);
+- probes.mrk.json: the probes as 3D Slicer Markups lines (tip, skin entry);
+- lethal_probability.nii.gz: per voxel, the share of placement-error samples in which it
+  was lethally frozen, on the case's grid; for an image case also
+  lethal_probability_on_image.nii.gz on the input image's grid.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import yaml
+
+from cryoplan.errors import CaseError
+from cryoplan.markups import probes_to_markups
+from cryoplan.outputs import check_output_dir, write_nifti
+from cryoplan.planning.planner import PlanResult
+
+
+def plan_yaml(result: PlanResult, folder: Path | None = None) -> str:
+    """plan.yaml's text: a header that says what it is, then the case."""
+    chosen = result.chosen
+    assert chosen is not None
+    robust = chosen.robustness
+    header = [
+        f"# Planned by cryoplan from {result.case.source}: {chosen.count} × "
+        f"{chosen.probe_model}, protocol {chosen.protocol.name}.",
+    ]
+    if robust is not None:
+        lo, hi = robust.interval
+        header.append(
+            f"# P(objective met) = {robust.probability:.2f} (95 % interval {lo:.2f}–{hi:.2f}) "
+            f"under placement error σ {robust.lateral_sigma_mm:g} mm lateral, "
+            f"{robust.depth_sigma_mm:g} mm depth ({robust.samples} samples)."
+        )
+    if result.verified is not None:
+        verdict = "meets" if result.verified.met else "does NOT meet"
+        header.append(f"# Solved at the case's spacing, the plan {verdict} the objective.")
+    header.append("# Probe entry points lie on the skin; run with `cryoplan simulate`.")
+    body = yaml.safe_dump(result.plan_case(folder), sort_keys=False, allow_unicode=True)
+    return "\n".join(header) + "\n" + body
+
+
+def write_plan(result: PlanResult, out_dir: str | Path) -> Path:
+    """Write the plan's files into `out_dir` (module docstring); nothing is left half-written."""
+    out = check_output_dir(out_dir)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as exc:
+        raise CaseError(str(out), "--out", f"a writable directory ({exc.strerror})") from None
+    try:
+        names = ["summary.json"]
+        summary = result.summary()
+        (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", "utf-8")
+        chosen = result.chosen
+        if chosen is not None:
+            (staging / "plan.yaml").write_text(plan_yaml(result, out), "utf-8")
+            model = result.case.probe_models[chosen.probe_model]
+            probes = [
+                SimpleNamespace(
+                    name=p["name"],
+                    model=p["model"],
+                    diameter_mm=model.diameter_mm,
+                    active_length_mm=model.active_length_mm,
+                    tip_mm=p["tip_mm"],
+                    entry_mm=p["entry_mm"],
+                )
+                for p in chosen.probes()
+            ]
+            doc = json.dumps(probes_to_markups(probes), indent=2)
+            (staging / "probes.mrk.json").write_text(doc + "\n", "utf-8")
+            names += ["plan.yaml", "probes.mrk.json"]
+            if chosen.lethal_probability is not None:
+                names += _write_probability(staging, result, chosen.lethal_probability)
+        out.mkdir(exist_ok=True)
+        for name in names:
+            (staging / name).replace(out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+def _write_probability(folder: Path, result: PlanResult, probability: np.ndarray) -> list[str]:
+    grid = result.prepared.grid
+    write_nifti(folder / "lethal_probability.nii.gz", probability.astype(np.float32), grid)
+    written = ["lethal_probability.nii.gz"]
+    source = result.prepared.tissue_map.source_grid
+    if source is not None:
+        from cryoplan.anatomy.images import Volume, resample, write_image  # noqa: PLC0415
+
+        on_image = resample(Volume(probability, grid), source, nearest=False, default=0.0)
+        write_image(
+            folder / "lethal_probability_on_image.nii.gz", on_image.astype(np.float32), source
+        )
+        written.append("lethal_probability_on_image.nii.gz")
+    return written

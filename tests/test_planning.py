@@ -1,0 +1,200 @@
+"""The planner's parts against cases worked by hand: shaft tracing, layouts, the objective,
+the success probability's interval; then a whole plan of the phantom, checked by an
+independent simulation of the plan.yaml it writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import yaml
+from scipy import ndimage, stats
+from typer.testing import CliRunner
+
+import cryoplan
+from cryoplan.anatomy import Grid
+from cryoplan.case import case_from_dict
+from cryoplan.cli import app
+from cryoplan.errors import CaseError
+from cryoplan.planning.access import AccessMap, candidate_directions, trace_shaft
+from cryoplan.planning.layout import TargetFrame, cross_section_sites, place
+from cryoplan.planning.objective import score, target_geometry
+from cryoplan.planning.planner import Robustness
+
+
+def ball_access(radius_mm: float = 40.0, spacing: float = 1.0) -> AccessMap:
+    """A body that is a ball of `radius_mm` about the origin, in a 100 mm cube, with one no-fly
+    block (x 10…20, y −5…5, all z)."""
+    grid = Grid.centred_box((100.0, 100.0, 100.0), spacing)
+    x, y, z = grid.centres_lps()
+    body = x**2 + y**2 + z**2 <= radius_mm**2
+    block = (x >= 10) & (x <= 20) & (np.abs(y) <= 5)
+    distance = ndimage.distance_transform_edt(~block, sampling=grid.spacing_mm).astype(np.float32)
+    nearest = np.where(block, 0, 0).astype(np.int16)
+    return AccessMap(grid, body, distance, nearest, ("bone",), None, ())
+
+
+def test_a_shaft_leaves_the_body_where_the_ball_ends() -> None:
+    access = ball_access()
+    shaft = trace_shaft(access, np.zeros(3), np.array([0.0, -1.0, 0.0]), 175.0, 0.7, 3.0)
+    assert shaft.allowed
+    # the first sample point outside the ball (0.5 mm steps): 40 to 41 mm out
+    assert 40.0 <= shaft.depth_mm <= 41.0
+    assert abs(shaft.entry_mm[1] + shaft.depth_mm) < 1e-9
+    # nearest block voxel from the path (x = 0, y ≤ 0): the block's corner at x = 10, y = −5
+    assert shaft.clearance_mm == pytest.approx(10.0, abs=0.5)
+    assert shaft.closest_structure == "bone"
+
+
+def test_a_shaft_through_a_no_fly_block_or_too_deep_is_refused() -> None:
+    access = ball_access()
+    through = trace_shaft(access, np.zeros(3), np.array([1.0, 0.0, 0.0]), 175.0, 0.7, 3.0)
+    assert not through.allowed
+    assert "from bone" in through.problem
+    deep = trace_shaft(access, np.zeros(3), np.array([0.0, -1.0, 0.0]), 30.0, 0.7, 3.0)
+    assert not deep.allowed
+    assert "usable length 30" in deep.problem
+
+
+def test_candidate_directions_are_unit_vectors_and_axial_ones_lie_in_the_plane() -> None:
+    sphere = candidate_directions("any")
+    assert np.allclose(np.linalg.norm(sphere, axis=1), 1.0)
+    assert abs(sphere.mean(axis=0)).max() < 0.01  # spread evenly
+    axial = candidate_directions("axial")
+    assert np.allclose(axial[:, 2], 0.0)
+    assert len(axial) == 72
+
+
+def test_three_probes_across_a_round_target_sit_at_equal_angles() -> None:
+    grid = Grid.centred_box((60.0, 60.0, 60.0), 1.0)
+    x, y, z = grid.centres_lps()
+    target = x**2 + y**2 + z**2 <= 15.0**2
+    frame = TargetFrame.of(target, grid, np.array([0.0, 1.0, 0.0]))  # inserted along +y
+    sites = cross_section_sites(frame, 3, seed=0)
+    radii = np.linalg.norm(sites, axis=1)
+    # k-means of a disc of radius 15 in 3: centroids of 120° sectors, 4r/(π)·sin(60°)/… ≈ 7.3 mm
+    # for a sphere's projection (density ∝ chord length); all three alike
+    assert radii.max() - radii.min() < 0.6
+    angles = np.sort(np.degrees(np.arctan2(sites[:, 1], sites[:, 0])) % 360)
+    assert np.allclose(np.diff(angles), 120.0, atol=4.0)
+    layout = place(frame, sites, 22.0, 1.0, 0.0)
+    # the active length (22 mm, ending at the tip) is centred on the target's depth
+    middles = layout.tips_mm @ frame.direction - 11.0
+    assert np.allclose(middles, 0.0, atol=1.0)
+    assert layout.least_spacing_mm() == pytest.approx(np.sqrt(3) * radii.mean(), rel=0.02)
+
+
+def test_the_success_interval_is_wilsons() -> None:
+    r = Robustness(samples=24, met=21, lateral_sigma_mm=3.0, depth_sigma_mm=2.0, seed=0)
+    expected = stats.binomtest(21, 24).proportion_ci(0.95, method="wilson")
+    assert r.interval == pytest.approx((expected.low, expected.high), abs=1e-9)
+    assert r.probability == pytest.approx(0.875)
+
+
+PHANTOM_PLAN = {
+    "name": "plan-phantom",
+    "domain": {"phantom": "liver-tumour"},
+    "target": "tumour",
+    "margin_mm": 5,
+    "grid": {"spacing_mm": 2.0},
+    "critical_structures": [{"tissue": "vessel", "keep_above_c": 0}],
+    "planning": {"entry": {"face": "anterior"}},
+}
+EXAMPLE = Path(__file__).parent.parent / "examples" / "planning" / "liver-phantom.yaml"
+
+
+def test_planning_settings_are_checked_with_the_case() -> None:
+    bad = {**PHANTOM_PLAN, "planning": {"probe_models": ["argon-18g"]}}
+    with pytest.raises(CaseError, match=r"planning\.probe_models\[0\]"):
+        case_from_dict(bad, "plan.yaml")
+    skin = {**PHANTOM_PLAN, "planning": {"entry": "skin"}}
+    with pytest.raises(CaseError, match=r"planning\.entry: a face"):
+        case_from_dict(skin, "plan.yaml")
+    no_target = {k: v for k, v in PHANTOM_PLAN.items() if k != "target"}
+    with pytest.raises(CaseError, match="target: a target tissue"):
+        case_from_dict(no_target, "plan.yaml")
+
+
+@pytest.fixture(scope="module")
+def phantom_plan(tmp_path_factory):
+    """`cryoplan plan` on the phantom example, once for the tests below (about a minute)."""
+    out = tmp_path_factory.mktemp("plan") / "phantom"
+    result = CliRunner().invoke(app, ["plan", str(EXAMPLE), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text("utf-8"))["plan"]
+    return summary, out
+
+
+@pytest.mark.slow
+def test_the_phantom_plan_meets_its_objective_in_an_independent_simulation(phantom_plan) -> None:
+    """plan.yaml, loaded as any case and simulated by the one-shot path, meets the objective
+    the planner claims: every tumour voxel lethal, 5 mm of ice around it (vessel excepted),
+    the vessel above 0 °C."""
+    summary, out = phantom_plan
+    assert summary["status"] == "planned", summary["blocked"]
+    assert summary["verified"]["met"], summary["verified"]["missed"]
+    case = cryoplan.load_case(out / "plan.yaml")
+    assert len(case.probes) == summary["probe_count"]
+    simulated = cryoplan.simulate(case)
+    h = simulated.history
+    again = score(
+        simulated.prepared,
+        target_geometry(simulated.prepared, None),
+        h.minimum_temperature_c,
+        h.freeze_thaw_cycles,
+        None,
+    )
+    assert again.met, again.reasons
+    assert again.lethal_coverage_percent == 100.0
+    assert again.ice_margin_mm == pytest.approx(summary["verified"]["ice_margin_mm"], abs=1e-9)
+    # the probes enter through the anterior face (y = −40 mm), parallel
+    directions = []
+    for probe in case.probes:
+        assert probe.entry_mm[1] == pytest.approx(-40.0, abs=2.1)
+        axis = np.subtract(probe.tip_mm, probe.entry_mm)
+        directions.append(axis / np.linalg.norm(axis))
+    assert np.allclose(directions, directions[0], atol=1e-3)
+    assert simulated.outcome.structures["vessel"]["minimum_temperature_c"] > 0.0
+
+
+@pytest.mark.slow
+def test_the_plan_reports_its_robustness_and_alternatives(phantom_plan) -> None:
+    summary, out = phantom_plan
+    robust = summary["robustness"]
+    assert robust["samples"] == 12  # the chosen plan's samples all run
+    assert robust["placement_error_mm"] == {"lateral": 3.0, "depth": 2.0}
+    lo, hi = robust["interval_95"]
+    assert lo <= robust["success_probability"] <= hi
+    # fewer probes were tried first, and each either missed on the model or fell short of
+    # the wanted P(met) (unless none reached it: then the most robust is chosen)
+    counts = [row["probes"] for row in summary["alternatives"]]
+    assert counts == sorted(counts)
+    wanted = summary["min_success_probability"]
+    for row in summary["alternatives"][:-1]:
+        assert not row["met_on_model"] or row["success_probability"] < wanted
+    probability = nib.load(out / "lethal_probability.nii.gz")
+    p = np.asarray(probability.dataobj)
+    assert p.min() >= 0.0
+    assert p.max() <= 1.0
+    case = cryoplan.load_case(out / "plan.yaml")
+    assert np.allclose(probability.affine, cryoplan.prepare(case).grid.affine_ras)
+    # the tumour's centre dies in every sample, the far corner in none
+    centre = tuple(np.asarray(p.shape) // 2)
+    assert p[centre] == 1.0
+    assert p[0, 0, 0] == 0.0
+
+
+def test_plan_command_refuses_bad_planning_input_in_one_line(tmp_path: Path) -> None:
+    case = {**PHANTOM_PLAN, "planning": {"no_fly": ["bowl"], "entry": {"face": "anterior"}}}
+    path = tmp_path / "case.yaml"
+    path.write_text(yaml.safe_dump(case), "utf-8")
+    result = CliRunner().invoke(app, ["plan", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1
+    assert "planning.no_fly[0]" in lines[0]
+    assert "bowl" in lines[0]
+    assert not (tmp_path / "out").exists()
