@@ -34,7 +34,8 @@ def ball_access(radius_mm: float = 40.0, spacing: float = 1.0) -> AccessMap:
     block = (x >= 10) & (x <= 20) & (np.abs(y) <= 5)
     distance = ndimage.distance_transform_edt(~block, sampling=grid.spacing_mm).astype(np.float32)
     nearest = np.where(block, 0, 0).astype(np.int16)
-    return AccessMap(grid, body, distance, nearest, ("bone",), None, ())
+    target = x**2 + y**2 + z**2 <= 5.0**2
+    return AccessMap(grid, body, distance, nearest, ("bone",), target, None, ())
 
 
 def test_a_shaft_leaves_the_body_where_the_ball_ends() -> None:
@@ -44,8 +45,9 @@ def test_a_shaft_leaves_the_body_where_the_ball_ends() -> None:
     # the first sample point outside the ball (0.5 mm steps): 40 to 41 mm out
     assert 40.0 <= shaft.depth_mm <= 41.0
     assert abs(shaft.entry_mm[1] + shaft.depth_mm) < 1e-9
-    # nearest block voxel from the path (x = 0, y ≤ 0): the block's corner at x = 10, y = −5
-    assert shaft.clearance_mm == pytest.approx(10.0, abs=0.5)
+    # the block's voxel centres nearest the path (x = 0, y ≤ −5) lie at x = 10.5; less half a
+    # voxel, that is its boundary at x = 10
+    assert shaft.clearance_mm == pytest.approx(10.0, abs=0.05)
     assert shaft.closest_structure == "bone"
 
 
@@ -57,6 +59,27 @@ def test_a_shaft_through_a_no_fly_block_or_too_deep_is_refused() -> None:
     deep = trace_shaft(access, np.zeros(3), np.array([0.0, -1.0, 0.0]), 30.0, 0.7, 3.0)
     assert not deep.allowed
     assert "usable length 30" in deep.problem
+
+
+def test_inside_the_target_a_shaft_may_pass_closer() -> None:
+    """A tip 7 mm from the block: refused where that point is outside the target, allowed
+    (the radius clears it) where the target reaches it."""
+    access = ball_access()
+    tip = np.array([3.0, 0.0, 0.0])  # 7 mm from the block's nearest voxel centres
+    up = np.array([0.0, 0.0, 1.0])
+    outside = trace_shaft(access, tip, up, 175.0, 0.7, 10.0)
+    assert not outside.allowed
+    access.target[...] = False
+    grid = access.grid
+    near_tip = np.linalg.norm(np.stack(grid.centres_lps(), -1) - tip, axis=-1) <= 3.0
+    access.target[near_tip] = True
+    # along the shaft the block stays ≥ 6.5 mm away; 10 + 0.7 is wanted outside the target:
+    # still refused higher up, so ask for less there
+    inside = trace_shaft(access, tip, up, 175.0, 0.7, 3.0)
+    assert inside.allowed
+    closer = trace_shaft(access, np.array([9.0, 0.0, 0.0]), up, 175.0, 0.7, 3.0)
+    assert not closer.allowed  # x = 9: 1 mm from the block's centres, 0.5 from its boundary
+    assert "inside the target" not in closer.problem
 
 
 def test_candidate_directions_are_unit_vectors_and_axial_ones_lie_in_the_plane() -> None:

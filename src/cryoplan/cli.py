@@ -231,6 +231,7 @@ def plan_command(
     from cryoplan.case import load_case  # noqa: PLC0415
     from cryoplan.outputs import check_output_dir  # noqa: PLC0415
     from cryoplan.planning import plan, write_plan  # noqa: PLC0415
+    from cryoplan.thermal.threads import available_cpus  # noqa: PLC0415
 
     try:
         case = load_case(case_file)
@@ -248,6 +249,7 @@ def plan_command(
             result = plan(
                 case,
                 progress=lambda what, done: bar.update(task, completed=done, description=what),
+                workers=min(2, available_cpus()),
             )
         write_plan(result, out)
     except CaseError as error:
@@ -261,9 +263,11 @@ def plan_command(
 def _print_plan(result, out: Path) -> None:
     s = result.summary()["plan"]
     if s["status"] == "blocked":
-        console.print(f"[bold red]no plan:[/] {s['blocked']}", highlight=False)
-        console.print(f"summary in {out}/summary.json")
-        return
+        console.print(f"[bold red]no plan meets the objective:[/] {s['blocked']}", highlight=False)
+        if s["probes"] is None:
+            console.print(f"summary in {out}/summary.json")
+            return
+        console.print("the closest plan follows (plan.yaml says it misses)")
     robust = s["robustness"]
     console.print(
         f"[bold]plan:[/] {s['probe_count']} probe(s), protocol {s['protocol']}; "

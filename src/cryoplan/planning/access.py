@@ -8,12 +8,16 @@ tip back along the probe to the point where it leaves the body (the skin entry);
 allowed when
 
 - the depth (tip to skin entry) is at most the probe's usable length (catalogue),
-- every point of it keeps `clearance_mm` plus the probe's radius from every no-fly voxel,
+- every point of it outside the target keeps `clearance_mm` plus the probe's radius from
+  every no-fly voxel (inside the target, where the probe must be, the radius alone: it
+  may lie beside a structure the target abuts, not in it),
 - it leaves the body through the skin inside the image (a box or phantom: through the named
   face), not through the image's edge.
 
-Distances are measured between voxel centres (a Euclidean distance transform on the grid's
-spacing): a shaft's clearance is good to about half a voxel of that grid.
+Clearance is the distance from the shaft's axis to the nearest no-fly voxel's boundary: a
+Euclidean distance transform to the no-fly voxels' centres (on the grid's spacing),
+interpolated along the shaft, less half a voxel (`AccessMap.half_voxel_mm`, the mean
+half-spacing) so that a structure's own extent counts against the shaft.
 """
 
 from __future__ import annotations
@@ -59,8 +63,14 @@ class AccessMap:
     no_fly_distance_mm: np.ndarray  # float32: to the nearest no-fly voxel's centre
     nearest_no_fly: np.ndarray  # int16: index into no_fly_names of that voxel (−1: none)
     no_fly_names: tuple[str, ...]
+    target: np.ndarray  # bool: the target's voxels
     entry_face: str | None  # a box or phantom: the face probes enter through
     notes: tuple[str, ...]  # what was assumed (the body's outline, organs let through)
+
+    @property
+    def half_voxel_mm(self) -> float:
+        """Half the mean spacing: from a no-fly voxel's centre to its boundary, roughly."""
+        return 0.5 * float(np.mean(self.grid.spacing_mm))
 
 
 @dataclass(frozen=True)
@@ -94,8 +104,8 @@ def expand_no_fly(names: list[str], label_names: set[str]) -> set[str]:
 def _distance_map(
     no_fly: np.ndarray, which: np.ndarray, grid: Grid
 ) -> tuple[np.ndarray, np.ndarray]:
-    if not no_fly.any():
-        return np.full(no_fly.shape, np.inf, np.float32), np.full(no_fly.shape, -1, np.int16)
+    if not no_fly.any():  # far beyond any shaft: a large finite distance interpolates cleanly
+        return np.full(no_fly.shape, 1e6, np.float32), np.full(no_fly.shape, -1, np.int16)
     distance, nearest = ndimage.distance_transform_edt(
         ~no_fly, sampling=grid.spacing_mm, return_indices=True
     )
@@ -169,7 +179,8 @@ def image_access(case: Case) -> AccessMap:
             which[(anatomy.tissue_index == k) & (which < 0)] = len(names) - 1
     _check_names_known(case, list(wanted), set(label_name.values()) | set(anatomy.tissue_names))
     distance, nearest = _distance_map(which >= 0, which, grid)
-    return AccessMap(grid, body, distance, nearest, tuple(names), None, tuple(notes))
+    in_target = anatomy.tissue_index == target
+    return AccessMap(grid, body, distance, nearest, tuple(names), in_target, None, tuple(notes))
 
 
 def box_access(case: Case, grid: Grid, material: np.ndarray, tissue_names: list[str]) -> AccessMap:
@@ -191,7 +202,8 @@ def box_access(case: Case, grid: Grid, material: np.ndarray, tissue_names: list[
     distance, nearest = _distance_map(which >= 0, which, grid)
     body = np.ones(grid.shape, bool)
     notes = (f"entry through the domain's {face} face",)
-    return AccessMap(grid, body, distance, nearest, tuple(names), face, notes)
+    in_target = material == tissue_names.index(case.target)  # type: ignore[arg-type]
+    return AccessMap(grid, body, distance, nearest, tuple(names), in_target, face, notes)
 
 
 def _no_fly_names(planning: PlanningSpec) -> list[str]:
@@ -239,8 +251,14 @@ def trace_shaft(
     entry = points[exit_at]
     depth = float(exit_at * step)
     along = slice(0, max(exit_at, 1))
-    clear = access.no_fly_distance_mm[tuple(nearest[along].T)]
-    worst = int(np.argmin(clear))
+    clear = (
+        ndimage.map_coordinates(access.no_fly_distance_mm, index[along].T, order=1, mode="nearest")
+        - access.half_voxel_mm
+    )
+    # wanted: clearance + radius outside the target, the radius alone inside it
+    in_target = access.target[tuple(nearest[along].T)]
+    wanted = np.where(in_target, radius_mm, clearance_mm + radius_mm)
+    worst = int(np.argmin(clear - wanted))
     clearance = float(clear[worst])
     which = int(access.nearest_no_fly[tuple(nearest[along][worst])])
     structure = access.no_fly_names[which] if which >= 0 else None
@@ -249,10 +267,12 @@ def trace_shaft(
         problem = f"deeper than the probe's usable length {usable_length_mm:g} mm"
     elif access.entry_face is None and not inside_grid[exit_at]:
         problem = "leaves the image before it reaches the skin"
-    elif clearance < clearance_mm + radius_mm:
+    elif clearance < wanted[worst]:
+        inside = " inside the target" if in_target[worst] else ""
         problem = (
-            f"passes {clearance:.1f} mm from {structure} "
-            f"(clearance {clearance_mm:g} mm + radius {radius_mm:g} mm wanted)"
+            f"passes {clearance:.1f} mm from {structure}{inside} "
+            f"({wanted[worst]:g} mm wanted: clearance {clearance_mm:g} mm + radius "
+            f"{radius_mm:g} mm outside the target, the radius inside)"
         )
     elif access.entry_face is not None:
         face = np.asarray(FACE_OUTWARD[access.entry_face])

@@ -46,6 +46,8 @@ def plan_yaml(result: PlanResult, folder: Path | None = None) -> str:
     if result.verified is not None:
         verdict = "meets" if result.verified.met else "does NOT meet"
         header.append(f"# Solved at the case's spacing, the plan {verdict} the objective.")
+    if result.blocked is not None:
+        header.append(f"# NOT A COMPLETE PLAN: {result.blocked}.")
     header.append("# Probe entry points lie on the skin; run with `cryoplan simulate`.")
     body = yaml.safe_dump(result.plan_case(folder), sort_keys=False, allow_unicode=True)
     return "\n".join(header) + "\n" + body

@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import multiprocessing
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,7 @@ from scipy import ndimage
 
 from cryoplan.case import Case, PlanningSpec, ProtocolOption, protocol_from
 from cryoplan.errors import CaseError
+from cryoplan.injury import LETHAL_PROBABILITY, injury_model
 from cryoplan.planning.access import (
     AccessMap,
     Shaft,
@@ -58,12 +61,15 @@ from cryoplan.planning.layout import Layout, TargetFrame, across, cross_section_
 from cryoplan.planning.objective import PlanScore, TargetGeometry, score, target_geometry
 from cryoplan.preparation import PreparedCase, prepare
 from cryoplan.simulator import Simulator
+from cryoplan.thermal.threads import THREADS_VARIABLE
 
 PlanProgress = Callable[[str, float], None]  # (what is being done, fraction done 0…1)
 
 SPREADS = (0.6, 0.85, 1.1, 1.35, 1.6)  # spread factors tried across the target
 DEPTH_OFFSETS_MM = (-4.0, 4.0)  # depth offsets tried at the best spread
 SHIFTS_MM = (2.5, 5.0)  # moves of the whole layout towards its weakest side
+REFINE_ABOVE_PERCENT = 95.0  # depth offsets and shifts are tried from this lethal coverage
+TILTS_DEG = (5.0, 10.0, 15.0)  # a probe's path may tilt this far from the layout's direction
 DIRECTIONS_TRIED = 3  # the best few access directions a layout may use
 CLEARANCE_CAP_MM = 10.0  # beyond this, more clearance does not make a path better
 Z_95 = 1.959963984540054  # two-sided 95 % normal quantile, for the Wilson interval
@@ -190,6 +196,7 @@ class PlanResult:
             "status": "planned" if self.blocked is None else "blocked",
             "blocked": self.blocked,
             "sessions": 1 if chosen is not None else 0,
+            "meets_objective": None if self.verified is None else self.verified.met,
             "probe_count": None if chosen is None else chosen.count,
             "probes": None if chosen is None else _probe_rows(chosen),
             "protocol": None if chosen is None else chosen.protocol.name,
@@ -247,21 +254,33 @@ def _probe_rows(chosen: Candidate) -> list[dict[str, Any]]:
 
 
 class SearchModel:
-    """The case on a coarser grid, scored on the case's own grid (module docstring, step 2)."""
+    """The case on a coarser grid, scored on the case's own grid (module docstring, step 2).
 
-    def __init__(self, case: Case, fine: PreparedCase, spacing_mm: float, lethal_margin_mm):
-        coarse_case = case.model_copy(
-            update={"grid": case.grid.model_copy(update={"spacing_mm": spacing_mm})}
-        )
-        self.prepared = prepare(coarse_case)
-        self.simulator = Simulator(self.prepared)
+    `evaluate_many` runs plans in `workers` processes at once (spawned, one solver thread
+    each): the model's grids are small enough that a run uses one core, so two runs on two
+    cores take the time of one."""
+
+    def __init__(self, coarse: PreparedCase, fine: PreparedCase, lethal_margin_mm, workers=1):
+        self.prepared = coarse
+        self.simulator = Simulator(coarse)
         self.fine = fine
         self.geometry: TargetGeometry = target_geometry(fine, lethal_margin_mm)
         self.lethal_margin_mm = lethal_margin_mm
         # where the case's voxel centres fall on the model's grid
         fine_points = fine.grid.lps_from_index(np.indices(fine.grid.shape).reshape(3, -1).T)
-        self._coarse_index = self.prepared.grid.index_from_lps(fine_points).T
+        self._coarse_index = coarse.grid.index_from_lps(fine_points).T
         self.runs = 0
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    @staticmethod
+    def for_case(
+        case: Case, fine: PreparedCase, spacing_mm: float, lethal_margin_mm, workers: int = 1
+    ) -> SearchModel:
+        coarse_case = case.model_copy(
+            update={"grid": case.grid.model_copy(update={"spacing_mm": spacing_mm})}
+        )
+        return SearchModel(prepare(coarse_case), fine, lethal_margin_mm, workers)
 
     def on_case_grid(self, field: np.ndarray, nearest: bool = False) -> np.ndarray:
         values = ndimage.map_coordinates(
@@ -272,12 +291,12 @@ class SearchModel:
     def evaluate(
         self, probes: list[dict[str, Any]], protocol: ProtocolOption
     ) -> tuple[PlanScore, np.ndarray] | None:
-        """Score a plan on the model; None if a probe's active length leaves the model grid."""
+        """Score a plan on the model; None if a probe's active length leaves the model grid.
+        Returns the score and the lethal zone on the case's grid."""
         try:
             run = self.simulator.run(probes=probes, protocol=protocol.phases)
         except CaseError:
             return None
-        self.runs += 1
         h = run.history
         tmin = self.on_case_grid(h.minimum_temperature_c)
         # vessel voxels are held at their basal temperature: interpolation across a vessel's
@@ -287,11 +306,44 @@ class SearchModel:
             h.freeze_thaw_cycles.dtype
         )
         result = score(self.fine, self.geometry, tmin, cycles, self.lethal_margin_mm)
-        from cryoplan.injury import LETHAL_PROBABILITY, injury_model  # noqa: PLC0415
-
         model = injury_model(self.fine.case.injury.model)
         p = model.probability_of_death(tmin, cycles, self.fine.material, self.fine.tissues)
         return result, p >= LETHAL_PROBABILITY
+
+    def evaluate_many(
+        self, jobs: list[tuple[list[dict[str, Any]], ProtocolOption]]
+    ) -> list[tuple[PlanScore, np.ndarray] | None]:
+        """`evaluate` for each (probes, protocol), in the worker processes when there are."""
+        self.runs += len(jobs)
+        if self.workers < 2 or len(jobs) < 2:
+            return [self.evaluate(*job) for job in jobs]
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),  # never fork numba's threads
+                initializer=_start_worker,
+                initargs=(self.prepared, self.fine, self.lethal_margin_mm),
+            )
+        return list(self._pool.map(_evaluate_in_worker, jobs))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+_WORKER: SearchModel | None = None  # the search model of a worker process
+
+
+def _start_worker(coarse: PreparedCase, fine: PreparedCase, lethal_margin_mm) -> None:
+    global _WORKER  # noqa: PLW0603  (one model per worker process, built once)
+    os.environ[THREADS_VARIABLE] = "1"
+    _WORKER = SearchModel(coarse, fine, lethal_margin_mm)
+
+
+def _evaluate_in_worker(job) -> tuple[PlanScore, np.ndarray] | None:
+    assert _WORKER is not None
+    return _WORKER.evaluate(*job)
 
 
 def _protocol_menu(spec: PlanningSpec, source: str) -> list[ProtocolOption]:
@@ -305,21 +357,42 @@ def _protocol_menu(spec: PlanningSpec, source: str) -> list[ProtocolOption]:
 
 
 def access_directions(
-    access: AccessMap, centre_mm: np.ndarray, spec: PlanningSpec, usable_mm: float, radius_mm: float
+    access: AccessMap,
+    target_points_mm: np.ndarray,
+    spec: PlanningSpec,
+    usable_mm: float,
+    radius_mm: float,
 ) -> tuple[list[np.ndarray], str | None]:
-    """The best few outward directions from the target's centre (distinct by ≥ 20°), or none
-    and the most common reason no path is allowed."""
+    """The best few outward directions for a bundle of parallel probes (distinct by ≥ 20°),
+    or none and the most common reason no path is allowed.
+
+    Each direction is tried for a bundle: a shaft through the target's centre and eight
+    around it at 0.6 of the target's half-width across that direction. Directions are
+    ranked by the share of the bundle's shafts allowed, then the centre shaft's clearance
+    (capped at `CLEARANCE_CAP_MM`), then its depth."""
     ranked = []
     reasons: dict[str, int] = {}
+    points = target_points_mm
+    centre = points.mean(axis=0)
     for u in candidate_directions(spec.plane):
-        shaft = trace_shaft(access, centre_mm, u, usable_mm, radius_mm, spec.clearance_mm)
-        if shaft.allowed:
-            ranked.append((-min(shaft.clearance_mm, CLEARANCE_CAP_MM), shaft.depth_mm, u))
-        else:
+        shaft = trace_shaft(access, centre, u, usable_mm, radius_mm, spec.clearance_mm)
+        if not shaft.allowed:
             reasons[shaft.problem] = reasons.get(shaft.problem, 0) + 1  # type: ignore[index]
-    ranked.sort(key=lambda r: (r[0], r[1]))
+            continue
+        e1, e2 = across(-u)
+        rel = points - centre
+        half_width = float(np.sqrt(((rel @ e1) ** 2 + (rel @ e2) ** 2).max()))
+        angles = np.arange(8) * np.pi / 4
+        ring = centre + 0.6 * half_width * (
+            np.cos(angles)[:, None] * e1 + np.sin(angles)[:, None] * e2
+        )
+        allowed = sum(
+            trace_shaft(access, p, u, usable_mm, radius_mm, spec.clearance_mm).allowed for p in ring
+        )
+        ranked.append((-allowed, -min(shaft.clearance_mm, CLEARANCE_CAP_MM), shaft.depth_mm, u))
+    ranked.sort(key=lambda r: r[:3])
     chosen: list[np.ndarray] = []
-    for _, _, u in ranked:
+    for *_, u in ranked:
         if all(np.degrees(np.arccos(np.clip(u @ c, -1, 1))) >= 20.0 for c in chosen):
             chosen.append(u)
         if len(chosen) == DIRECTIONS_TRIED:
@@ -330,10 +403,14 @@ def access_directions(
     return [], worst
 
 
-def plan(case: Case, progress: PlanProgress | None = None) -> PlanResult:
+def plan(case: Case, progress: PlanProgress | None = None, workers: int = 1) -> PlanResult:
     """Plan a case (module docstring). Raises `CaseError` for a case that cannot be planned
     as written (no target, unknown names); returns a `PlanResult` with `blocked` set when
-    no plan within the limits meets the objective."""
+    no plan within the limits meets the objective.
+
+    `workers` > 1 runs the search model in that many spawned processes (the command line
+    uses two where two CPUs are free). Spawned processes import the caller's main module:
+    a script that asks for workers must call `plan` under `if __name__ == "__main__":`."""
     started = time.perf_counter()
     timing: dict[str, float] = {}
     spec = case.planning or PlanningSpec()
@@ -347,7 +424,7 @@ def plan(case: Case, progress: PlanProgress | None = None) -> PlanResult:
     say("preparing the anatomy", 0.0)
     fine = prepare(bare)
     model_spacing = spec.model_spacing_mm or 2.0 * case.grid.spacing_mm
-    search = SearchModel(bare, fine, model_spacing, spec.lethal_margin_mm)
+    search = SearchModel.for_case(bare, fine, model_spacing, spec.lethal_margin_mm, workers)
     if bare.domain.image is not None:
         access = image_access(bare)
     else:
@@ -358,11 +435,13 @@ def plan(case: Case, progress: PlanProgress | None = None) -> PlanResult:
     model = case.probe_models[model_name]
     usable = float(model.usable_length_mm)  # type: ignore[arg-type]  (checked with the case)
     radius = model.diameter_mm / 2.0
-    frame0 = TargetFrame.of(search.geometry.target, fine.grid, np.array([0.0, 0.0, 1.0]))
-    directions, why_not = access_directions(access, frame0.centre_mm, spec, usable, radius)
+    target_points = fine.grid.lps_from_index(np.argwhere(search.geometry.target))
+    directions, why_not = access_directions(access, target_points, spec, usable, radius)
     notes = [
         *access.notes,
-        "probes are parallel; their placement error is applied as shifts (no angular error)",
+        "probes are laid out parallel; a path may tilt up to 15° about the middle of its "
+        "active length to keep clear of no-fly structures; the placement error is applied "
+        "as shifts (no angular error)",
         f"search model: the solver at {model_spacing:g} mm, scored on the case's "
         f"{case.grid.spacing_mm:g} mm grid; the chosen plan is verified at "
         f"{case.grid.spacing_mm:g} mm",
@@ -393,8 +472,9 @@ def plan(case: Case, progress: PlanProgress | None = None) -> PlanResult:
             continue
         # the shortest protocol that meets the objective under the placement error
         say(f"{count} probes: placement error", count / (spec.max_probes + 1))
+        others = {c.protocol.name: c for c in _with_protocols(search, found, menu[:-1])}
         for option in menu:
-            cand = found if option is longest else _with_protocol(search, found, option)
+            cand = found if option is longest else others.get(option.name)
             if cand is None:
                 continue
             if not cand.model_score.met:
@@ -413,31 +493,38 @@ def plan(case: Case, progress: PlanProgress | None = None) -> PlanResult:
         say("placement error of the most robust plan", 0.9)
         chosen = _robustness(search, best_robust, spec, stop_below=None)
     timing["search_s"] = time.perf_counter() - search_started
-    timing["model_runs"] = float(search.runs)
 
     blocked = None
-    verified = None
     if chosen is None:
         miss = best_miss.model_score.reasons if best_miss is not None else ["no layout fitted"]
         blocked = (
             f"no single session of at most {spec.max_probes} probes meets the objective; "
             f"the closest ({best_miss.count if best_miss else 0} probes): " + "; ".join(miss)
         )
-    else:
-        if chosen.robustness.probability < spec.min_success_probability:  # type: ignore[union-attr]
-            notes.append(
-                f"no plan reached P(met) ≥ {spec.min_success_probability:g}; the most robust "
-                f"one is given (P = {chosen.robustness.probability:.2f})"  # type: ignore[union-attr]
-            )
+        if best_miss is not None:
+            # the closest plan is still given (plan.yaml says it misses, and why): the user
+            # sees what the anatomy allows rather than nothing
+            say("placement error of the closest plan", 0.9)
+            chosen = _robustness(search, best_miss, spec, stop_below=None)
+            notes.append("the plan given is the closest one; it does NOT meet the objective")
+    elif chosen.robustness.probability < spec.min_success_probability:  # type: ignore[union-attr]
+        notes.append(
+            f"no plan reached P(met) ≥ {spec.min_success_probability:g}; the most robust "
+            f"one is given (P = {chosen.robustness.probability:.2f})"  # type: ignore[union-attr]
+        )
+    verified = None
+    if chosen is not None:
         say("verifying the chosen plan at the case's spacing", 0.95)
         verify_started = time.perf_counter()
         verified = _verify(fine, chosen, spec.lethal_margin_mm, search.geometry)
         timing["verify_s"] = time.perf_counter() - verify_started
-        if not verified.met:
+        if blocked is None and not verified.met:
             notes.append(
                 "the full solve does NOT meet the objective (the search model's error): "
                 + "; ".join(verified.reasons)
             )
+    search.close()
+    timing["model_runs"] = float(search.runs)
     timing["total_s"] = time.perf_counter() - started
     say("done", 1.0)
     return PlanResult(case, spec, chosen, verified, tuple(alternatives), blocked, tuple(notes),
@@ -445,13 +532,52 @@ def plan(case: Case, progress: PlanProgress | None = None) -> PlanResult:
 
 
 def _shafts(
-    access: AccessMap, layout: Layout, usable: float, radius: float, spec: PlanningSpec
+    access: AccessMap,
+    layout: Layout,
+    active_length_mm: float,
+    usable: float,
+    radius: float,
+    spec: PlanningSpec,
 ) -> tuple[Shaft, ...] | None:
-    shafts = tuple(
-        trace_shaft(access, tip, -layout.direction, usable, radius, spec.clearance_mm)
-        for tip in layout.tips_mm
-    )
-    return shafts if all(s.allowed for s in shafts) else None
+    """Each probe's path from the skin: along the layout's direction if allowed, else tilted
+    by the least of `TILTS_DEG` about the middle of its active length (the freezing part
+    stays where the layout put it) that keeps half `min_spacing_mm` from the shafts chosen
+    before it (so that none cross or touch); None if some probe has no such path."""
+    d = layout.direction
+    e1, e2 = across(d)
+    shafts: list[Shaft] = []
+    for tip in layout.tips_mm:
+        middle = tip - 0.5 * active_length_mm * d
+        found = None
+        for tilt in (0.0, *TILTS_DEG):
+            options = []
+            for azimuth in (0.0,) if tilt == 0.0 else np.arange(8) * np.pi / 4:
+                t = np.radians(tilt)
+                axis = np.cos(t) * d + np.sin(t) * (np.cos(azimuth) * e1 + np.sin(azimuth) * e2)
+                moved_tip = middle + 0.5 * active_length_mm * axis
+                shaft = trace_shaft(access, moved_tip, -axis, usable, radius, spec.clearance_mm)
+                if shaft.allowed and all(
+                    _segment_distance(shaft.tip_mm, shaft.entry_mm, o.tip_mm, o.entry_mm)
+                    >= spec.min_spacing_mm / 2
+                    for o in shafts
+                ):
+                    options.append(shaft)
+            if options:
+                found = max(options, key=lambda sh: sh.clearance_mm)
+                break
+        if found is None:
+            return None
+        shafts.append(found)
+    return tuple(shafts)
+
+
+def _segment_distance(p0: np.ndarray, p1: np.ndarray, q0: np.ndarray, q1: np.ndarray) -> float:
+    """Least distance [mm] between segments p0–p1 and q0–q1 (sampled at 0.5 mm)."""
+    n = int(max(np.linalg.norm(p1 - p0), np.linalg.norm(q1 - q0)) / 0.5) + 2
+    t = np.linspace(0.0, 1.0, n)[:, None]
+    p = p0 + t * (p1 - p0)
+    q = q0 + t * (q1 - q0)
+    return float(np.min(np.linalg.norm(p[:, None, :] - q[None, :, :], axis=-1)))
 
 
 def _best_layout(
@@ -480,28 +606,51 @@ def _best_layout(
             sites = cross_section_sites(frame, count, seed=spec.seed)
         except ValueError:
             return None
-        tried: list[Candidate] = []
-        for spread in SPREADS if count > 1 else (1.0,):
-            cand = _try(search, access, frame, sites, model, model_name, usable, radius, spec,
-                        protocol, spread, 0.0)  # fmt: skip
-            if cand is not None:
-                tried.append(cand)
+
+        def layouts(
+            settings: list[tuple[float, float, tuple[float, float]]],
+            frame: TargetFrame = frame,
+            sites: np.ndarray = sites,
+        ) -> list[Candidate]:
+            """Place, check and run the layouts of these (spread, depth offset, shift)."""
+            placed = [
+                _candidate(
+                    access,
+                    frame,
+                    sites,
+                    model,
+                    model_name,
+                    usable,
+                    radius,
+                    spec,
+                    protocol,
+                    spread,
+                    offset,
+                    shift,
+                )
+                for spread, offset, shift in settings
+            ]
+            return _evaluated(search, [c for c in placed if c is not None])
+
+        no_shift = (0.0, 0.0)
+        tried = layouts([(spread, 0.0, no_shift) for spread in (SPREADS if count > 1 else (1.0,))])
         if not tried:
             continue
         top = min(tried, key=rank)
-        for offset in DEPTH_OFFSETS_MM:
-            cand = _try(search, access, frame, sites, model, model_name, usable, radius, spec,
-                        protocol, top.layout.spread, offset)  # fmt: skip
-            if cand is not None:
-                tried.append(cand)
+        if top.model_score.lethal_coverage_percent < REFINE_ABOVE_PERCENT:
+            if best is None or rank(top) < rank(best):
+                best = top
+            continue  # far from the objective: depth and shift will not close the gap
+        tried += layouts([(top.layout.spread, offset, no_shift) for offset in DEPTH_OFFSETS_MM])
         top = min(tried, key=rank)
         weak = _weak_side(frame, top.model_score)
-        for distance in SHIFTS_MM if weak is not None else ():
-            cand = _try(search, access, frame, sites, model, model_name, usable, radius, spec,
-                        protocol, top.layout.spread, top.layout.depth_offset_mm,
-                        tuple(distance * weak))  # fmt: skip
-            if cand is not None:
-                tried.append(cand)
+        if weak is not None:
+            tried += layouts(
+                [
+                    (top.layout.spread, top.layout.depth_offset_mm, tuple(distance * weak))
+                    for distance in SHIFTS_MM
+                ]
+            )
         top = min(tried, key=rank)
         if best is None or rank(top) < rank(best):
             best = top
@@ -533,40 +682,47 @@ def _more_robust(a: Candidate, b: Candidate) -> bool:
     return a.robustness.probability > b.robustness.probability  # type: ignore[union-attr]
 
 
-def _try(search, access, frame, sites, model, model_name, usable, radius, spec, protocol,
-         spread, offset, shift=(0.0, 0.0)) -> Candidate | None:  # fmt: skip
+def _candidate(access, frame, sites, model, model_name, usable, radius, spec, protocol,
+               spread, offset, shift) -> Candidate | None:  # fmt: skip
+    """A layout with its shafts, not yet run (None if its spacing or paths are not allowed)."""
     layout = place(frame, sites, model.active_length_mm, spread, offset, shift)
     if layout.least_spacing_mm() < spec.min_spacing_mm:
         return None
-    shafts = _shafts(access, layout, usable, radius, spec)
+    shafts = _shafts(access, layout, model.active_length_mm, usable, radius, spec)
     if shafts is None:
         return None
-    cand = Candidate(model_name, layout, shafts, protocol, _placeholder_score())
-    evaluated = search.evaluate(cand.probes(), protocol)
-    if evaluated is None:
-        return None
-    return dataclasses.replace(cand, model_score=evaluated[0])
+    return Candidate(model_name, layout, shafts, protocol, _placeholder_score())
+
+
+def _evaluated(search: SearchModel, candidates: list[Candidate]) -> list[Candidate]:
+    """The candidates run on the search model (at once), with their scores; those whose
+    probes leave the model's grid are dropped."""
+    results = search.evaluate_many([(c.probes(), c.protocol) for c in candidates])
+    return [
+        dataclasses.replace(c, model_score=r[0])
+        for c, r in zip(candidates, results, strict=True)
+        if r is not None
+    ]
 
 
 def _placeholder_score() -> PlanScore:
     return PlanScore(0.0, -math.inf, None, 0.0, -math.inf, {}, 0.0, math.inf, False, ["not run"])
 
 
-def _with_protocol(
-    search: SearchModel, cand: Candidate, option: ProtocolOption
-) -> Candidate | None:
-    evaluated = search.evaluate(cand.probes(), option)
-    if evaluated is None:
-        return None
-    return dataclasses.replace(cand, protocol=option, model_score=evaluated[0])
+def _with_protocols(
+    search: SearchModel, cand: Candidate, options: list[ProtocolOption]
+) -> list[Candidate]:
+    """The same layout under other protocols (run at once)."""
+    return _evaluated(search, [dataclasses.replace(cand, protocol=o) for o in options])
 
 
 def _robustness(
     search: SearchModel, cand: Candidate, spec: PlanningSpec, stop_below: float | None
 ) -> Candidate:
     """Run the plan with every probe moved by the placement error, `spec.samples` times
-    (sample i depends on the seed and i only). With `stop_below`, stop as soon as so many
-    samples missed that P(met) cannot reach it (the result then counts the samples run)."""
+    (sample i depends on the seed and i only; `search.workers` samples run at once). With
+    `stop_below`, stop once so many samples missed that P(met) cannot reach it (the result
+    then counts the samples run)."""
     error = spec.placement_error_mm
     rng = np.random.default_rng(spec.seed)
     d = cand.layout.direction
@@ -577,6 +733,7 @@ def _robustness(
     met = 0
     lethal_sum = np.zeros(search.fine.grid.shape, np.float32)
     runs = 0
+    jobs = []
     for k in range(spec.samples):
         shift = lateral[k, :, :1] * e1 + lateral[k, :, 1:] * e2 + depth[k][:, None] * d
         probes = [
@@ -584,11 +741,14 @@ def _robustness(
                  "entry_mm": (np.asarray(p["entry_mm"]) + s).tolist()}
             for p, s in zip(cand.probes(), shift, strict=True)
         ]  # fmt: skip
-        evaluated = search.evaluate(probes, cand.protocol)
-        runs += 1
-        if evaluated is not None:  # else moved out of the model's grid: a miss
-            met += int(evaluated[0].met)
-            lethal_sum += evaluated[1]
+        jobs.append((probes, cand.protocol))
+    chunk = max(1, search.workers)
+    for first in range(0, len(jobs), chunk):
+        for evaluated in search.evaluate_many(jobs[first : first + chunk]):
+            runs += 1
+            if evaluated is not None:  # else moved out of the model's grid: a miss
+                met += int(evaluated[0].met)
+                lethal_sum += evaluated[1]
         if allowed_misses is not None and runs - met > allowed_misses:
             break
     robustness = Robustness(runs, met, error.lateral, error.depth, spec.seed)
