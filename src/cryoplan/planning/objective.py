@@ -170,18 +170,19 @@ def score(
 
 
 def _limited_by(prepared: PreparedCase, geometry: TargetGeometry, tmin: np.ndarray) -> str:
-    """', next to <tissue>' when the unfrozen part of the margin touches another tissue that
-    the case holds at blood temperature or protects (the structure in the way), else ''."""
+    """', next to <tissue>' when the unfrozen part of the margin touches a tissue the case
+    holds at blood temperature or protects (the structure in the way; the one it touches
+    most), else ''."""
     missed = geometry.ice_shell & (tmin > 0.0)
     if not missed.any():
         return ""
     grown = ndimage.binary_dilation(missed, iterations=2)
     limited = {c.tissue for c in prepared.case.critical_structures}
+    contact = {}
     for index, tissue in enumerate(prepared.tissues):
-        if tissue.name == prepared.case.target:
-            continue
-        if (tissue.blood_vessel or tissue.name in limited) and (
-            grown & (prepared.material == index)
-        ).any():
-            return f", next to {tissue.name}"
-    return ""
+        if tissue.name != prepared.case.target and (tissue.blood_vessel or tissue.name in limited):
+            contact[tissue.name] = int((grown & (prepared.material == index)).sum())
+    touching = {name: n for name, n in contact.items() if n > 0}
+    if not touching:
+        return ""
+    return f", next to {max(touching, key=touching.get)}"  # type: ignore[arg-type]
