@@ -262,7 +262,6 @@ class PlanningSpec(_Strict):
     lethal_margin_mm: NonNegativeFloat | None = None
     protocols: Annotated[list[ProtocolOption], Field(min_length=1)] | None = None
     model_spacing_mm: PositiveFloat | None = None  # the search's grid; default below
-    max_sessions: Annotated[int, Field(ge=1, le=6)] = 3
 
 
 def probe_names(probes: Sequence[ProbeSpec]) -> list[str]:

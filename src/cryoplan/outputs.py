@@ -19,6 +19,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import nibabel as nib
@@ -135,16 +137,33 @@ def write_markups(path: Path, result: SimulationResult) -> list[str]:
     return [path.name]
 
 
-def write_result(result: SimulationResult, out_dir: str | Path, vtk: bool = False) -> Path:
-    """Write the result files into `out_dir` (created if needed); return its path. `vtk`
-    adds the ParaView files (`write_vtk`)."""
-    out = check_output_dir(out_dir)
+@contextmanager
+def staging_directory(out: Path) -> Iterator[Path]:
+    """A temporary directory beside `out` for files that are moved into `out` only when all
+    are written; removed (with anything left in it) whatever happens."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     except OSError as exc:
         raise CaseError(str(out), "--out", f"a writable directory ({exc.strerror})") from None
     try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def publish(staging: Path, out: Path, names: list[str]) -> None:
+    """Move the staged files into `out` (created if needed)."""
+    out.mkdir(exist_ok=True)
+    for name in names:
+        (staging / name).replace(out / name)
+
+
+def write_result(result: SimulationResult, out_dir: str | Path, vtk: bool = False) -> Path:
+    """Write the result files into `out_dir` (created if needed); return its path. `vtk`
+    adds the ParaView files (`write_vtk`)."""
+    out = check_output_dir(out_dir)
+    with staging_directory(out) as staging:
         summary = result.summary()
         (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", "utf-8")
         write_nifti(
@@ -165,9 +184,5 @@ def write_result(result: SimulationResult, out_dir: str | Path, vtk: bool = Fals
         for time_s, field in sorted(result.history.snapshots_c.items()):
             names.append(snapshot_file_name(time_s))
             write_nifti(staging / names[-1], field.astype(np.float32), result.grid)
-        out.mkdir(exist_ok=True)
-        for name in names:
-            (staging / name).replace(out / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        publish(staging, out, names)
     return out

@@ -13,18 +13,15 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import yaml
 
-from cryoplan.errors import CaseError
 from cryoplan.markups import probes_to_markups
-from cryoplan.outputs import check_output_dir, write_nifti
-from cryoplan.planning.planner import PlanResult
+from cryoplan.outputs import check_output_dir, publish, staging_directory, write_nifti
+from cryoplan.planning.planner import Candidate, PlanResult
 
 
 def plan_yaml(result: PlanResult, folder: Path | None = None) -> str:
@@ -56,41 +53,35 @@ def plan_yaml(result: PlanResult, folder: Path | None = None) -> str:
 def write_plan(result: PlanResult, out_dir: str | Path) -> Path:
     """Write the plan's files into `out_dir` (module docstring); nothing is left half-written."""
     out = check_output_dir(out_dir)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    except OSError as exc:
-        raise CaseError(str(out), "--out", f"a writable directory ({exc.strerror})") from None
-    try:
+    with staging_directory(out) as staging:
         names = ["summary.json"]
         summary = result.summary()
         (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", "utf-8")
         chosen = result.chosen
         if chosen is not None:
             (staging / "plan.yaml").write_text(plan_yaml(result, out), "utf-8")
-            model = result.case.probe_models[chosen.probe_model]
-            probes = [
-                SimpleNamespace(
-                    name=p["name"],
-                    model=p["model"],
-                    diameter_mm=model.diameter_mm,
-                    active_length_mm=model.active_length_mm,
-                    tip_mm=p["tip_mm"],
-                    entry_mm=p["entry_mm"],
-                )
-                for p in chosen.probes()
-            ]
-            doc = json.dumps(probes_to_markups(probes), indent=2)
-            (staging / "probes.mrk.json").write_text(doc + "\n", "utf-8")
+            (staging / "probes.mrk.json").write_text(_markups(result, chosen), "utf-8")
             names += ["plan.yaml", "probes.mrk.json"]
             if chosen.lethal_probability is not None:
                 names += _write_probability(staging, result, chosen.lethal_probability)
-        out.mkdir(exist_ok=True)
-        for name in names:
-            (staging / name).replace(out / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        publish(staging, out, names)
     return out
+
+
+def _markups(result: PlanResult, chosen: Candidate) -> str:
+    model = result.case.probe_models[chosen.probe_model]
+    probes = [
+        SimpleNamespace(
+            name=p["name"],
+            model=p["model"],
+            diameter_mm=model.diameter_mm,
+            active_length_mm=model.active_length_mm,
+            tip_mm=p["tip_mm"],
+            entry_mm=p["entry_mm"],
+        )
+        for p in chosen.probes()
+    ]
+    return json.dumps(probes_to_markups(probes), indent=2) + "\n"
 
 
 def _write_probability(folder: Path, result: PlanResult, probability: np.ndarray) -> list[str]:

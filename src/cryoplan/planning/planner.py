@@ -197,6 +197,15 @@ class PlanResult:
             "blocked": self.blocked,
             "sessions": 1 if chosen is not None else 0,
             "meets_objective": None if self.verified is None else self.verified.met,
+            # the contract's headline figures (ARCHITECTURE.md), from the verified solve
+            "success_probability": None
+            if chosen is None or chosen.robustness is None
+            else chosen.robustness.probability,
+            "coverage_percent": None
+            if self.verified is None
+            else self.verified.lethal_coverage_percent,
+            "minimum_ice_margin_mm": None if self.verified is None else self.verified.ice_margin_mm,
+            "time_s": self.timing_s.get("total_s"),
             "probe_count": None if chosen is None else chosen.count,
             "probes": None if chosen is None else _probe_rows(chosen),
             "protocol": None if chosen is None else chosen.protocol.name,
@@ -288,11 +297,11 @@ class SearchModel:
         )
         return values.reshape(self.fine.grid.shape)
 
-    def evaluate(
+    def fields(
         self, probes: list[dict[str, Any]], protocol: ProtocolOption
-    ) -> tuple[PlanScore, np.ndarray] | None:
-        """Score a plan on the model; None if a probe's active length leaves the model grid.
-        Returns the score and the lethal zone on the case's grid."""
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """T_min [°C] and freeze–thaw cycles of a plan run on the model, on the case's grid
+        (None if a probe's active length leaves the model's grid)."""
         try:
             run = self.simulator.run(probes=probes, protocol=protocol.phases)
         except CaseError:
@@ -305,6 +314,17 @@ class SearchModel:
         cycles = self.on_case_grid(h.freeze_thaw_cycles, nearest=True).astype(
             h.freeze_thaw_cycles.dtype
         )
+        return tmin, cycles
+
+    def evaluate(
+        self, probes: list[dict[str, Any]], protocol: ProtocolOption
+    ) -> tuple[PlanScore, np.ndarray] | None:
+        """Score a plan on the model; None if a probe's active length leaves the model grid.
+        Returns the score and the lethal zone on the case's grid."""
+        fields = self.fields(probes, protocol)
+        if fields is None:
+            return None
+        tmin, cycles = fields
         result = score(self.fine, self.geometry, tmin, cycles, self.lethal_margin_mm)
         model = injury_model(self.fine.case.injury.model)
         p = model.probability_of_death(tmin, cycles, self.fine.material, self.fine.tissues)
