@@ -46,6 +46,9 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
+# the --quiet option every command that runs the solver takes
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
+
 DEMO_SOURCE = "cryoplan demo (built-in case cryoplan/data/demo.yaml)"
 
 
@@ -179,9 +182,7 @@ def _print_summary(result: SimulationResult, out: Path) -> None:
 def simulate_command(
     case_file: Annotated[Path, typer.Argument(help="The case file (YAML).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the results.")],
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")
-    ] = False,
+    quiet: QuietOption = False,
     report: Annotated[bool, typer.Option("--report", help="Also write report.html.")] = False,
     pdf: Annotated[
         bool, typer.Option("--pdf", help="Also write report.pdf (implies --report).")
@@ -220,9 +221,7 @@ def simulate_command(
 def plan_command(
     case_file: Annotated[Path, typer.Argument(help="The case file (YAML) with a target.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the plan.")],
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")
-    ] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Plan probes (count, skin entry, layout) and protocol for a case; write plan.yaml,
     summary.json, probes.mrk.json and the lethal-probability map into --out."""
