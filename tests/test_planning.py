@@ -54,6 +54,8 @@ def test_a_shaft_leaves_the_body_where_the_ball_ends() -> None:
 
 def test_a_shaft_through_a_no_fly_block_or_too_deep_is_refused() -> None:
     access = ball_access()
+    outside = trace_shaft(access, np.array([0.0, -45.0, 0.0]), np.array([0, -1.0, 0]), 175, 0.7, 3)
+    assert outside.problem == "its tip lies outside the body"
     through = trace_shaft(access, np.zeros(3), np.array([1.0, 0.0, 0.0]), 175.0, 0.7, 3.0)
     assert not through.allowed
     assert "from bone" in through.problem
@@ -276,6 +278,7 @@ def test_the_ct_plan_names_the_vein_that_blocks_the_margin(tmp_path: Path) -> No
     text = (out / "plan.yaml").read_text("utf-8")
     assert "# NOT A COMPLETE PLAN" in text
     for probe in summary["probes"]:
+        assert probe["closest_no_fly"] is not None
         assert probe["clearance_mm"] >= 0.735  # at least its radius from every no-fly voxel
         assert probe["depth_mm"] <= 175.0
     assert (out / "lethal_probability_on_image.nii.gz").exists()

@@ -276,9 +276,14 @@ def _print_plan(result, out: Path) -> None:
         highlight=False,
     )
     for p in s["probes"]:
+        nearest = (
+            f"nearest no-fly {p['closest_no_fly']} at {p['clearance_mm']} mm"
+            if p["closest_no_fly"] is not None
+            else "no no-fly structure near"
+        )
         console.print(
             f"  {p['name']}: tip {p['tip_mm']}, skin entry {p['entry_mm']}, depth "
-            f"{p['depth_mm']} mm, nearest no-fly {p['closest_no_fly']} at {p['clearance_mm']} mm",
+            f"{p['depth_mm']} mm, {nearest}",
             highlight=False,
         )
     v = s["verified"]

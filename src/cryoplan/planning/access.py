@@ -112,9 +112,9 @@ def _distance_map(
     return distance.astype(np.float32), which[tuple(nearest)].astype(np.int16)
 
 
-def _body_from_ct(intensity: np.ndarray, threshold_hu: float) -> np.ndarray:
-    """The body on a CT: above the threshold, holes filled per axial slice, largest piece."""
-    body = intensity > threshold_hu
+def _body_from_image(intensity: np.ndarray, threshold: float) -> np.ndarray:
+    """The body: above the threshold, holes filled per axial slice, the largest piece."""
+    body = intensity > threshold
     for k in range(body.shape[2]):
         body[:, :, k] = ndimage.binary_fill_holes(body[:, :, k])
     pieces, n = ndimage.label(body)
@@ -151,8 +151,16 @@ def image_access(case: Case) -> AccessMap:
     notes = []
     if anatomy.intensity is not None and float(anatomy.intensity.min()) < -500.0:
         threshold = float(planning_defaults()["body_threshold_hu"])
-        body = _body_from_ct(anatomy.intensity, threshold)
+        body = _body_from_image(anatomy.intensity, threshold)
         notes.append(f"skin: the CT above {threshold:g} HU, holes filled")
+    elif anatomy.intensity is not None:
+        share = float(planning_defaults()["body_threshold_share_of_p99"])
+        threshold = share * float(np.percentile(anatomy.intensity, 99))
+        body = _body_from_image(anatomy.intensity, threshold) | (labels != 0)
+        notes.append(
+            f"skin: the image above {share:g} × its 99th percentile ({threshold:.4g}), holes "
+            "filled (not a CT: no calibrated threshold)"
+        )
     else:
         body = ndimage.binary_fill_holes(labels != 0)
         notes.append("skin: the outline of the labelled voxels (no CT to threshold)")
@@ -263,7 +271,9 @@ def trace_shaft(
     which = int(access.nearest_no_fly[tuple(nearest[along][worst])])
     structure = access.no_fly_names[which] if which >= 0 else None
     problem = None
-    if not outside.size or depth > usable_length_mm:
+    if exit_at == 0:
+        problem = "its tip lies outside the body"
+    elif not outside.size or depth > usable_length_mm:
         problem = f"deeper than the probe's usable length {usable_length_mm:g} mm"
     elif access.entry_face is None and not inside_grid[exit_at]:
         problem = "leaves the image before it reaches the skin"

@@ -253,8 +253,9 @@ def _probe_rows(chosen: Candidate) -> list[dict[str, Any]]:
                 "angle_from_axial_plane_deg": round(
                     float(np.degrees(np.arcsin(np.clip(direction[2], -1, 1)))), 1
                 ),
+                # None: no no-fly structure anywhere near (the distance map's "far")
                 "clearance_mm": round(shaft.clearance_mm, 1)
-                if math.isfinite(shaft.clearance_mm)
+                if shaft.closest_structure is not None
                 else None,
                 "closest_no_fly": shaft.closest_structure,
             }
