@@ -6,16 +6,19 @@
 
 The search, in order (docs/planning.md):
 
-1. **Access.** Outward directions over the sphere (or the axial circle) are traced from the
-   target's centre to the skin (`access.trace_shaft`); allowed ones are ranked by clearance
-   from no-fly structures (capped at 10 mm), then by depth. The probes of a plan are
-   parallel, along one of the best few directions, each shaft checked on its own.
-2. **Layout and physics.** For 1, 2, … probes (`layout`), the spread across the target and
-   the depth offset are tuned on the *search model*: the same solver and case on a coarser
-   grid (`planning.model_spacing_mm`, default twice the case's spacing), its T_min
-   interpolated onto the case's grid and scored there (`objective`). The longest protocol
-   of the menu is tried first; where it meets the objective, shorter ones are tried on the
-   same layout.
+1. **Access.** Outward directions (the six patient axes and the sphere, or the axial
+   circle) are traced from the target to the skin (`access.trace_shaft`) and ranked by how
+   many of a bundle of nine parallel shafts across the target are allowed, then by
+   clearance from no-fly structures (capped at 10 mm), then by depth. The probes of a plan
+   are laid out parallel along one of the best three directions; a probe whose path is not
+   allowed may tilt (5°, 10°, 15°) about the middle of its active length.
+2. **Layout and physics.** For 1, 2, … probes (`layout`; a count whose layout at spread
+   1.1 leaves over a quarter of the target alive is not tuned further), the spread across
+   the target, the depth offset and a move towards the weakest side are tuned on the
+   *search model*: the same solver and case on a coarser grid
+   (`planning.model_spacing_mm`, default twice the case's spacing), its T_min interpolated
+   onto the case's grid and scored there (`objective`). The longest protocol of the menu is
+   tried first; where it meets the objective, shorter ones are tried on the same layout.
 3. **Robustness.** A plan that meets the objective on the model is run `samples` times with
    each probe moved by the placement error (Gaussian: lateral σ in each of two directions
    across the shaft, depth σ along it): P(met) with its 95 % Wilson interval, and the
@@ -68,6 +71,8 @@ PlanProgress = Callable[[str, float], None]  # (what is being done, fraction don
 SPREADS = (0.6, 0.85, 1.1, 1.35, 1.6)  # spread factors tried across the target
 DEPTH_OFFSETS_MM = (-4.0, 4.0)  # depth offsets tried at the best spread
 SHIFTS_MM = (2.5, 5.0)  # moves of the whole layout towards its weakest side
+SCREEN_SPREAD = 1.1  # the spread tried first
+SCREEN_BELOW_PERCENT = 75.0  # below this lethal coverage there, the other spreads are skipped
 REFINE_ABOVE_PERCENT = 95.0  # depth offsets and shifts are tried from this lethal coverage
 TILTS_DEG = (5.0, 10.0, 15.0)  # a probe's path may tilt this far from the layout's direction
 DIRECTIONS_TRIED = 3  # the best few access directions a layout may use
@@ -654,7 +659,15 @@ def _best_layout(
             return _evaluated(search, [c for c in placed if c is not None])
 
         no_shift = (0.0, 0.0)
-        tried = layouts([(spread, 0.0, no_shift) for spread in (SPREADS if count > 1 else (1.0,))])
+        # one spread first: a count whose middle layout leaves much of the target alive is
+        # not worth the other spreads (it sets the alternatives table's row alone)
+        tried = layouts([(SCREEN_SPREAD, 0.0, no_shift)]) if count > 1 else []
+        if tried and tried[0].model_score.lethal_coverage_percent < SCREEN_BELOW_PERCENT:
+            if best is None or rank(tried[0]) < rank(best):
+                best = tried[0]
+            continue
+        rest = [s for s in SPREADS if s != SCREEN_SPREAD] if count > 1 else [1.0]
+        tried += layouts([(spread, 0.0, no_shift) for spread in rest])
         if not tried:
             continue
         top = min(tried, key=rank)
