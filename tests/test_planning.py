@@ -174,6 +174,7 @@ def test_the_phantom_plan_meets_its_objective_in_an_independent_simulation(phant
         None,
     )
     assert again.met, again.reasons
+    assert simulated.summary()["planning_objective"]["met"]
     assert again.lethal_coverage_percent == 100.0
     assert again.ice_margin_mm == pytest.approx(summary["verified"]["ice_margin_mm"], abs=1e-9)
     # the probes enter through the anterior face (y = −40 mm), parallel

@@ -157,6 +157,14 @@ def _print_summary(result: SimulationResult, out: Path) -> None:
         s["outcome"]["verdict"]["complete_ablation_with_margin"]
     ]
     console.print(f"[bold {colour}]verdict:[/] {verdict}", highlight=False)
+    planned = s.get("planning_objective")
+    if planned is not None:
+        words = "met" if planned["met"] else "NOT met: " + "; ".join(planned["missed"])
+        margin = s["outcome"]["target"]["required_margin_mm"]
+        console.print(
+            f"[bold]planning objective[/] (all lethal, ice {margin:g} mm beyond): {words}",
+            highlight=False,
+        )
     for warning in s["outcome"]["warnings"]:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     t = s["timing"]

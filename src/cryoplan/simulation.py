@@ -86,6 +86,25 @@ class SimulationResult:
                 extent[axis] = float((present[-1] - present[0] + 1) * grid.spacing_mm[axis])
         return {"volume_ml": n * grid.voxel_volume_ml, "extent_mm": extent}
 
+    def planning_objective(self) -> dict[str, Any] | None:
+        """For a case with a `planning:` section (a plan.yaml), the planner's objective scored
+        on this run (`planning.objective`): 100 % of the target lethal and the ice margin,
+        which the outcome's verdict (a lethal-zone margin) does not judge. None otherwise."""
+        planning = self.case.planning
+        if planning is None or self.case.target is None:
+            return None
+        from cryoplan.planning.objective import score, target_geometry  # noqa: PLC0415
+
+        h = self.history
+        geometry = target_geometry(self.prepared, planning.lethal_margin_mm)
+        return score(
+            self.prepared,
+            geometry,
+            h.minimum_temperature_c,
+            h.freeze_thaw_cycles,
+            planning.lethal_margin_mm,
+        ).as_dict()
+
     def summary(self) -> dict[str, Any]:
         """The contents of summary.json."""
         p = self.prepared
@@ -128,6 +147,7 @@ class SimulationResult:
                 "volume_ml": int(self.outcome.lethal_zone.sum()) * grid.voxel_volume_ml,
             },
             "outcome": self.outcome.as_dict(),
+            "planning_objective": self.planning_objective(),
             "tissue_labels": {str(i): t.name for i, t in enumerate(p.tissues)},
             "minimum_temperature_c": float(h.minimum_temperature_c.min()),
             "energy_balance": h.ledger.as_dict(),
