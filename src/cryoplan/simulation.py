@@ -103,6 +103,7 @@ class SimulationResult:
             h.minimum_temperature_c,
             h.freeze_thaw_cycles,
             planning.lethal_margin_mm,
+            self.outcome.probability_of_death,  # the case's injury model, already applied
         ).as_dict()
 
     def summary(self) -> dict[str, Any]:

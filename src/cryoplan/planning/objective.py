@@ -101,19 +101,32 @@ class PlanScore:
         }
 
 
+def death_probability(
+    prepared: PreparedCase, minimum_temperature_c: np.ndarray, freeze_thaw_cycles: np.ndarray
+) -> np.ndarray:
+    """The case's injury model on a T_min field of `prepared`'s grid (p in [0, 1])."""
+    model = injury_model(prepared.case.injury.model)
+    return model.probability_of_death(
+        minimum_temperature_c, freeze_thaw_cycles, prepared.material, prepared.tissues
+    )
+
+
 def score(
     prepared: PreparedCase,
     geometry: TargetGeometry,
     minimum_temperature_c: np.ndarray,
     freeze_thaw_cycles: np.ndarray,
     lethal_margin_mm: float | None,
+    probability_of_death: np.ndarray | None = None,
 ) -> PlanScore:
-    """Score a T_min field on `prepared`'s grid against the objective."""
+    """Score a T_min field on `prepared`'s grid against the objective. The case's injury
+    model gives the probability of death unless the caller has it already."""
     case = prepared.case
     grid = prepared.grid
     tmin = minimum_temperature_c
-    model = injury_model(case.injury.model)
-    p = model.probability_of_death(tmin, freeze_thaw_cycles, prepared.material, prepared.tissues)
+    p = probability_of_death
+    if p is None:
+        p = death_probability(prepared, tmin, freeze_thaw_cycles)
     lethal = p >= LETHAL_PROBABILITY
     target = geometry.target
     covered = metrics.coverage_percent(target, lethal)

@@ -50,7 +50,7 @@ from scipy import ndimage
 
 from cryoplan.case import Case, PlanningSpec, ProtocolOption, protocol_from
 from cryoplan.errors import CaseError
-from cryoplan.injury import LETHAL_PROBABILITY, injury_model
+from cryoplan.injury import LETHAL_PROBABILITY
 from cryoplan.planning.access import (
     AccessMap,
     Shaft,
@@ -61,7 +61,13 @@ from cryoplan.planning.access import (
     trace_shaft,
 )
 from cryoplan.planning.layout import Layout, TargetFrame, across, cross_section_sites, place
-from cryoplan.planning.objective import PlanScore, TargetGeometry, score, target_geometry
+from cryoplan.planning.objective import (
+    PlanScore,
+    TargetGeometry,
+    death_probability,
+    score,
+    target_geometry,
+)
 from cryoplan.preparation import PreparedCase, prepare
 from cryoplan.simulator import Simulator
 from cryoplan.thermal.threads import THREADS_VARIABLE
@@ -331,9 +337,8 @@ class SearchModel:
         if fields is None:
             return None
         tmin, cycles = fields
-        result = score(self.fine, self.geometry, tmin, cycles, self.lethal_margin_mm)
-        model = injury_model(self.fine.case.injury.model)
-        p = model.probability_of_death(tmin, cycles, self.fine.material, self.fine.tissues)
+        p = death_probability(self.fine, tmin, cycles)
+        result = score(self.fine, self.geometry, tmin, cycles, self.lethal_margin_mm, p)
         return result, p >= LETHAL_PROBABILITY
 
     def evaluate_many(
