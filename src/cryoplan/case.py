@@ -94,17 +94,27 @@ class Lesion(_Strict):
         return tuple(x / 2 for x in d)  # type: ignore[return-value,operator]
 
 
+class SkinLayer(_Strict):
+    """The body's outer `thickness_mm` (anatomy/body.py's outline) as a tissue, where the
+    label map leaves it to the default tissue: a skin the case can protect."""
+
+    thickness_mm: float = Field(gt=0.0, le=10.0)
+    tissue: str = "skin"
+
+
 class ImageDomain(_Strict):
     """A patient image and its label map (paths relative to the case file).
 
     `tissues` maps label values, or TotalSegmentator 'total' label names, to tissues; label 0
-    and labels not mapped take `default_tissue`.
+    and labels not mapped take `default_tissue`. `skin` makes the body's outer layer a tissue;
+    `lesions` are written in last.
     """
 
     file: str | None = None
     labels: str
     tissues: dict[int | str, str]
     default_tissue: str = "muscle"
+    skin: SkinLayer | None = None
     lesions: list[Lesion] = Field(default_factory=list)
 
 
@@ -523,6 +533,8 @@ def check_references(case: Case) -> None:
         named = [(f"tissues.{label}", t) for label, t in image.tissues.items()]
         named.append(("default_tissue", image.default_tissue))
         named += [(f"lesions[{i}].tissue", lesion.tissue) for i, lesion in enumerate(image.lesions)]
+        if image.skin is not None:
+            named.append(("skin.tissue", image.skin.tissue))
         for field, tissue in named:
             if tissue not in tissues:
                 raise CaseError(src, f"domain.image.{field}", _unknown_tissue(tissue, tissues))

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from cryoplan.anatomy.body import body_outline, skin_layer
 from cryoplan.anatomy.grid import Grid, TissueMap
 from cryoplan.anatomy.images import (
     Volume,
@@ -77,8 +78,11 @@ def _label_value(
     return value
 
 
-def _tissue_volume(case: Case, labels: Volume) -> tuple[np.ndarray, list[str]]:
-    """Tissue index per image voxel, and the tissue names in index order."""
+def _tissue_volume(
+    case: Case, labels: Volume, intensity: np.ndarray | None
+) -> tuple[np.ndarray, list[str]]:
+    """Tissue index per image voxel, and the tissue names in index order: the label map's
+    tissues, then the skin layer over default-tissue voxels, then the lesions."""
     image = case.domain.image
     assert image is not None
     present = {int(v) for v in np.unique(labels.array)}
@@ -89,6 +93,18 @@ def _tissue_volume(case: Case, labels: Volume) -> tuple[np.ndarray, list[str]]:
         if tissue not in names:
             names.append(tissue)
         index[labels.array == value] = names.index(tissue)
+    if image.skin is not None:
+        body, _ = body_outline(intensity, labels.array)
+        skin = skin_layer(body, image.skin.thickness_mm, labels.grid.spacing_mm) & (index == 0)
+        if not skin.any():
+            raise CaseError(
+                case.source,
+                "domain.image.skin",
+                "an image with air around the body (no body surface found for the skin layer)",
+            )
+        if image.skin.tissue not in names:
+            names.append(image.skin.tissue)
+        index[skin] = names.index(image.skin.tissue)
     for lesion in image.lesions:
         if lesion.tissue not in names:
             names.append(lesion.tissue)
@@ -239,13 +255,14 @@ def read_image_anatomy(case: Case, with_intensity: bool = False) -> ImageAnatomy
     labels_path = case.resolve_path(image.labels)
     image_grid = None
     intensity = None
+    with_intensity = with_intensity or image.skin is not None  # the skin needs the outline
     if image.file is not None and with_intensity:
         picture = read_volume(case.resolve_path(image.file), "domain.image.file")
         image_grid, intensity = picture.grid, picture.array
     elif image.file is not None:
         image_grid = grid_of(read_sitk(case.resolve_path(image.file), "domain.image.file"))
     labels = _read_label_map(case, labels_path, image_grid)
-    index, names = _tissue_volume(case, labels)
+    index, names = _tissue_volume(case, labels, intensity)
     return ImageAnatomy(labels, index, names, intensity)
 
 

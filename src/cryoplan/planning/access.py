@@ -112,19 +112,6 @@ def _distance_map(
     return distance.astype(np.float32), which[tuple(nearest)].astype(np.int16)
 
 
-def _body_from_image(intensity: np.ndarray, threshold: float) -> np.ndarray:
-    """The body: above the threshold, holes filled per axial slice, the largest piece."""
-    body = intensity > threshold
-    for k in range(body.shape[2]):
-        body[:, :, k] = ndimage.binary_fill_holes(body[:, :, k])
-    pieces, n = ndimage.label(body)
-    if n > 1:
-        sizes = np.bincount(pieces.ravel())
-        sizes[0] = 0
-        body = pieces == int(np.argmax(sizes))
-    return body
-
-
 def _target_organ(tissue_index: np.ndarray, labels: np.ndarray, target: int) -> int | None:
     """The label that surrounds the target (the most frequent label in a 2-voxel shell)."""
     inside = tissue_index == target
@@ -140,6 +127,7 @@ def _target_organ(tissue_index: np.ndarray, labels: np.ndarray, target: int) -> 
 def image_access(case: Case) -> AccessMap:
     """The access map of an image case: body from the CT (or every labelled voxel), no-fly
     structures from the label map's names and the case's vessel tissues."""
+    from cryoplan.anatomy.body import body_outline  # noqa: PLC0415
     from cryoplan.anatomy.images import totalsegmentator_names  # noqa: PLC0415
     from cryoplan.anatomy.patient import read_image_anatomy  # noqa: PLC0415
 
@@ -148,22 +136,8 @@ def image_access(case: Case) -> AccessMap:
     anatomy = read_image_anatomy(case, with_intensity=True)
     grid = anatomy.labels.grid
     labels = anatomy.labels.array
-    notes = []
-    if anatomy.intensity is not None and float(anatomy.intensity.min()) < -500.0:
-        threshold = float(planning_defaults()["body_threshold_hu"])
-        body = _body_from_image(anatomy.intensity, threshold)
-        notes.append(f"skin: the CT above {threshold:g} HU, holes filled")
-    elif anatomy.intensity is not None:
-        share = float(planning_defaults()["body_threshold_share_of_p99"])
-        threshold = share * float(np.percentile(anatomy.intensity, 99))
-        body = _body_from_image(anatomy.intensity, threshold) | (labels != 0)
-        notes.append(
-            f"skin: the image above {share:g} × its 99th percentile ({threshold:.4g}), holes "
-            "filled (not a CT: no calibrated threshold)"
-        )
-    else:
-        body = ndimage.binary_fill_holes(labels != 0)
-        notes.append("skin: the outline of the labelled voxels (no CT to threshold)")
+    body, how = body_outline(anatomy.intensity, labels)
+    notes = [how]
     value_names = anatomy.labels.label_names or {v: n for n, v in totalsegmentator_names().items()}
     present = {int(v) for v in np.unique(labels)} - {0}
     label_name = {v: value_names.get(v, str(v)) for v in present}
