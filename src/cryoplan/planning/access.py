@@ -154,8 +154,12 @@ def image_access(case: Case) -> AccessMap:
         if name in chosen:
             names.append(name)
             which[(labels == value) & (anatomy.tissue_index != target)] = len(names) - 1
+    groups = planning_defaults()["no_fly_groups"]
     for k, tissue in enumerate(anatomy.tissue_names):  # the case's own vessels, by tissue
-        in_list = tissue in wanted or case.resolved_tissues[tissue].blood_vessel
+        # a group's name (`kidney`) stands for its labels, not for a tissue of that name,
+        # which may be the organ holding the target
+        named = tissue in wanted and tissue not in groups
+        in_list = named or case.resolved_tissues[tissue].blood_vessel
         if k != target and in_list and tissue not in names:
             names.append(tissue)
             which[(anatomy.tissue_index == k) & (which < 0)] = len(names) - 1
