@@ -259,7 +259,8 @@ class PlanningSpec(_Strict):
     (docs/planning.md). Defaults are the procedure's own; every one is printed in the plan."""
 
     probe_models: Annotated[list[str], Field(min_length=1)] = ["argon-17g"]
-    max_probes: Annotated[int, Field(ge=1, le=25)] = 8
+    max_probes: Annotated[int, Field(ge=1, le=25)] = 8  # per session
+    max_sessions: Annotated[int, Field(ge=1, le=4)] = 3  # a staged plan's sessions at most
     entry: Literal["skin"] | EntryFace | None = None  # None: skin (image), anterior (box)
     no_fly: list[str] | None = None  # None: planning/access.yaml's defaults
     clearance_mm: NonNegativeFloat = 3.0

@@ -230,9 +230,21 @@ def plan_command(
     case_file: Annotated[Path, typer.Argument(help="The case file (YAML) with a target.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the plan.")],
     quiet: QuietOption = False,
+    report: Annotated[
+        bool,
+        typer.Option(
+            "--report",
+            help="Also simulate the plan (each session) into --out/simulated… with report.html.",
+        ),
+    ] = False,
+    pdf: Annotated[
+        bool, typer.Option("--pdf", help="Also write report.pdf (implies --report).")
+    ] = False,
 ) -> None:
-    """Plan probes (count, skin entry, layout) and protocol for a case; write plan.yaml,
-    summary.json, probes.mrk.json and the lethal-probability map into --out."""
+    """Plan probes (count, paths from the skin, layout) and protocol for a case.
+
+    Writes plan.yaml (a staged plan: session-1.yaml, …), summary.json, probes.mrk.json and
+    the lethal-probability map into --out."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
 
     from cryoplan.case import load_case  # noqa: PLC0415
@@ -263,27 +275,82 @@ def plan_command(
         raise _fail(error) from None
     if not quiet:
         _print_plan(result, out)
+    if report or pdf:
+        _report_plan(result, out, quiet, pdf)
     if result.blocked is not None:
         raise typer.Exit(code=1)
+
+
+def _report_plan(result, out: Path, quiet: bool, pdf: bool) -> None:
+    """Each plan file written into `out`, simulated as any case into its own folder, with
+    the report (which shows how the plan was chosen, from out/summary.json)."""
+    from cryoplan.case import load_case  # noqa: PLC0415
+    from cryoplan.planning.outputs import plan_files  # noqa: PLC0415
+    from cryoplan.report import write_report  # noqa: PLC0415
+
+    if not result.candidates:
+        return
+    for plan_name, _ in plan_files(result):
+        stem = Path(plan_name).stem
+        folder = out / ("simulated" if stem == "plan" else f"simulated-{stem}")
+        try:
+            _run(load_case(out / plan_name), folder, quiet)
+            for path in write_report(folder, pdf=pdf):
+                if not quiet:
+                    console.print(f"report: {path}")
+        except CaseError as error:
+            raise _fail(error) from None
 
 
 def _print_plan(result, out: Path) -> None:
     s = result.summary()["plan"]
     if s["status"] == "blocked":
         console.print(f"[bold red]no plan meets the objective:[/] {s['blocked']}", highlight=False)
-        if s["probes"] is None:
+        if s["probe_count"] is None:
             console.print(f"summary in {out}/summary.json")
             return
-        console.print("the closest plan follows (plan.yaml says it misses)")
-    robust = s["robustness"]
+        console.print("the closest plan follows (its plan file says it misses)")
+    error = s["settings"]["placement_error_mm"]
+    under = f"under placement error σ {error['lateral']:g} mm lateral, {error['depth']:g} mm depth"
+    staged = s["staged"]
+    if staged is None:
+        console.print(
+            f"[bold]plan:[/] {s['probe_count']} probe(s), protocol {s['protocol']}; "
+            f"P(objective met) {s['success_probability']:.2f} {under}",
+            highlight=False,
+        )
+        _print_probes(s["probes"])
+    else:
+        console.print(
+            f"[bold]staged plan:[/] {s['sessions']} sessions ({staged['reason']}); "
+            f"P(objective met after all sessions) {s['success_probability']:.2f} {under}",
+            highlight=False,
+        )
+        for session in staged["sessions"]:
+            console.print(
+                f" session {session['session']}: {session['part_volume_ml']:.1f} mL of the "
+                f"target around LPS {session['part_centre_lps_mm']} mm, "
+                f"{session['probe_count']} probe(s), protocol {session['protocol']}",
+                highlight=False,
+            )
+            _print_probes(session["probes"])
+    v = s["verified"]
+    colour = "green" if v["met"] else "red"
+    together = "" if staged is None else " (sessions together)"
     console.print(
-        f"[bold]plan:[/] {s['probe_count']} probe(s), protocol {s['protocol']}; "
-        f"P(objective met) {robust['success_probability']:.2f} under placement error "
-        f"σ {robust['placement_error_mm']['lateral']:g} mm lateral, "
-        f"{robust['placement_error_mm']['depth']:g} mm depth",
+        f"[bold {colour}]verified at the case's spacing{together}:[/] lethal coverage "
+        f"{v['lethal_coverage_percent']:.1f} %, ice margin {v['ice_margin_mm']:.1f} mm"
+        + ("" if v["met"] else "; missed: " + "; ".join(v["missed"])),
         highlight=False,
     )
-    for p in s["probes"]:
+    for note in s["notes"]:
+        console.print(f"[dim]note:[/] {note}", highlight=False)
+    files = "plan.yaml" if staged is None else f"session-1.yaml … session-{s['sessions']}.yaml"
+    console.print(f"plan in {out}/{files} (run with `cryoplan simulate`)")
+
+
+def _print_probes(probes: list[dict]) -> None:
+    for p in probes:
         nearest = (
             f"nearest no-fly {p['closest_no_fly']} at {p['clearance_mm']} mm"
             if p["closest_no_fly"] is not None
@@ -294,17 +361,6 @@ def _print_plan(result, out: Path) -> None:
             f"{p['depth_mm']} mm, {nearest}",
             highlight=False,
         )
-    v = s["verified"]
-    colour = "green" if v["met"] else "red"
-    console.print(
-        f"[bold {colour}]verified at the case's spacing:[/] lethal coverage "
-        f"{v['lethal_coverage_percent']:.1f} %, ice margin {v['ice_margin_mm']:.1f} mm"
-        + ("" if v["met"] else "; missed: " + "; ".join(v["missed"])),
-        highlight=False,
-    )
-    for note in s["notes"]:
-        console.print(f"[dim]note:[/] {note}", highlight=False)
-    console.print(f"plan in {out}/plan.yaml (run it with `cryoplan simulate`)")
 
 
 @app.command("report")

@@ -94,6 +94,15 @@ def cross_section_sites(frame: TargetFrame, count: int, seed: int = 0) -> np.nda
     return best
 
 
+def least_spread(sites_mm: np.ndarray, min_spacing_mm: float) -> float:
+    """The spread factor below which two probes at `sites_mm` × spread come closer than
+    `min_spacing_mm` (0 for one probe): a small target's layouts start there."""
+    if len(sites_mm) < 2:
+        return 0.0
+    gaps = np.linalg.norm(sites_mm[:, None, :] - sites_mm[None, :, :], axis=-1)
+    return min_spacing_mm / float(gaps[np.triu_indices(len(sites_mm), 1)].min())
+
+
 def place(
     frame: TargetFrame,
     sites_mm: np.ndarray,

@@ -49,6 +49,19 @@ class TargetGeometry:
     limits: dict[str, tuple[np.ndarray, float]]  # structure → (mask, keep above °C)
 
 
+def part_geometry(whole: TargetGeometry, part: np.ndarray, cell: np.ndarray) -> TargetGeometry:
+    """The objective of one session of a staged plan: `part` of the target lethal, and the
+    margin frozen where it lies in the part's `cell` (the voxels whose nearest target voxel
+    is in the part), measured from the target surface in that cell. The sessions' parts and
+    cells tile the target and its margin, so that sessions meeting their parts' objectives
+    meet the whole one together (the coldest temperature over the sessions)."""
+    vertices = whole.surface.vertices_index
+    at = np.clip(np.rint(vertices).astype(int), 0, np.asarray(cell.shape) - 1)
+    surface = metrics.Surface(vertices[cell[tuple(at.T)]])
+    lethal_shell = None if whole.lethal_shell is None else whole.lethal_shell & cell
+    return TargetGeometry(part, surface, whole.ice_shell & cell, lethal_shell, whole.limits)
+
+
 def target_geometry(prepared: PreparedCase, lethal_margin_mm: float | None) -> TargetGeometry:
     case = prepared.case
     spacing = prepared.grid.spacing_mm
@@ -79,6 +92,9 @@ class PlanScore:
     shortfall: float
     met: bool
     reasons: list[str] = field(default_factory=list)  # what is missed, one phrase each
+    # the structure in the way: a limit broken, or the unfrozen margin next to it (None: the
+    # miss is the probes' reach, which more probes or sessions may close)
+    limited_by: str | None = None
 
     def slack_mm(self, margin_mm: float, lethal_margin_mm: float | None) -> float:
         """How far the plan could shift before it misses: the least of the ice margin's
@@ -98,6 +114,7 @@ class PlanScore:
             "critical_structures": self.structures,
             "collateral_lethal_ml": self.collateral_lethal_ml,
             "missed": self.reasons,
+            "limited_by": self.limited_by,
         }
 
 
@@ -144,11 +161,13 @@ def score(
     short = (100.0 - covered) / 100.0 + (100.0 - frozen_shell) / 100.0
     if covered < 100.0 - 1e-9:
         reasons.append(f"{100.0 - covered:.1f} % of the target is not in the lethal zone")
+    limited_by = None
     if frozen_shell < 100.0 - 1e-9:
+        limited_by = _limited_by(prepared, geometry, tmin)
         reasons.append(
             f"{100.0 - frozen_shell:.1f} % of the {case.margin_mm:g} mm margin is not frozen "
             f"(the ice reaches {ice_margin:.1f} mm beyond the target at its least"
-            + _limited_by(prepared, geometry, tmin)
+            + ("" if limited_by is None else f", next to {limited_by}")
             + ")"
         )
     if lethal_margin_mm is not None and geometry.lethal_shell is not None:
@@ -166,6 +185,7 @@ def score(
         if not coldest > limit:
             short += (limit - coldest + 1.0) / LIMIT_KELVIN_PER_UNIT
             reasons.append(f"{name} reaches {coldest:.1f} °C (kept above {limit:g} °C)")
+            limited_by = limited_by or name
     collateral = float((lethal & ~target).sum()) * grid.voxel_volume_ml
     met = not reasons
     return PlanScore(
@@ -179,16 +199,16 @@ def score(
         shortfall=0.0 if met else max(short, 1e-6),
         met=met,
         reasons=reasons,
+        limited_by=limited_by,
     )
 
 
-def _limited_by(prepared: PreparedCase, geometry: TargetGeometry, tmin: np.ndarray) -> str:
-    """', next to <tissue>' when the unfrozen part of the margin touches a tissue the case
-    holds at blood temperature or protects (the structure in the way; the one it touches
-    most), else ''."""
+def _limited_by(prepared: PreparedCase, geometry: TargetGeometry, tmin: np.ndarray) -> str | None:
+    """The tissue the case holds at blood temperature or protects that the unfrozen part of
+    the margin touches most (the structure in the way), else None."""
     missed = geometry.ice_shell & (tmin > 0.0)
     if not missed.any():
-        return ""
+        return None
     grown = ndimage.binary_dilation(missed, iterations=2)
     limited = {c.tissue for c in prepared.case.critical_structures}
     contact = {}
@@ -197,5 +217,5 @@ def _limited_by(prepared: PreparedCase, geometry: TargetGeometry, tmin: np.ndarr
             contact[tissue.name] = int((grown & (prepared.material == index)).sum())
     touching = {name: n for name, n in contact.items() if n > 0}
     if not touching:
-        return ""
-    return f", next to {max(touching, key=touching.get)}"  # type: ignore[arg-type]
+        return None
+    return max(touching, key=touching.get)  # type: ignore[arg-type]

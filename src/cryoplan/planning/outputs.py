@@ -1,13 +1,14 @@
 """Writing a plan's directory, all or nothing (as `cryoplan.outputs` writes a result):
 
 - plan.yaml: the chosen plan as a complete case (probes from the skin, protocol, the
-  `planning:` section kept) that `cryoplan simulate` runs unchanged;
+  `planning:` section kept) that `cryoplan simulate` runs unchanged; a staged plan writes
+  session-1.yaml … session-K.yaml instead, one per session (and session-k.probes.mrk.json);
 - summary.json: the `plan` section (status, probes with depth, direction and clearance,
   protocol, the verified score, the search model's score, robustness, alternatives);
 - probes.mrk.json: the probes as 3D Slicer Markups lines (tip, skin entry);
 - lethal_probability.nii.gz: per voxel, the share of placement-error samples in which it
-  was lethally frozen, on the case's grid; for an image case also
-  lethal_probability_on_image.nii.gz on the input image's grid.
+  was lethally frozen (a staged plan: in at least one session), on the case's grid; for
+  an image case also lethal_probability_on_image.nii.gz on the input image's grid.
 """
 
 from __future__ import annotations
@@ -24,30 +25,56 @@ from cryoplan.outputs import check_output_dir, publish, staging_directory, write
 from cryoplan.planning.planner import Candidate, PlanResult
 
 
-def plan_yaml(result: PlanResult, folder: Path | None = None) -> str:
-    """plan.yaml's text: a header that says what it is, then the case."""
-    chosen = result.chosen
-    assert chosen is not None
-    robust = chosen.robustness
+def plan_yaml(result: PlanResult, folder: Path | None = None, session: int = 0) -> str:
+    """A plan file's text (a staged plan: that session's, from 0): a header that says what
+    it is, then the case."""
+    chosen = result.candidates[session]
+    staged = result.staged
+    robust = chosen.robustness if staged is None else staged.robustness
     header = [
         f"# Planned by cryoplan from {result.case.source}: {chosen.count} × "
         f"{chosen.probe_model}, protocol {chosen.protocol.name}.",
     ]
+    if staged is not None:
+        part = staged.sessions[session]
+        header.append(
+            f"# STAGED PLAN: session {session + 1} of {staged.count}, treating "
+            f"{part.part_ml(result.prepared.grid):.1f} mL of the target around LPS "
+            f"{part.part_centre_lps(result.prepared.grid)} mm ({staged.reason}). Simulated "
+            "alone it leaves the rest of the target to the other sessions."
+        )
     if robust is not None:
         lo, hi = robust.interval
+        what = (
+            "objective met"
+            if staged is None
+            else f"objective met after all {staged.count} sessions"
+        )
         header.append(
-            f"# P(objective met) = {robust.probability:.2f} (95 % interval {lo:.2f}–{hi:.2f}) "
+            f"# P({what}) = {robust.probability:.2f} (95 % interval {lo:.2f}–{hi:.2f}) "
             f"under placement error σ {robust.lateral_sigma_mm:g} mm lateral, "
             f"{robust.depth_sigma_mm:g} mm depth ({robust.samples} samples)."
         )
     if result.verified is not None:
         verdict = "meets" if result.verified.met else "does NOT meet"
-        header.append(f"# Solved at the case's spacing, the plan {verdict} the objective.")
+        subject = "the plan" if staged is None else f"the {staged.count} sessions together"
+        header.append(f"# Solved at the case's spacing, {subject} {verdict} the objective.")
     if result.blocked is not None:
         header.append(f"# NOT A COMPLETE PLAN: {result.blocked}.")
     header.append("# Probe entry points lie on the skin; run with `cryoplan simulate`.")
-    body = yaml.safe_dump(result.plan_case(folder), sort_keys=False, allow_unicode=True)
+    body = yaml.safe_dump(result.plan_case(folder, session), sort_keys=False, allow_unicode=True)
     return "\n".join(header) + "\n" + body
+
+
+def plan_files(result: PlanResult) -> list[tuple[str, str]]:
+    """(plan file, markups file) per session: plan.yaml for one session, session-k.yaml
+    for each of a staged plan's."""
+    if result.staged is None:
+        return [("plan.yaml", "probes.mrk.json")]
+    return [
+        (f"session-{k}.yaml", f"session-{k}.probes.mrk.json")
+        for k in range(1, result.staged.count + 1)
+    ]
 
 
 def write_plan(result: PlanResult, out_dir: str | Path) -> Path:
@@ -57,13 +84,15 @@ def write_plan(result: PlanResult, out_dir: str | Path) -> Path:
         names = ["summary.json"]
         summary = result.summary()
         (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", "utf-8")
-        chosen = result.chosen
-        if chosen is not None:
-            (staging / "plan.yaml").write_text(plan_yaml(result, out), "utf-8")
-            (staging / "probes.mrk.json").write_text(_markups(result, chosen), "utf-8")
-            names += ["plan.yaml", "probes.mrk.json"]
-            if chosen.lethal_probability is not None:
-                names += _write_probability(staging, result, chosen.lethal_probability)
+        if result.candidates:
+            for k, (plan_name, markups_name) in enumerate(plan_files(result)):
+                (staging / plan_name).write_text(plan_yaml(result, out, k), "utf-8")
+                markups = _markups(result, result.candidates[k])
+                (staging / markups_name).write_text(markups, "utf-8")
+                names += [plan_name, markups_name]
+            probability = result.lethal_probability
+            if probability is not None:
+                names += _write_probability(staging, result, probability)
         publish(staging, out, names)
     return out
 

@@ -28,6 +28,12 @@ The search, in order (docs/planning.md):
    flagged. It is then solved once at the case's own spacing (`verified`): that, not the
    model, says whether the plan meets the objective.
 
+5. **Staged plans.** Where no single session meets the objective and the closest leaves
+   part of the target alive, the target is split into K = 2 … `max_sessions` parts
+   (`split_target`), one session planned per part (its objective: `part_geometry`, the
+   part grown by the lateral σ), and the sessions judged together on the coldest
+   temperature any reached, nominally and under the placement error (`StagedPlan`).
+
 Where no plan within the limits meets the objective, the result says why, naming the
 structure or limit (`PlanResult.blocked`).
 """
@@ -47,7 +53,10 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage
+from scipy.cluster.vq import kmeans2
 
+from cryoplan import metrics
+from cryoplan.anatomy import Grid
 from cryoplan.case import Case, PlanningSpec, ProtocolOption, protocol_from
 from cryoplan.errors import CaseError
 from cryoplan.injury import LETHAL_PROBABILITY
@@ -60,11 +69,19 @@ from cryoplan.planning.access import (
     planning_defaults,
     trace_shaft,
 )
-from cryoplan.planning.layout import Layout, TargetFrame, across, cross_section_sites, place
+from cryoplan.planning.layout import (
+    Layout,
+    TargetFrame,
+    across,
+    cross_section_sites,
+    least_spread,
+    place,
+)
 from cryoplan.planning.objective import (
     PlanScore,
     TargetGeometry,
     death_probability,
+    part_geometry,
     score,
     target_geometry,
 )
@@ -182,22 +199,49 @@ class PlanResult:
     timing_s: dict[str, float]
     prepared: PreparedCase = field(repr=False)
     model_spacing_mm: float = 0.0
+    staged: StagedPlan | None = None  # several sessions (then `chosen` is None)
 
-    def plan_case(self, folder: Path | None = None) -> dict[str, Any]:
-        """The chosen plan as a complete case mapping (probes at the skin, protocol). Image
-        paths are made relative to `folder` (where the plan is written), else absolute."""
-        if self.chosen is None:
+    @property
+    def candidates(self) -> list[Candidate]:
+        """The plan of each session: one, or a staged plan's K."""
+        if self.staged is not None:
+            return [s.plan for s in self.staged.sessions]
+        return [] if self.chosen is None else [self.chosen]
+
+    @property
+    def success_probability(self) -> float | None:
+        if self.staged is not None:
+            return self.staged.success_probability
+        if self.chosen is None or self.chosen.robustness is None:
+            return None
+        return self.chosen.robustness.probability
+
+    @property
+    def lethal_probability(self) -> np.ndarray | None:
+        """Per voxel of the case's grid, P(lethally frozen) under the placement error."""
+        if self.staged is not None:
+            return self.staged.lethal_probability()
+        return None if self.chosen is None else self.chosen.lethal_probability
+
+    def plan_case(self, folder: Path | None = None, session: int = 0) -> dict[str, Any]:
+        """The chosen plan (a staged plan: that session's, from 0) as a complete case mapping
+        (probes at the skin, protocol). Image paths are made relative to `folder` (where the
+        plan is written), else absolute."""
+        candidates = self.candidates
+        if not candidates:
             raise ValueError("no plan was chosen")
+        chosen = candidates[session]
         data = self.case.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
-        data["name"] = f"{self.case.name}-plan"
+        suffix = "" if self.staged is None else f"-session-{session + 1}"
+        data["name"] = f"{self.case.name}-plan{suffix}"
         image = data.get("domain", {}).get("image")
         for key in ("file", "labels"):
             if image is not None and key in image:
                 path = self.case.resolve_path(image[key]).resolve()
                 image[key] = str(path if folder is None else _relative(path, folder))
-        data["probes"] = self.chosen.probes()
+        data["probes"] = chosen.probes()
         data["protocol"] = [
-            p.model_dump(mode="json", exclude_none=True) for p in self.chosen.protocol.phases
+            p.model_dump(mode="json", exclude_none=True) for p in chosen.protocol.phases
         ]
         return data
 
@@ -206,18 +250,16 @@ class PlanResult:
         plan: dict[str, Any] = {
             "status": "planned" if self.blocked is None else "blocked",
             "blocked": self.blocked,
-            "sessions": 1 if chosen is not None else 0,
+            "sessions": len(self.candidates),
             "meets_objective": None if self.verified is None else self.verified.met,
             # the contract's headline figures (ARCHITECTURE.md), from the verified solve
-            "success_probability": None
-            if chosen is None or chosen.robustness is None
-            else chosen.robustness.probability,
+            "success_probability": self.success_probability,
             "coverage_percent": None
             if self.verified is None
             else self.verified.lethal_coverage_percent,
             "minimum_ice_margin_mm": None if self.verified is None else self.verified.ice_margin_mm,
             "time_s": self.timing_s.get("total_s"),
-            "probe_count": None if chosen is None else chosen.count,
+            "probe_count": sum(c.count for c in self.candidates) or None,
             "probes": None if chosen is None else _probe_rows(chosen),
             "protocol": None if chosen is None else chosen.protocol.name,
             "objective": {
@@ -238,6 +280,7 @@ class PlanResult:
             "robustness": None
             if chosen is None or chosen.robustness is None
             else chosen.robustness.as_dict(),
+            "staged": None if self.staged is None else self._staged_summary(),
             "min_success_probability": self.spec.min_success_probability,
             "alternatives": [c.row() for c in self.alternatives],
             "settings": self.spec.model_dump(mode="json"),
@@ -245,6 +288,34 @@ class PlanResult:
             "timing_s": self.timing_s,
         }
         return {"case": self.case.name, "plan": plan}
+
+    def _staged_summary(self) -> dict[str, Any]:
+        staged = self.staged
+        assert staged is not None
+        grid = self.prepared.grid
+        return {
+            "reason": staged.reason,
+            "robustness": None if staged.robustness is None else staged.robustness.as_dict(),
+            "robustness_rule": "in each sample every session's probes are moved by the "
+            "placement error (independent draws); the coldest temperature over the sessions "
+            "is scored on the whole objective",
+            "sessions": [
+                {
+                    "session": k + 1,
+                    "part_volume_ml": s.part_ml(grid),
+                    "part_centre_lps_mm": s.part_centre_lps(grid),
+                    "probe_count": s.plan.count,
+                    "probes": _probe_rows(s.plan),
+                    "protocol": s.plan.protocol.name,
+                    "robustness": None
+                    if s.plan.robustness is None
+                    else s.plan.robustness.as_dict(),
+                    "search_model_score": s.plan.model_score.as_dict(),
+                    "verified_alone": None if s.verified is None else s.verified.as_dict(),
+                }
+                for k, s in enumerate(staged.sessions)
+            ],
+        }
 
 
 def _relative(path: Path, folder: Path) -> Path:
@@ -281,11 +352,13 @@ class SearchModel:
     each): the model's grids are small enough that a run uses one core, so two runs on two
     cores take the time of one."""
 
-    def __init__(self, coarse: PreparedCase, fine: PreparedCase, lethal_margin_mm, workers=1):
+    def __init__(
+        self, coarse: PreparedCase, fine: PreparedCase, lethal_margin_mm, workers=1, geometry=None
+    ):
         self.prepared = coarse
         self.simulator = Simulator(coarse)
         self.fine = fine
-        self.geometry: TargetGeometry = target_geometry(fine, lethal_margin_mm)
+        self.geometry: TargetGeometry = geometry or target_geometry(fine, lethal_margin_mm)
         self.lethal_margin_mm = lethal_margin_mm
         # where the case's voxel centres fall on the model's grid
         fine_points = fine.grid.lps_from_index(np.indices(fine.grid.shape).reshape(3, -1).T)
@@ -345,17 +418,33 @@ class SearchModel:
         self, jobs: list[tuple[list[dict[str, Any]], ProtocolOption]]
     ) -> list[tuple[PlanScore, np.ndarray] | None]:
         """`evaluate` for each (probes, protocol), in the worker processes when there are."""
+        return self._map(self.evaluate, _evaluate_in_worker, jobs)
+
+    def fields_many(
+        self, jobs: list[tuple[list[dict[str, Any]], ProtocolOption]]
+    ) -> list[tuple[np.ndarray, np.ndarray] | None]:
+        """`fields` for each (probes, protocol), in the worker processes when there are."""
+        return self._map(self.fields, _fields_in_worker, jobs)
+
+    def _map(self, here: Callable, in_worker: Callable, jobs: list) -> list:
         self.runs += len(jobs)
         if self.workers < 2 or len(jobs) < 2:
-            return [self.evaluate(*job) for job in jobs]
+            return [here(*job) for job in jobs]
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 self.workers,
                 mp_context=multiprocessing.get_context("spawn"),  # never fork numba's threads
                 initializer=_start_worker,
-                initargs=(self.prepared, self.fine, self.lethal_margin_mm),
+                initargs=(self.prepared, self.fine, self.lethal_margin_mm, self.geometry),
             )
-        return list(self._pool.map(_evaluate_in_worker, jobs))
+        return list(self._pool.map(in_worker, jobs))
+
+    def use_geometry(self, geometry: TargetGeometry) -> None:
+        """Score against another objective (a staged plan's session); the workers, which
+        hold the objective, are started afresh with it."""
+        if geometry is not self.geometry:
+            self.close()
+            self.geometry = geometry
 
     def close(self) -> None:
         if self._pool is not None:
@@ -366,15 +455,22 @@ class SearchModel:
 _WORKER: SearchModel | None = None  # the search model of a worker process
 
 
-def _start_worker(coarse: PreparedCase, fine: PreparedCase, lethal_margin_mm) -> None:
+def _start_worker(
+    coarse: PreparedCase, fine: PreparedCase, lethal_margin_mm, geometry: TargetGeometry
+) -> None:
     global _WORKER  # noqa: PLW0603  (one model per worker process, built once)
     os.environ[THREADS_VARIABLE] = "1"
-    _WORKER = SearchModel(coarse, fine, lethal_margin_mm)
+    _WORKER = SearchModel(coarse, fine, lethal_margin_mm, geometry=geometry)
 
 
 def _evaluate_in_worker(job) -> tuple[PlanScore, np.ndarray] | None:
     assert _WORKER is not None
     return _WORKER.evaluate(*job)
+
+
+def _fields_in_worker(job) -> tuple[np.ndarray, np.ndarray] | None:
+    assert _WORKER is not None
+    return _WORKER.fields(*job)
 
 
 def _protocol_menu(spec: PlanningSpec, source: str) -> list[ProtocolOption]:
@@ -466,8 +562,8 @@ def plan(case: Case, progress: PlanProgress | None = None, workers: int = 1) -> 
     model = case.probe_models[model_name]
     usable = float(model.usable_length_mm)  # type: ignore[arg-type]  (checked with the case)
     radius = model.diameter_mm / 2.0
-    target_points = fine.grid.lps_from_index(np.argwhere(search.geometry.target))
-    directions, why_not = access_directions(access, target_points, spec, usable, radius)
+    session = _SessionSearch(search, access, spec, model_name, usable, radius,
+                             _protocol_menu(spec, case.source), say)  # fmt: skip
     notes = [
         *access.notes,
         "probes are laid out parallel; a path may tilt up to 15° about the middle of its "
@@ -477,56 +573,50 @@ def plan(case: Case, progress: PlanProgress | None = None, workers: int = 1) -> 
         f"{case.grid.spacing_mm:g} mm grid; the chosen plan is verified at "
         f"{case.grid.spacing_mm:g} mm",
     ]
+    whole = search.geometry
+    directions, why_not = session.directions(whole.target)
     if not directions:
+        search.close()
         return PlanResult(
             case, spec, None, None, (), f"no straight path from the skin to the target: {why_not}",
             tuple(notes), timing, fine, model_spacing,
         )  # fmt: skip
 
-    menu = _protocol_menu(spec, case.source)
-    longest = menu[-1]
-    alternatives: list[Candidate] = []
-    chosen: Candidate | None = None
-    best_miss: Candidate | None = None
     search_started = time.perf_counter()
-    best_robust: Candidate | None = None
-    for count in range(1, spec.max_probes + 1):
-        say(f"{count} probe{'s' if count > 1 else ''}: layout", count / (spec.max_probes + 1))
-        found = _best_layout(search, access, directions, count, model_name, usable, radius,
-                             spec, longest)  # fmt: skip
-        if found is None:
-            continue
-        if not found.model_score.met:
-            alternatives.append(found)
-            if best_miss is None or found.model_score.shortfall < best_miss.model_score.shortfall:
-                best_miss = found
-            continue
-        # the shortest protocol that meets the objective under the placement error
-        say(f"{count} probes: placement error", count / (spec.max_probes + 1))
-        others = {c.protocol.name: c for c in _with_protocols(search, found, menu[:-1])}
-        for option in menu:
-            cand = found if option is longest else others.get(option.name)
-            if cand is None:
-                continue
-            if not cand.model_score.met:
-                alternatives.append(cand)
-                continue
-            robust = _robustness(search, cand, spec, stop_below=spec.min_success_probability)
-            alternatives.append(robust)
-            if robust.robustness.probability >= spec.min_success_probability:  # type: ignore[union-attr]
-                chosen = robust
-                break
-            if best_robust is None or _more_robust(robust, best_robust):
-                best_robust = robust
-        if chosen is not None:
-            break
-    if chosen is None and best_robust is not None:
-        say("placement error of the most robust plan", 0.9)
-        chosen = _robustness(search, best_robust, spec, stop_below=None)
+    found = session.search(directions)
+    alternatives = list(found.alternatives)
+    chosen, best_miss = found.chosen, found.best_miss
+    staged = None
+    if chosen is None and spec.max_sessions > 1 and best_miss is not None:
+        if best_miss.model_score.lethal_coverage_percent < 100.0:  # more reach may help
+            tried: list[str] = []
+            staged = _staged(session, whole, spec, tried)
+            notes += [f"staged plan tried: {line}" for line in tried]
+        else:
+            held_back = best_miss.model_score.limited_by
+            notes.append(
+                "a staged plan was not tried: the closest plan kills the whole target; "
+                + (
+                    "its margin or limits miss"
+                    if held_back is None
+                    else f"{held_back} holds it back"
+                )
+                + ", which more sessions do not change"
+            )
     timing["search_s"] = time.perf_counter() - search_started
 
     blocked = None
-    if chosen is None:
+    verified = None
+    verify_started = time.perf_counter()
+    if staged is not None:
+        say("verifying the sessions at the case's spacing", 0.95)
+        staged, verified = _verify_staged(fine, staged, spec.lethal_margin_mm, whole)
+        if not verified.met:
+            blocked = (
+                f"the {staged.count} sessions together do not meet the objective at the "
+                "case's spacing: " + "; ".join(verified.reasons)
+            )
+    elif chosen is None:
         miss = best_miss.model_score.reasons if best_miss is not None else ["no layout fitted"]
         blocked = (
             f"no single session of at most {spec.max_probes} probes meets the objective; "
@@ -538,28 +628,289 @@ def plan(case: Case, progress: PlanProgress | None = None, workers: int = 1) -> 
             say("placement error of the closest plan", 0.9)
             chosen = _robustness(search, best_miss, spec, stop_below=None)
             notes.append("the plan given is the closest one; it does NOT meet the objective")
-    elif chosen.robustness.probability < spec.min_success_probability:  # type: ignore[union-attr]
+    robust = None if chosen is None else chosen.robustness
+    if staged is not None:
+        robust = staged.robustness
+    if blocked is None and robust is not None and robust.probability < spec.min_success_probability:
         notes.append(
-            f"no plan reached P(met) ≥ {spec.min_success_probability:g}; the most robust "
-            f"one is given (P = {chosen.robustness.probability:.2f})"  # type: ignore[union-attr]
+            f"the staged plan reaches P(met) = {robust.probability:.2f}, below the wanted "
+            f"{spec.min_success_probability:g} (its sessions are planned on the model without "
+            "the placement error, then checked together under it)"
+            if staged is not None
+            else f"no plan reached P(met) ≥ {spec.min_success_probability:g}; the most robust "
+            f"one is given (P = {robust.probability:.2f})"
         )
-    verified = None
     if chosen is not None:
         say("verifying the chosen plan at the case's spacing", 0.95)
-        verify_started = time.perf_counter()
-        verified = _verify(fine, chosen, spec.lethal_margin_mm, search.geometry)
-        timing["verify_s"] = time.perf_counter() - verify_started
+        verified = _verify(fine, chosen, spec.lethal_margin_mm, whole)
         if blocked is None and not verified.met:
             notes.append(
                 "the full solve does NOT meet the objective (the search model's error): "
                 + "; ".join(verified.reasons)
             )
+    if verified is not None:
+        timing["verify_s"] = time.perf_counter() - verify_started
     search.close()
     timing["model_runs"] = float(search.runs)
     timing["total_s"] = time.perf_counter() - started
     say("done", 1.0)
     return PlanResult(case, spec, chosen, verified, tuple(alternatives), blocked, tuple(notes),
-                      timing, fine, model_spacing)  # fmt: skip
+                      timing, fine, model_spacing, staged)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Found:
+    """What one session's search found (`_SessionSearch.search`)."""
+
+    chosen: Candidate | None  # meets the objective on the model, with its robustness
+    best_miss: Candidate | None  # the closest plan that does not
+    alternatives: tuple[Candidate, ...]
+
+
+@dataclass(frozen=True)
+class _SessionSearch:
+    """The single-session search (module docstring, steps 2–4) against the search model's
+    current objective: the whole target, or one part of a staged plan."""
+
+    model: SearchModel
+    access: AccessMap
+    spec: PlanningSpec
+    model_name: str
+    usable_mm: float
+    radius_mm: float
+    menu: list[ProtocolOption]  # shortest first
+    say: PlanProgress
+
+    def directions(self, target: np.ndarray) -> tuple[list[np.ndarray], str | None]:
+        points = self.model.fine.grid.lps_from_index(np.argwhere(target))
+        return access_directions(self.access, points, self.spec, self.usable_mm, self.radius_mm)
+
+    def search(self, directions: list[np.ndarray], label: str = "", robust: bool = True) -> _Found:
+        """For 1, 2, … probes: the best layout on the longest protocol; where it meets the
+        objective, the shortest protocol that meets it with P(met) ≥ the minimum (without
+        `robust`: the first count and shortest protocol that meet it on the model, the
+        placement error left to the caller)."""
+        spec, search, menu = self.spec, self.model, self.menu
+        longest = menu[-1]
+        alternatives: list[Candidate] = []
+        best_miss: Candidate | None = None
+        best_robust: Candidate | None = None
+        for count in range(1, spec.max_probes + 1):
+            done = count / (spec.max_probes + 1)
+            self.say(f"{label}{count} probe{'s' if count > 1 else ''}: layout", done)
+            found = _best_layout(search, self.access, directions, count, self.model_name,
+                                 self.usable_mm, self.radius_mm, spec, longest)  # fmt: skip
+            if found is None:
+                continue
+            if not found.model_score.met:
+                alternatives.append(found)
+                if (
+                    best_miss is None
+                    or found.model_score.shortfall < best_miss.model_score.shortfall
+                ):
+                    best_miss = found
+                continue
+            others = {c.protocol.name: c for c in _with_protocols(search, found, menu[:-1])}
+            if not robust:
+                met = [c for c in (*others.values(), found) if c.model_score.met]
+                shortest = min(met, key=lambda c: c.protocol.seconds)
+                return _Found(shortest, best_miss, (*alternatives, *others.values(), found))
+            self.say(f"{label}{count} probes: placement error", done)
+            for option in menu:
+                cand = found if option is longest else others.get(option.name)
+                if cand is None:
+                    continue
+                if not cand.model_score.met:
+                    alternatives.append(cand)
+                    continue
+                robust = _robustness(search, cand, spec, stop_below=spec.min_success_probability)
+                alternatives.append(robust)
+                if robust.robustness.probability >= spec.min_success_probability:  # type: ignore[union-attr]
+                    return _Found(robust, best_miss, tuple(alternatives))
+                if best_robust is None or _more_robust(robust, best_robust):
+                    best_robust = robust
+        if best_robust is None:
+            return _Found(None, best_miss, tuple(alternatives))
+        self.say(f"{label}placement error of the most robust plan", 0.9)
+        chosen = _robustness(search, best_robust, spec, stop_below=None)
+        return _Found(chosen, best_miss, tuple(alternatives))
+
+
+def split_target(
+    target: np.ndarray, grid: Grid, parts: int, seed: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The target split into `parts` compact pieces (k-means of its voxels' positions, a few
+    starts from a fixed seed), each with its cell: the voxels whose nearest target voxel
+    lies in that piece. Pieces tile the target and cells tile the grid."""
+    points = grid.lps_from_index(np.argwhere(target))
+    rng = np.random.default_rng(seed)
+    best, best_inertia = None, np.inf
+    for _ in range(4):
+        centres, assigned = kmeans2(points, parts, minit="++", seed=rng)
+        if len(np.unique(assigned)) < parts:
+            continue
+        inertia = float(((points - centres[assigned]) ** 2).sum())
+        if inertia < best_inertia:
+            best, best_inertia = assigned, inertia
+    if best is None:
+        raise ValueError(f"the target cannot be split into {parts} parts")
+    piece = np.full(target.shape, -1, np.int16)
+    piece[target] = best
+    _, nearest = ndimage.distance_transform_edt(
+        ~target, sampling=grid.spacing_mm, return_indices=True
+    )
+    cell_of = piece[tuple(nearest)]
+    return [(piece == k, cell_of == k) for k in range(parts)]
+
+
+@dataclass(frozen=True, eq=False)
+class SessionPlan:
+    """One session of a staged plan: the part of the target it treats and its plan."""
+
+    part: np.ndarray  # bool, on the case's grid
+    cell: np.ndarray  # bool: the voxels whose nearest target voxel lies in the part
+    plan: Candidate
+    verified: PlanScore | None = None  # the session alone against its part's objective
+
+    def part_ml(self, grid: Grid) -> float:
+        return float(self.part.sum()) * grid.voxel_volume_ml
+
+    def part_centre_lps(self, grid: Grid) -> list[float]:
+        return grid.lps_from_index(np.argwhere(self.part)).mean(axis=0).round(1).tolist()
+
+
+@dataclass(frozen=True, eq=False)
+class StagedPlan:
+    """K sessions, each treating one part of the target (`split_target`); together judged
+    on the coldest temperature any of them reached (module docstring, step 5)."""
+
+    sessions: tuple[SessionPlan, ...]
+    reason: str  # why one session was not enough
+
+    @property
+    def count(self) -> int:
+        return len(self.sessions)
+
+    robustness: Robustness | None = None  # of the sessions together (`_staged_robustness`)
+    lethal_probability_map: np.ndarray | None = None  # P(lethal after all sessions)
+
+    @property
+    def success_probability(self) -> float | None:
+        return None if self.robustness is None else self.robustness.probability
+
+    def lethal_probability(self) -> np.ndarray | None:
+        return self.lethal_probability_map
+
+
+def _staged(
+    session: _SessionSearch,
+    whole: TargetGeometry,
+    spec: PlanningSpec,
+    tried: list[str],
+) -> StagedPlan | None:
+    """The fewest sessions (2 … `max_sessions`) whose parts each get a plan that meets the
+    part's objective (`objective.part_geometry`) on the model; None if no number does
+    (`tried` gets, for each number, the part that failed and why)."""
+    search = session.model
+    grid = search.fine.grid
+    overlap_mm = spec.placement_error_mm.lateral
+    reason = (
+        f"no single session of at most {spec.max_probes} probes "
+        f"({spec.probe_models[0]}) meets the objective"
+    )
+    try:
+        for count in range(2, spec.max_sessions + 1):
+            sessions = []
+            for k, (part, cell) in enumerate(split_target(whole.target, grid, count, spec.seed)):
+                # each session also kills a placement error's width of its neighbours' parts,
+                # so that the parts still meet when the probes land off the plan
+                overlap = metrics.dilate_mm(part, overlap_mm, grid.spacing_mm) & whole.target
+                search.use_geometry(part_geometry(whole, overlap, cell))
+                directions, why_not = session.directions(part)
+                label = f"session {k + 1} of {count}: "
+                found = session.search(directions, label, robust=False) if directions else None
+                if found is None or found.chosen is None:
+                    closest = None if found is None else found.best_miss
+                    why = (
+                        f"no path ({why_not})"
+                        if found is None
+                        else "no layout fitted"
+                        if closest is None
+                        else f"the closest ({closest.count} probes): "
+                        + "; ".join(closest.model_score.reasons)
+                    )
+                    volume_ml = float(part.sum()) * grid.voxel_volume_ml
+                    tried.append(
+                        f"{count} sessions: part {k + 1} ({volume_ml:.1f} mL) is not treated "
+                        f"by one session: {why}"
+                    )
+                    break
+                sessions.append(SessionPlan(part, cell, found.chosen))
+            else:
+                search.use_geometry(whole)
+                session.say(f"{count} sessions: placement error", 0.9)
+                return _staged_robustness(search, StagedPlan(tuple(sessions), reason), spec)
+        return None
+    finally:
+        search.use_geometry(whole)
+
+
+def _staged_robustness(search: SearchModel, staged: StagedPlan, spec: PlanningSpec) -> StagedPlan:
+    """The sessions together under the placement error: in sample i every session's probes
+    are moved (each session its own draw: seed, session, i), the coldest temperature over
+    the sessions is scored on the whole objective. P(met) and P(lethal) per voxel."""
+    per_session = [
+        _displaced(s.plan, spec, np.random.default_rng([spec.seed, k]))
+        for k, s in enumerate(staged.sessions)
+    ]
+    met = 0
+    lethal_sum = np.zeros(search.fine.grid.shape, np.float32)
+    for i in range(spec.samples):
+        fields = search.fields_many([jobs[i] for jobs in per_session])
+        if any(f is None for f in fields):  # a probe moved off the model's grid: a miss
+            continue
+        tmin, cycles = _coldest(fields)  # type: ignore[arg-type]
+        p = death_probability(search.fine, tmin, cycles)
+        result = score(search.fine, search.geometry, tmin, cycles, search.lethal_margin_mm, p)
+        met += int(result.met)
+        lethal_sum += p >= LETHAL_PROBABILITY
+    error = spec.placement_error_mm
+    robustness = Robustness(spec.samples, met, error.lateral, error.depth, spec.seed)
+    return dataclasses.replace(
+        staged, robustness=robustness, lethal_probability_map=lethal_sum / spec.samples
+    )
+
+
+def _coldest(fields: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """The coldest T_min [°C] over sessions, with the freeze–thaw cycles of the session
+    that reached it."""
+    tmin, cycles = fields[0][0].copy(), fields[0][1].copy()
+    for t, c in fields[1:]:
+        colder = t < tmin
+        tmin[colder] = t[colder]
+        cycles[colder] = c[colder]
+    return tmin, cycles
+
+
+def _verify_staged(
+    fine: PreparedCase, staged: StagedPlan, lethal_margin_mm: float | None, whole: TargetGeometry
+) -> tuple[StagedPlan, PlanScore]:
+    """Each session solved at the case's spacing and scored on its part; the sessions
+    together scored on the whole objective from the coldest temperature any reached (and
+    the freeze–thaw cycles of the session that reached it)."""
+    fields = []
+    sessions = []
+    for s in staged.sessions:
+        run = Simulator(fine).run(probes=s.plan.probes(), protocol=s.plan.protocol.phases)
+        h = run.history
+        cell_geometry = part_geometry(whole, s.part, s.cell)
+        alone = score(fine, cell_geometry, h.minimum_temperature_c, h.freeze_thaw_cycles,
+                      lethal_margin_mm)  # fmt: skip
+        sessions.append(dataclasses.replace(s, verified=alone))
+        fields.append((h.minimum_temperature_c, h.freeze_thaw_cycles))
+    tmin, cycles = _coldest(fields)
+    together = score(fine, whole, tmin, cycles, lethal_margin_mm)
+    return dataclasses.replace(staged, sessions=tuple(sessions)), together
 
 
 def _shafts(
@@ -664,14 +1015,19 @@ def _best_layout(
             return _evaluated(search, [c for c in placed if c is not None])
 
         no_shift = (0.0, 0.0)
+        # spreads that would bring two probes closer than the minimum spacing start at it
+        # (on a target small beside the spacing, the probes stand at the spacing around it)
+        floor = least_spread(sites, spec.min_spacing_mm) * (1.0 + 1e-9)
+        spreads = sorted({round(max(s, floor), 6) for s in SPREADS})
+        screen = max(SCREEN_SPREAD, floor)
         # one spread first: a count whose middle layout leaves much of the target alive is
         # not worth the other spreads (it sets the alternatives table's row alone)
-        tried = layouts([(SCREEN_SPREAD, 0.0, no_shift)]) if count > 1 else []
+        tried = layouts([(screen, 0.0, no_shift)]) if count > 1 else []
         if tried and tried[0].model_score.lethal_coverage_percent < SCREEN_BELOW_PERCENT:
             if best is None or rank(tried[0]) < rank(best):
                 best = tried[0]
             continue
-        rest = [s for s in SPREADS if s != SCREEN_SPREAD] if count > 1 else [1.0]
+        rest = [s for s in spreads if abs(s - screen) > 1e-6] if count > 1 else [1.0]
         tried += layouts([(spread, 0.0, no_shift) for spread in rest])
         if not tried:
             continue
@@ -763,24 +1119,11 @@ def _robustness(
     `stop_below`, stop once so many samples missed that P(met) cannot reach it (the result
     then counts the samples run)."""
     error = spec.placement_error_mm
-    rng = np.random.default_rng(spec.seed)
-    d = cand.layout.direction
-    e1, e2 = across(d)
-    lateral = rng.normal(0.0, error.lateral, size=(spec.samples, cand.count, 2))
-    depth = rng.normal(0.0, error.depth, size=(spec.samples, cand.count))
+    jobs = _displaced(cand, spec, np.random.default_rng(spec.seed))
     allowed_misses = None if stop_below is None else math.floor((1 - stop_below) * spec.samples)
     met = 0
     lethal_sum = np.zeros(search.fine.grid.shape, np.float32)
     runs = 0
-    jobs = []
-    for k in range(spec.samples):
-        shift = lateral[k, :, :1] * e1 + lateral[k, :, 1:] * e2 + depth[k][:, None] * d
-        probes = [
-            p | {"tip_mm": (np.asarray(p["tip_mm"]) + s).tolist(),
-                 "entry_mm": (np.asarray(p["entry_mm"]) + s).tolist()}
-            for p, s in zip(cand.probes(), shift, strict=True)
-        ]  # fmt: skip
-        jobs.append((probes, cand.protocol))
     chunk = max(1, search.workers)
     for first in range(0, len(jobs), chunk):
         for evaluated in search.evaluate_many(jobs[first : first + chunk]):
@@ -792,6 +1135,28 @@ def _robustness(
             break
     robustness = Robustness(runs, met, error.lateral, error.depth, spec.seed)
     return dataclasses.replace(cand, robustness=robustness, lethal_probability=lethal_sum / runs)
+
+
+def _displaced(
+    cand: Candidate, spec: PlanningSpec, rng: np.random.Generator
+) -> list[tuple[list[dict[str, Any]], ProtocolOption]]:
+    """`spec.samples` copies of the plan, every probe moved by the placement error
+    (Gaussian: lateral σ in each of two directions across the shafts, depth σ along them)."""
+    error = spec.placement_error_mm
+    d = cand.layout.direction
+    e1, e2 = across(d)
+    lateral = rng.normal(0.0, error.lateral, size=(spec.samples, cand.count, 2))
+    depth = rng.normal(0.0, error.depth, size=(spec.samples, cand.count))
+    jobs = []
+    for k in range(spec.samples):
+        shift = lateral[k, :, :1] * e1 + lateral[k, :, 1:] * e2 + depth[k][:, None] * d
+        probes = [
+            p | {"tip_mm": (np.asarray(p["tip_mm"]) + s).tolist(),
+                 "entry_mm": (np.asarray(p["entry_mm"]) + s).tolist()}
+            for p, s in zip(cand.probes(), shift, strict=True)
+        ]  # fmt: skip
+        jobs.append((probes, cand.protocol))
+    return jobs
 
 
 def _verify(
