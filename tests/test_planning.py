@@ -17,13 +17,20 @@ from typer.testing import CliRunner
 import cryoplan
 from cryoplan import metrics
 from cryoplan.anatomy import Grid
+from cryoplan.anatomy.body import skin_layer
 from cryoplan.case import ProtocolOption, case_from_dict
 from cryoplan.cli import app
 from cryoplan.errors import CaseError
-from cryoplan.planning.access import AccessMap, candidate_directions, trace_shaft
+from cryoplan.planning.access import (
+    AccessMap,
+    box_access,
+    candidate_directions,
+    image_access,
+    trace_shaft,
+)
 from cryoplan.planning.layout import TargetFrame, cross_section_sites, place
-from cryoplan.planning.objective import score, target_geometry
-from cryoplan.planning.planner import Robustness, SearchModel
+from cryoplan.planning.objective import part_geometry, score, target_geometry
+from cryoplan.planning.planner import Robustness, SearchModel, access_directions, split_target
 
 
 def ball_access(radius_mm: float = 40.0, spacing: float = 1.0) -> AccessMap:
@@ -283,3 +290,179 @@ def test_the_ct_plan_names_the_vein_that_blocks_the_margin(tmp_path: Path) -> No
         assert probe["clearance_mm"] >= 0.735  # at least its radius from every no-fly voxel
         assert probe["depth_mm"] <= 175.0
     assert (out / "lethal_probability_on_image.nii.gz").exists()
+
+
+def test_a_split_target_tiles_the_target_and_its_cells_tile_the_grid() -> None:
+    grid = Grid.centred_box((60.0, 60.0, 60.0), 2.0)
+    x, y, z = grid.centres_lps()
+    target = x**2 + (y / 1.5) ** 2 + z**2 <= 15.0**2  # elongated along y
+    pieces = split_target(target, grid, 2, seed=0)
+    parts = np.stack([p for p, _ in pieces])
+    cells = np.stack([c for _, c in pieces])
+    assert (parts.sum(axis=0) == target).all()  # every target voxel in exactly one part
+    assert (cells.sum(axis=0) == 1).all()  # every voxel in exactly one cell
+    for part, cell in pieces:
+        assert (part <= cell).all()
+    # two parts of an ellipsoid: its halves across the long axis, y < 0 and y > 0
+    centres_y = sorted(float(y[p].mean()) for p, _ in pieces)
+    assert centres_y[0] == pytest.approx(-(3 / 8) * 22.5, abs=1.5)  # a half-ball's centroid
+    assert centres_y[1] == pytest.approx((3 / 8) * 22.5, abs=1.5)
+
+
+def test_parts_that_meet_their_objectives_meet_the_whole_one_together() -> None:
+    """Two fields, each freezing one half of the phantom's tumour with its margin and
+    leaving the other half warm: each meets its part's objective and misses the whole; the
+    colder of the two meets the whole objective."""
+    prepared = cryoplan.prepare(case_from_dict({**PHANTOM_PLAN, "grid": {"spacing_mm": 2.0}}))
+    whole = target_geometry(prepared, None)
+    grid = prepared.grid
+    basal = prepared.basal_temperature_c
+    reach = metrics.dilate_mm(whole.target, prepared.case.margin_mm + 2.0, grid.spacing_mm)
+    fields = []
+    for part, cell in split_target(whole.target, grid, 2, seed=0):
+        cold = reach & metrics.dilate_mm(cell, 2.0, grid.spacing_mm) & ~prepared.fixed
+        tmin = np.where(cold, -80.0, basal)
+        fields.append(tmin)
+        cycles = np.ones(grid.shape, np.uint8)
+        alone = score(prepared, part_geometry(whole, part, cell), tmin, cycles, None)
+        assert alone.met, alone.reasons
+        assert not score(prepared, whole, tmin, cycles, None).met
+    together = score(prepared, whole, np.minimum(*fields), np.ones(grid.shape, np.uint8), None)
+    assert together.met, together.reasons
+
+
+def test_the_skin_is_the_outer_layer_of_the_body_and_not_the_images_cut_edge() -> None:
+    grid = Grid.centred_box((60.0, 60.0, 40.0), 1.0)
+    x, y, z = grid.centres_lps()
+    body = x**2 + y**2 <= 20.0**2  # a cylinder cut by the image's top and bottom faces
+    skin = skin_layer(body, 2.0, grid.spacing_mm)
+    radius = np.sqrt(x**2 + y**2)
+    # within 2 mm of the surface (r = 20 mm, voxel centres up to half a voxel inside it)
+    assert skin[body & (radius >= 18.6)].all()
+    assert not skin[radius <= 17.0].any()
+    assert not skin[~body].any()
+    # the image's cut faces (z = ±20 mm) are not skin: the patient goes on beyond them
+    assert not skin[(np.abs(z) > 18.0) & (radius <= 15.0)].any()
+
+
+def test_a_skin_layer_needs_air_around_the_body(tmp_path: Path) -> None:
+    labels = np.zeros((20, 20, 20), np.uint8)
+    labels[8:12, 8:12, 8:12] = 1
+    image = np.full(labels.shape, 100.0, np.float32)  # no air anywhere
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    nib.save(nib.Nifti1Image(labels, affine), tmp_path / "labels.nii.gz")
+    nib.save(nib.Nifti1Image(image, affine), tmp_path / "image.nii.gz")
+    case = case_from_dict(
+        {
+            "domain": {
+                "image": {
+                    "file": str(tmp_path / "image.nii.gz"),
+                    "labels": str(tmp_path / "labels.nii.gz"),
+                    "tissues": {1: "tumour"},
+                    "skin": {"thickness_mm": 2},
+                }
+            },
+            "target": "tumour",
+        },
+        str(tmp_path / "case.yaml"),
+    )
+    with pytest.raises(CaseError, match=r"domain\.image\.skin: an image with air"):
+        cryoplan.prepare(case)
+
+
+@pytest.mark.slow
+def test_a_target_one_session_cannot_treat_gets_a_staged_plan(tmp_path: Path) -> None:
+    """At most 3 probes a session cannot treat the phantom's 30 mm tumour with its 5 mm
+    margin: the planner splits it and writes one complete case per session. Each session's
+    file, simulated on its own by the one-shot path, leaves the rest of the tumour alive;
+    the coldest temperature over all of them meets the whole objective."""
+    case = {
+        **PHANTOM_PLAN,
+        "planning": {
+            "entry": {"face": "anterior"},
+            "max_probes": 3,
+            "max_sessions": 4,
+            "samples": 4,
+            "placement_error_mm": {"lateral": 1.5, "depth": 1.0},
+        },
+    }
+    path = tmp_path / "case.yaml"
+    path.write_text(yaml.safe_dump(case), "utf-8")
+    out = tmp_path / "plan"
+    result = CliRunner().invoke(app, ["plan", str(path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text("utf-8"))["plan"]
+    assert summary["status"] == "planned"
+    staged = summary["staged"]
+    assert staged["reason"].startswith("no single session of at most 3 probes")
+    count = summary["sessions"]
+    assert 2 <= count <= 4
+    assert len(staged["sessions"]) == count
+    assert not (out / "plan.yaml").exists()
+    fields = []
+    for k in range(1, count + 1):
+        assert "# STAGED PLAN: session" in (out / f"session-{k}.yaml").read_text("utf-8")
+        session = cryoplan.load_case(out / f"session-{k}.yaml")
+        assert len(session.probes) <= 3
+        simulated = cryoplan.simulate(session)
+        assert not simulated.summary()["planning_objective"]["met"]  # one part alone
+        fields.append(
+            (simulated.history.minimum_temperature_c, simulated.history.freeze_thaw_cycles)
+        )
+    prepared = simulated.prepared
+    tmin = np.min([t for t, _ in fields], axis=0)
+    cycles = np.max([c for _, c in fields], axis=0)
+    together = score(prepared, target_geometry(prepared, None), tmin, cycles, None)
+    assert together.met, together.reasons
+    assert summary["verified"]["met"]
+    assert together.ice_margin_mm == pytest.approx(summary["verified"]["ice_margin_mm"], abs=0.3)
+    # P(met) of the sessions together, and the lethal probability of all of them
+    robust = staged["robustness"]
+    assert robust["samples"] == 4
+    assert summary["success_probability"] == robust["success_probability"]
+    p = np.asarray(nib.load(out / "lethal_probability.nii.gz").dataobj)
+    assert p[tuple(np.asarray(p.shape) // 2)] == 1.0
+
+
+PLANNING_EXAMPLES = sorted((Path(__file__).parent.parent / "examples" / "planning").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("example", PLANNING_EXAMPLES, ids=lambda p: p.stem)
+def test_every_planning_example_prepares_and_has_a_way_in(example: Path) -> None:
+    """Each example loads, its anatomy prepares, and the skin (or face) offers straight
+    paths to its target (the whole plans are run by the tests above and by
+    benchmarks/planning/)."""
+    case = cryoplan.load_case(example)
+    if case.domain.image is not None and not SHARED.is_dir():
+        pytest.skip(f"{SHARED} is absent: {example.name} needs it")
+    prepared = cryoplan.prepare(case)
+    assert prepared.tissue_mask(case.target).any()
+    if case.domain.image is not None:
+        access = image_access(case)
+    else:
+        access = box_access(case, prepared.grid, prepared.material, prepared.tissue_names)
+    spec = case.planning
+    model = case.probe_models[spec.probe_models[0]]
+    points = prepared.grid.lps_from_index(np.argwhere(prepared.tissue_mask(case.target)))
+    directions, why_not = access_directions(
+        access, points, spec, model.usable_length_mm, model.diameter_mm / 2
+    )
+    assert directions, why_not
+
+
+@pytest.mark.slow
+def test_the_report_of_a_simulated_plan_shows_how_it_was_chosen(phantom_plan, tmp_path) -> None:
+    """`cryoplan simulate plan.yaml --report`: the report finds the planner's summary beside
+    the plan file and shows its P(met), paths and every alternative tried."""
+    summary, out = phantom_plan
+    result = CliRunner().invoke(
+        app, ["simulate", str(out / "plan.yaml"), "--out", str(tmp_path / "sim"), "--report"]
+    )
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "sim" / "report.html").read_text("utf-8")
+    assert "How the plan was chosen" in text
+    p = summary["success_probability"]
+    assert f"<td>{p:.2f} (95 % interval" in text
+    section = text.split("Alternatives tried")[1].split("</table>")[0]
+    assert section.count("<tr>") == 1 + len(summary["alternatives"])  # header + one per row
+    assert text.count("<td>argon-17g</td>") == summary["probe_count"]

@@ -28,6 +28,7 @@ class ReportData:
     sensor_names: list[str]
     sensor_time_s: np.ndarray
     sensor_c: np.ndarray  # (n_times, n_sensors)
+    plan: dict[str, Any] | None = None  # the planner's summary, when the case is a plan file
 
     @property
     def affine_lps(self) -> np.ndarray:
@@ -71,4 +72,23 @@ def load_report_data(directory: str | Path) -> ReportData:
         raise CaseError(str(d), "", f"readable result files ({exc})") from None
     names = rows[0][1:]
     values = np.array([[float(v) for v in r] for r in rows[1:]]).reshape(-1, len(names) + 1)
-    return ReportData(d, summary, tmin, lethal, tissue, names, values[:, 0], values[:, 1:])
+    return ReportData(
+        d, summary, tmin, lethal, tissue, names, values[:, 0], values[:, 1:], _plan_of(summary)
+    )
+
+
+PLAN_FILE_PATTERNS = ("plan.yaml", "session-*.yaml")  # what `cryoplan plan` writes
+
+
+def _plan_of(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """The `plan` section of the planner's summary.json beside the simulated case, if the
+    case is a plan file `cryoplan plan` wrote (and that folder is still there)."""
+    source = Path(str(summary.get("source", "")))
+    if not any(source.match(pattern) for pattern in PLAN_FILE_PATTERNS):
+        return None
+    try:
+        planned = json.loads((source.parent / "summary.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    plan = planned.get("plan") if isinstance(planned, dict) else None
+    return plan if isinstance(plan, dict) else None

@@ -79,6 +79,8 @@ def _sections(data: ReportData) -> list[tuple[str, str]]:
         ],
     )
     out = [("Plan", probes + protocol)]
+    if data.plan is not None:
+        out.append(("How the plan was chosen", _planning_html(data.plan)))
     t = o.get("target")
     if t:
         cov = t["coverage_percent"]
@@ -159,6 +161,116 @@ def _figures(data: ReportData) -> list[tuple[str, Figure]]:
     if sensors is not None:
         figs.insert(2, ("Thermocouples", sensors))
     return figs
+
+
+def _planning_html(plan: dict[str, Any]) -> str:
+    """The planner's account of this plan (its summary.json): status, P(met), the paths,
+    the sessions of a staged plan, and every alternative it tried."""
+    error = plan["settings"]["placement_error_mm"]
+    p = plan.get("success_probability")
+    robust = plan.get("robustness") or (plan.get("staged") or {}).get("robustness") or {}
+    interval = robust.get("interval_95")
+    verified = plan.get("verified") or {}
+    rows = [
+        ["status", plan["status"] + (f": {plan['blocked']}" if plan.get("blocked") else "")],
+        ["sessions", str(plan["sessions"])],
+        [
+            "P(objective met) under placement error",
+            "—"
+            if p is None
+            else f"{p:.2f}"
+            + (f" (95 % interval {interval[0]:.2f}–{interval[1]:.2f}, " if interval else " (")
+            + f"σ {error['lateral']:g} mm lateral, {error['depth']:g} mm depth, "
+            f"{robust.get('samples', '?')} samples; wanted ≥ {plan['min_success_probability']:g})",
+        ],
+        ["objective", _objective_text(plan["objective"])],
+        [
+            "verified at the case's spacing",
+            "—"
+            if not verified
+            else ("met" if verified["met"] else "NOT met: " + "; ".join(verified["missed"])),
+        ],
+    ]
+    parts = [_table(["", ""], rows)]
+    sessions = (plan.get("staged") or {}).get("sessions") or [
+        {"session": 1, "probes": plan.get("probes") or []}
+    ]
+    paths = [
+        [str(s["session"]), q["name"], _f(q["depth_mm"]), _f(q["angle_from_axial_plane_deg"]),
+         "—" if q["clearance_mm"] is None else _f(q["clearance_mm"]),
+         q["closest_no_fly"] or "none near"]
+        for s in sessions
+        for q in s["probes"]
+    ]  # fmt: skip
+    parts.append(
+        "<p>Paths from the skin:</p>"
+        + _table(
+            [
+                "session",
+                "probe",
+                "depth mm",
+                "angle from axial plane °",
+                "clearance mm",
+                "nearest no-fly structure",
+            ],
+            paths,
+        )
+    )
+    staged = plan.get("staged")
+    if staged:
+        parts.append(
+            f"<p>Staged plan: {html.escape(staged['reason'])}.</p>"
+            + _table(
+                ["session", "part of the target mL", "part centre (LPS mm)", "probes", "protocol"],
+                [
+                    [
+                        str(s["session"]),
+                        _f(s["part_volume_ml"]),
+                        _xyz(s["part_centre_lps_mm"]),
+                        str(s["probe_count"]),
+                        s["protocol"],
+                    ]
+                    for s in staged["sessions"]
+                ],
+            )
+        )
+    alternatives = [
+        [str(a["probes"]), a["protocol"], _f(a["spread"], 2), _f(a["depth_offset_mm"]),
+         _f(a["lethal_coverage_percent"]), _f(a["ice_margin_mm"]), MET[a["met_on_model"]],
+         "—" if a["success_probability"] is None else f"{a['success_probability']:.2f}"]
+        for a in plan.get("alternatives", [])
+    ]  # fmt: skip
+    if alternatives:
+        parts.append(
+            "<p>Alternatives tried (on the search model):</p>"
+            + _table(
+                [
+                    "probes",
+                    "protocol",
+                    "spread",
+                    "depth offset mm",
+                    "target lethal %",
+                    "ice margin mm",
+                    "met",
+                    "P(met)",
+                ],
+                alternatives,
+            )
+        )
+    notes = "".join(f'<li class="note">{html.escape(n)}</li>' for n in plan.get("notes", []))
+    return "".join(parts) + f"<ul>{notes}</ul>"
+
+
+def _objective_text(objective: dict[str, Any]) -> str:
+    text = (
+        f"all of {objective['target']} lethal; ice (0 °C) {objective['ice_margin_mm']:g} mm "
+        "beyond it"
+    )
+    if objective.get("lethal_margin_mm") is not None:
+        text += f"; lethal zone {objective['lethal_margin_mm']:g} mm beyond it"
+    for name, limit in objective.get("critical_structures", {}).items():
+        text += f"; {name} above {limit['keep_above_c']:g} °C"
+    return text
 
 
 def _verdict_html(data: ReportData) -> str:
