@@ -28,9 +28,16 @@ from cryoplan.planning.access import (
     image_access,
     trace_shaft,
 )
-from cryoplan.planning.layout import TargetFrame, cross_section_sites, place
-from cryoplan.planning.objective import part_geometry, score, target_geometry
-from cryoplan.planning.planner import Robustness, SearchModel, access_directions, split_target
+from cryoplan.planning.layout import Layout, TargetFrame, cross_section_sites, place
+from cryoplan.planning.objective import PlanScore, part_geometry, score, target_geometry
+from cryoplan.planning.planner import (
+    Candidate,
+    Robustness,
+    SearchModel,
+    access_directions,
+    held_back_by_limits,
+    split_target,
+)
 
 
 def ball_access(radius_mm: float = 40.0, spacing: float = 1.0) -> AccessMap:
@@ -254,6 +261,28 @@ def test_plan_command_refuses_bad_planning_input_in_one_line(tmp_path: Path) -> 
     assert not (tmp_path / "out").exists()
 
 
+def run_plan(case: dict, tmp_path: Path, exit_code: int = 0) -> tuple[dict, Path]:
+    """`cryoplan plan` on a case mapping written to tmp_path: the summary's plan and the
+    output folder."""
+    path = tmp_path / "case.yaml"
+    path.write_text(yaml.safe_dump(case), "utf-8")
+    out = tmp_path / "plan"
+    result = CliRunner().invoke(app, ["plan", str(path), "--out", str(out)])
+    assert result.exit_code == exit_code, result.output
+    return json.loads((out / "summary.json").read_text("utf-8"))["plan"], out
+
+
+def with_absolute_paths(example: Path) -> dict:
+    """An example case's mapping with its image paths made absolute (to be written
+    elsewhere)."""
+    data = yaml.safe_load(example.read_text("utf-8"))
+    for key in ("file", "labels"):
+        data["domain"]["image"][key] = str(
+            (example.parent / data["domain"]["image"][key]).resolve()
+        )
+    return data
+
+
 CT_EXAMPLE = Path(__file__).parent.parent / "examples" / "planning" / "ct-liver-ivc.yaml"
 SHARED = Path(__file__).parent.parent.parent / "shared" / "data"
 
@@ -267,18 +296,9 @@ def test_the_ct_plan_names_the_vein_that_blocks_the_margin(tmp_path: Path) -> No
     the unfrozen margin touches most), and still writes the closest plan,
     marked as not meeting the objective; every shaft starts at the skin and keeps clear of
     the no-fly structures."""
-    data = yaml.safe_load(CT_EXAMPLE.read_text("utf-8"))
+    data = with_absolute_paths(CT_EXAMPLE)
     data["planning"]["samples"] = 4  # the placement error is not what this test is about
-    for key in ("file", "labels"):
-        data["domain"]["image"][key] = str(
-            (CT_EXAMPLE.parent / data["domain"]["image"][key]).resolve()
-        )
-    case_file = tmp_path / "ct.yaml"
-    case_file.write_text(yaml.safe_dump(data), "utf-8")
-    out = tmp_path / "plan"
-    result = CliRunner().invoke(app, ["plan", str(case_file), "--out", str(out)])
-    assert result.exit_code == 1, result.output
-    summary = json.loads((out / "summary.json").read_text("utf-8"))["plan"]
+    summary, out = run_plan(data, tmp_path, exit_code=1)
     assert summary["status"] == "blocked"
     assert summary["blocked"].endswith(("next to vessel)", "next to ivc)"))
     assert summary["meets_objective"] is False
@@ -386,12 +406,7 @@ def test_a_target_one_session_cannot_treat_gets_a_staged_plan(tmp_path: Path) ->
             "placement_error_mm": {"lateral": 1.5, "depth": 1.0},
         },
     }
-    path = tmp_path / "case.yaml"
-    path.write_text(yaml.safe_dump(case), "utf-8")
-    out = tmp_path / "plan"
-    result = CliRunner().invoke(app, ["plan", str(path), "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    summary = json.loads((out / "summary.json").read_text("utf-8"))["plan"]
+    summary, out = run_plan(case, tmp_path)
     assert summary["status"] == "planned"
     staged = summary["staged"]
     assert staged["reason"].startswith("no single session of at most 3 probes")
@@ -466,3 +481,96 @@ def test_the_report_of_a_simulated_plan_shows_how_it_was_chosen(phantom_plan, tm
     section = text.split("Alternatives tried")[1].split("</table>")[0]
     assert section.count("<tr>") == 1 + len(summary["alternatives"])  # header + one per row
     assert text.count("<td>argon-17g</td>") == summary["probe_count"]
+
+
+BREAST_EXAMPLE = Path(__file__).parent.parent / "examples" / "planning" / "breast-mri.yaml"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} is absent: the MRI example needs it")
+def test_the_breast_plan_keeps_the_skin_above_zero(tmp_path: Path) -> None:
+    """The breast MRI's 6 mm lesion with the skin (the body's outer 2 mm) kept above 0 °C:
+    a plan that meets the objective at the case's spacing, the skin's coldest voxel above
+    its limit, and the shafts entering through the skin inside the image."""
+    data = with_absolute_paths(BREAST_EXAMPLE)
+    data["planning"] |= {"samples": 8, "max_probes": 2}  # the example tries up to 4
+    summary, out = run_plan(data, tmp_path)
+    assert summary["verified"]["met"], summary["verified"]["missed"]
+    skin = summary["verified"]["critical_structures"]["skin"]
+    assert skin["minimum_temperature_c"] > 0.0
+    case = cryoplan.load_case(out / "plan.yaml")
+    prepared = cryoplan.prepare(case)
+    assert prepared.tissue_mask("skin").any()
+    for probe in summary["probes"]:
+        assert probe["depth_mm"] <= 175.0
+
+
+def test_the_search_model_judges_protected_structures_a_model_voxel_around_them() -> None:
+    """With a guard, a limit is checked over the structure grown by that much (never into
+    the target or a vessel held at blood temperature, whose own limit cannot fail)."""
+    case = case_from_dict(
+        {
+            "tissues": {"bowel": {"like": "muscle"}},
+            "domain": {
+                "box": {
+                    "size_mm": [60, 60, 60],
+                    "tissue": "liver",
+                    "vessels": [
+                        {"from_mm": [0, 0, -40], "to_mm": [0, 0, 40], "diameter_mm": 20,
+                         "tissue": "tumour"},
+                        {"from_mm": [20, 0, -40], "to_mm": [20, 0, 40], "diameter_mm": 6,
+                         "tissue": "bowel"},
+                        {"from_mm": [-22, 0, -40], "to_mm": [-22, 0, 40], "diameter_mm": 8},
+                    ],
+                }
+            },
+            "target": "tumour",
+            "grid": {"spacing_mm": 1.0},
+            "critical_structures": [
+                {"tissue": "bowel", "keep_above_c": 0},
+                {"tissue": "vessel", "keep_above_c": 0},
+            ],
+        },
+        "plan.yaml",
+    )  # fmt: skip
+    prepared = cryoplan.prepare(case)
+    exact = target_geometry(prepared, None)
+    guarded = target_geometry(prepared, None, limit_guard_mm=4.0)
+    bowel, _ = exact.limits["bowel"]
+    grown, limit = guarded.limits["bowel"]
+    assert limit == 0
+    distance = ndimage.distance_transform_edt(~bowel, sampling=prepared.grid.spacing_mm)
+    allowed = ~exact.target & ~prepared.fixed
+    # within 4 mm of the bowel's surface (half a voxel beyond its centres) and no farther
+    assert grown[(distance <= 4.0) & allowed].all()
+    assert not grown[distance > 4.5].any()
+    assert not (grown & ~allowed).any()
+    assert (grown & ~bowel).sum() > bowel.sum()  # a ring wider than the thin bowel itself
+    # the vessel is held at blood temperature: its limit is checked where it is, unguarded
+    assert (guarded.limits["vessel"][0] == exact.limits["vessel"][0]).all()
+
+
+def test_a_blocked_plan_names_the_limit_that_holds_it_back() -> None:
+    """The closest plan keeps the bowel above 0 °C but leaves target alive; a plan that kills
+    more freezes the bowel: the reason names the bowel and its temperature."""
+
+    def candidate(count: int, lethal_percent: float, bowel_c: float) -> Candidate:
+        structures = {"bowel": {"minimum_temperature_c": bowel_c, "keep_above_c": 0.0}}
+        s = PlanScore(lethal_percent, 1.0, None, 90.0, -1.0, structures, 0.0, 0.1, False, [])
+        layout = Layout(np.zeros((count, 3)), np.array([0.0, 1.0, 0.0]), 1.0, 0.0)
+        return Candidate(
+            "argon-17g",
+            layout,
+            (),
+            ProtocolOption(name="x", phases=[{"phase": "freeze", "duration_min": 10}]),
+            s,
+        )
+
+    closest = candidate(3, 92.1, 4.0)
+    tried = [candidate(2, 80.0, 10.0), closest, candidate(4, 99.5, -6.6), candidate(5, 97.0, -8.0)]
+    reason = held_back_by_limits(tried, closest)
+    assert reason == (
+        "the plans that kill more of the target break a limit (with 4 probes, 99.5 % lethal: "
+        "bowel reaches -6.6 °C (kept above 0 °C))"
+    )
+    assert held_back_by_limits([candidate(2, 80.0, 10.0), closest], closest) is None

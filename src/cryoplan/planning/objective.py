@@ -62,7 +62,12 @@ def part_geometry(whole: TargetGeometry, part: np.ndarray, cell: np.ndarray) -> 
     return TargetGeometry(part, surface, whole.ice_shell & cell, lethal_shell, whole.limits)
 
 
-def target_geometry(prepared: PreparedCase, lethal_margin_mm: float | None) -> TargetGeometry:
+def target_geometry(
+    prepared: PreparedCase, lethal_margin_mm: float | None, limit_guard_mm: float = 0.0
+) -> TargetGeometry:
+    """The objective's masks on `prepared`'s grid. With `limit_guard_mm`, each critical
+    structure's limit is checked over the structure grown by that much: a coarse search
+    model smooths a thin structure's coldest voxel away, and must judge it cautiously."""
     case = prepared.case
     spacing = prepared.grid.spacing_mm
     target = prepared.tissue_mask(case.target)  # type: ignore[arg-type]
@@ -74,7 +79,12 @@ def target_geometry(prepared: PreparedCase, lethal_margin_mm: float | None) -> T
     limits = {}
     for c in case.critical_structures:
         if c.tissue in prepared.tissue_names and c.tissue != case.target:
-            limits[c.tissue] = (prepared.tissue_mask(c.tissue), c.keep_above_c)
+            mask = prepared.tissue_mask(c.tissue)
+            free = mask & ~prepared.fixed  # a vessel held at blood temperature cannot fail
+            if limit_guard_mm > 0.0 and free.any():
+                grown = metrics.dilate_mm(free, limit_guard_mm, spacing)
+                mask = free | (grown & ~prepared.fixed & ~target)
+            limits[c.tissue] = (mask, c.keep_above_c)
     return TargetGeometry(target, metrics.region_surface(target), ice_shell, lethal_shell, limits)
 
 

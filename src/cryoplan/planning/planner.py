@@ -358,7 +358,12 @@ class SearchModel:
         self.prepared = coarse
         self.simulator = Simulator(coarse)
         self.fine = fine
-        self.geometry: TargetGeometry = geometry or target_geometry(fine, lethal_margin_mm)
+        # the model's error near a thin protected structure (its coldest voxel smoothed
+        # away at the coarse spacing): limits are checked a model voxel around it
+        guard_mm = float(np.max(coarse.grid.spacing_mm))
+        self.geometry: TargetGeometry = geometry or target_geometry(
+            fine, lethal_margin_mm, limit_guard_mm=guard_mm
+        )
         self.lethal_margin_mm = lethal_margin_mm
         # where the case's voxel centres fall on the model's grid
         fine_points = fine.grid.lps_from_index(np.indices(fine.grid.shape).reshape(3, -1).T)
@@ -573,7 +578,8 @@ def plan(case: Case, progress: PlanProgress | None = None, workers: int = 1) -> 
         f"{case.grid.spacing_mm:g} mm grid; the chosen plan is verified at "
         f"{case.grid.spacing_mm:g} mm",
     ]
-    whole = search.geometry
+    whole = search.geometry  # the search's objective (limits guarded)
+    exact = target_geometry(fine, spec.lethal_margin_mm)  # the verification's
     directions, why_not = session.directions(whole.target)
     if not directions:
         search.close()
@@ -610,7 +616,7 @@ def plan(case: Case, progress: PlanProgress | None = None, workers: int = 1) -> 
     verify_started = time.perf_counter()
     if staged is not None:
         say("verifying the sessions at the case's spacing", 0.95)
-        staged, verified = _verify_staged(fine, staged, spec.lethal_margin_mm, whole)
+        staged, verified = _verify_staged(fine, staged, spec.lethal_margin_mm, exact)
         if not verified.met:
             blocked = (
                 f"the {staged.count} sessions together do not meet the objective at the "
@@ -622,6 +628,9 @@ def plan(case: Case, progress: PlanProgress | None = None, workers: int = 1) -> 
             f"no single session of at most {spec.max_probes} probes meets the objective; "
             f"the closest ({best_miss.count if best_miss else 0} probes): " + "; ".join(miss)
         )
+        held_back = held_back_by_limits(alternatives, best_miss)
+        if held_back is not None:
+            blocked += f"; {held_back}"
         if best_miss is not None:
             # the closest plan is still given (plan.yaml says it misses, and why): the user
             # sees what the anatomy allows rather than nothing
@@ -642,7 +651,7 @@ def plan(case: Case, progress: PlanProgress | None = None, workers: int = 1) -> 
         )
     if chosen is not None:
         say("verifying the chosen plan at the case's spacing", 0.95)
-        verified = _verify(fine, chosen, spec.lethal_margin_mm, whole)
+        verified = _verify(fine, chosen, spec.lethal_margin_mm, exact)
         if blocked is None and not verified.met:
             notes.append(
                 "the full solve does NOT meet the objective (the search model's error): "
@@ -656,6 +665,33 @@ def plan(case: Case, progress: PlanProgress | None = None, workers: int = 1) -> 
     say("done", 1.0)
     return PlanResult(case, spec, chosen, verified, tuple(alternatives), blocked, tuple(notes),
                       timing, fine, model_spacing, staged)  # fmt: skip
+
+
+def held_back_by_limits(tried: list[Candidate], closest: Candidate | None) -> str | None:
+    """Where plans that kill more of the target than the closest one break a critical
+    structure's limit, say so (the limit that holds the plan back), naming the plan that
+    kills the most: 'plans that kill more of the target break a limit: <reasons>'."""
+    if closest is None:
+        return None
+    reach = closest.model_score.lethal_coverage_percent
+    breaking = [
+        c for c in tried
+        if c.model_score.lethal_coverage_percent > reach
+        and any(s["minimum_temperature_c"] <= s["keep_above_c"]
+                for s in c.model_score.structures.values())
+    ]  # fmt: skip
+    if not breaking:
+        return None
+    best = max(breaking, key=lambda c: c.model_score.lethal_coverage_percent)
+    broken = [
+        f"{name} reaches {s['minimum_temperature_c']:.1f} °C (kept above {s['keep_above_c']:g} °C)"
+        for name, s in best.model_score.structures.items()
+        if s["minimum_temperature_c"] <= s["keep_above_c"]
+    ]
+    return (
+        f"the plans that kill more of the target break a limit (with {best.count} probes, "
+        f"{best.model_score.lethal_coverage_percent:.1f} % lethal: " + "; ".join(broken) + ")"
+    )
 
 
 @dataclass(frozen=True)
