@@ -261,6 +261,16 @@ def test_plan_command_refuses_bad_planning_input_in_one_line(tmp_path: Path) -> 
     assert not (tmp_path / "out").exists()
 
 
+ONE_PROTOCOL = {  # a menu of one, where the protocol's choice is not what a test is about
+    "name": "10-5-10",
+    "phases": [
+        {"phase": "freeze", "duration_min": 10},
+        {"phase": "passive_thaw", "duration_min": 5},
+        {"phase": "freeze", "duration_min": 10},
+    ],
+}
+
+
 def run_plan(case: dict, tmp_path: Path, exit_code: int = 0) -> tuple[dict, Path]:
     """`cryoplan plan` on a case mapping written to tmp_path: the summary's plan and the
     output folder."""
@@ -404,6 +414,7 @@ def test_a_target_one_session_cannot_treat_gets_a_staged_plan(tmp_path: Path) ->
             "max_sessions": 4,
             "samples": 4,
             "placement_error_mm": {"lateral": 1.5, "depth": 1.0},
+            "protocols": [ONE_PROTOCOL],
         },
     }
     summary, out = run_plan(case, tmp_path)
@@ -493,7 +504,8 @@ def test_the_breast_plan_keeps_the_skin_above_zero(tmp_path: Path) -> None:
     a plan that meets the objective at the case's spacing, the skin's coldest voxel above
     its limit, and the shafts entering through the skin inside the image."""
     data = with_absolute_paths(BREAST_EXAMPLE)
-    data["planning"] |= {"samples": 8, "max_probes": 2}  # the example tries up to 4
+    # fewer than the example (up to 4 probes, three protocols) to keep the test short
+    data["planning"] |= {"samples": 8, "max_probes": 2, "protocols": [ONE_PROTOCOL]}
     summary, out = run_plan(data, tmp_path)
     assert summary["verified"]["met"], summary["verified"]["missed"]
     skin = summary["verified"]["critical_structures"]["skin"]
