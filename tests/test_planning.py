@@ -586,3 +586,23 @@ def test_a_blocked_plan_names_the_limit_that_holds_it_back() -> None:
         "bowel reaches -6.6 °C (kept above 0 °C))"
     )
     assert held_back_by_limits([candidate(2, 80.0, 10.0), closest], closest) is None
+
+
+def test_a_template_puts_every_probe_through_a_hole_of_its_grid() -> None:
+    """With a 5 mm template, the probes' positions across them are multiples of 5 mm from
+    the target's centre (the nearest hole to where the layout put them), still parallel."""
+    grid = Grid.centred_box((60.0, 60.0, 60.0), 1.0)
+    x, y, z = grid.centres_lps()
+    target = x**2 + y**2 + z**2 <= 15.0**2
+    frame = TargetFrame.of(target, grid, np.array([0.0, 0.0, 1.0]))
+    sites = cross_section_sites(frame, 4, seed=0)
+    free = place(frame, sites, 22.0, 1.1, 0.0, (1.3, 0.0))
+    held = place(frame, sites, 22.0, 1.1, 0.0, (1.3, 0.0), template_mm=5.0)
+    for layout in (free, held):
+        rel = layout.tips_mm - frame.centre_mm
+        across_mm = np.stack([rel @ frame.e1, rel @ frame.e2], axis=1)
+        on_holes = np.allclose(across_mm / 5.0, np.round(across_mm / 5.0), atol=1e-9)
+        assert on_holes == (layout is held)
+    moved = np.linalg.norm((held.tips_mm - free.tips_mm)[:, :2], axis=1)
+    assert moved.max() <= 5.0 * np.sqrt(2) / 2 + 1e-9  # to the nearest hole
+    assert np.allclose(held.direction, free.direction)

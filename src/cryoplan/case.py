@@ -266,6 +266,9 @@ class PlanningSpec(_Strict):
     clearance_mm: NonNegativeFloat = 3.0
     min_spacing_mm: PositiveFloat = 8.0
     plane: Literal["any", "axial"] = "any"
+    # probes through a template's holes this far apart (a square grid across the probes,
+    # centred on the target; prostate templates: 5 mm); paths then never tilt
+    template_mm: PositiveFloat | None = None
     placement_error_mm: PlacementError = Field(default_factory=PlacementError)
     min_success_probability: Annotated[float, Field(gt=0, le=1)] = 0.9
     samples: Annotated[int, Field(ge=4, le=10_000)] = 24

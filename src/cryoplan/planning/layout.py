@@ -110,12 +110,18 @@ def place(
     spread: float,
     depth_offset_mm: float,
     shift_mm: tuple[float, float] = (0.0, 0.0),
+    template_mm: float | None = None,
 ) -> Layout:
     """Tips of probes at `sites_mm` × spread (+ `shift_mm`) across, their active lengths
-    centred on the target's depth where they cross it, moved deeper by `depth_offset_mm`."""
+    centred on the target's depth where they cross it, moved deeper by `depth_offset_mm`.
+    With `template_mm`, each probe goes through the nearest hole of a square template grid
+    of that pitch, centred on the target (two probes may land in one hole: the caller's
+    spacing check refuses that layout)."""
     tips = []
     for site in sites_mm:
         lateral = spread * site + np.asarray(shift_mm)
+        if template_mm is not None:
+            lateral = np.round(lateral / template_mm) * template_mm
         # the target's depth range within 3 mm of this probe's line (else the whole target)
         near = np.linalg.norm(frame.across_mm - lateral, axis=1) <= 3.0
         along = frame.along_mm[near] if near.any() else frame.along_mm

@@ -967,7 +967,8 @@ def _shafts(
     for tip in layout.tips_mm:
         middle = tip - 0.5 * active_length_mm * d
         found = None
-        for tilt in (0.0, *TILTS_DEG):
+        tilts = (0.0,) if spec.template_mm is not None else (0.0, *TILTS_DEG)  # holes fix paths
+        for tilt in tilts:
             options = []
             for azimuth in (0.0,) if tilt == 0.0 else np.arange(8) * np.pi / 4:
                 t = np.radians(tilt)
@@ -1025,12 +1026,16 @@ def _best_layout(
         except ValueError:
             return None
 
+        seen: set[bytes] = set()  # tips already run (a template snaps spreads together)
+
         def layouts(
             settings: list[tuple[float, float, tuple[float, float]]],
             frame: TargetFrame = frame,
             sites: np.ndarray = sites,
+            seen: set[bytes] = seen,
         ) -> list[Candidate]:
-            """Place, check and run the layouts of these (spread, depth offset, shift)."""
+            """Place, check and run the layouts of these (spread, depth offset, shift); a
+            layout whose tips were run already is not run again."""
             placed = [
                 _candidate(
                     access,
@@ -1048,7 +1053,13 @@ def _best_layout(
                 )
                 for spread, offset, shift in settings
             ]
-            return _evaluated(search, [c for c in placed if c is not None])
+            fresh = []
+            for c in placed:
+                key = None if c is None else np.round(c.layout.tips_mm, 3).tobytes()
+                if key is not None and key not in seen:
+                    seen.add(key)
+                    fresh.append(c)
+            return _evaluated(search, fresh)
 
         no_shift = (0.0, 0.0)
         # spreads that would bring two probes closer than the minimum spacing start at it
@@ -1116,7 +1127,7 @@ def _more_robust(a: Candidate, b: Candidate) -> bool:
 def _candidate(access, frame, sites, model, model_name, usable, radius, spec, protocol,
                spread, offset, shift) -> Candidate | None:  # fmt: skip
     """A layout with its shafts, not yet run (None if its spacing or paths are not allowed)."""
-    layout = place(frame, sites, model.active_length_mm, spread, offset, shift)
+    layout = place(frame, sites, model.active_length_mm, spread, offset, shift, spec.template_mm)
     if layout.least_spacing_mm() < spec.min_spacing_mm:
         return None
     shafts = _shafts(access, layout, model.active_length_mm, usable, radius, spec)
