@@ -52,11 +52,24 @@ def test_catalogue_probe_reproduces_measurement(m: cal.Measurement) -> None:
 MARKER = re.compile(r"\[[SMDA]\]")
 
 
-def test_calibrated_entries_carry_their_provenance() -> None:
+def test_calibrated_means_the_fit_meets_its_measurements() -> None:
+    """A model whose fit misses a measurement it was fitted on is not labelled calibrated,
+    and says why; every model fitted on a measurement carries that fit's provenance."""
     catalogue = load_catalogue().probes
+    fitted = {m.probe_model for m in cal.MEASUREMENTS if m.role == "fit"}
+    missing = {m.probe_model for m in cal.MEASUREMENTS if m.role == "fit" and m.name in NOT_MET}
     calibrated = {name for name, p in catalogue.items() if p.calibrated}
-    assert {m.probe_model for m in cal.MEASUREMENTS} <= calibrated
+    assert calibrated == fitted - missing
+    for name in missing:
+        assert catalogue[name].calibration_note, f"{name}: fitted but missing, with no note why"
     for name in calibrated:
+        assert catalogue[name].calibration_note is None
+
+
+def test_fitted_entries_carry_their_provenance() -> None:
+    catalogue = load_catalogue().probes
+    fitted = {m.probe_model for m in cal.MEASUREMENTS}
+    for name in fitted:
         p = catalogue[name]
         for key in ("diameter_mm", "active_length_mm", "cooling", "active_thaw_temperature_c"):
             assert MARKER.search(p.sources.get(key, "")), f"{name}: {key} has no marked source"
@@ -64,6 +77,6 @@ def test_calibrated_entries_carry_their_provenance() -> None:
         for what in ("data:", "protocol:", "assumptions:", "fitted:", "residuals:", "date:"):
             assert what in fit, f"{name}: the fit provenance lacks {what!r}"
         fitted_on = [m for m in cal.MEASUREMENTS if m.probe_model == name and m.role == "fit"]
-        assert fitted_on, f"{name} is calibrated but no measurement in cryoplan.calibration fits it"
+        assert fitted_on, f"{name} is measured but no measurement in cryoplan.calibration fits it"
         for m in fitted_on:
             assert m.name in fit, f"{name}: the fit provenance does not name {m.name}"

@@ -329,9 +329,15 @@ def _warnings(run: Run, prepared: PreparedCase, zone: _Zone) -> list[str]:
         {p.model or "inline" for p in run.probes if not (p.model and models[p.model].calibrated)}
     )
     if uncalibrated:
+        named = [
+            f"{name} ({models[name].calibration_note})"
+            if name in models and models[name].calibration_note
+            else name
+            for name in uncalibrated
+        ]
         warnings.append(
             "probe models not calibrated on measured ice balls: "
-            + ", ".join(uncalibrated)
+            + ", ".join(named)
             + "; sizes are for comparing plans, not absolute predictions"
         )
     lethal = zone.lethal

@@ -45,7 +45,8 @@ class GasCooling(BaseModel):
 class ProbeModel(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
     description: str
-    calibrated: bool
+    calibrated: bool  # true only where the fit meets its measurements
+    calibration_note: str | None = None  # why a fitted model is not calibrated
     diameter_mm: PositiveFloat
     active_length_mm: PositiveFloat
     usable_length_mm: PositiveFloat | None = None  # shaft length that can enter the body
