@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from cryoplan.injury import LogisticInjury, ThresholdInjury, logistic_parameters
+from cryoplan.outcome import _verdict
 from cryoplan.tissues import complete_tissue, load_library
 
 TISSUES = tuple(complete_tissue(n, load_library().tissues[n]) for n in ("tumour", "liver"))
@@ -51,3 +52,19 @@ def test_logistic_parameters_carry_sources() -> None:
     for name, par in logistic_parameters().items():
         assert set(par.sources) == {"t50_c", "width_c"}, name
         assert par.width_c > 0
+
+
+def test_the_verdict_says_how_many_freeze_cycles_and_what_a_repeat_is_credited() -> None:
+    coverage = {"coverage_percent": {"lethal": 100.0}}
+    margin = {"margin_mm": {"minimum": 6.0, "minimum_side": "left"}, "required_margin_mm": 5.0}
+    twice = _verdict(coverage, margin, [], 2, 0.0)
+    assert twice["text"] == (
+        "complete ablation with ≥ 5 mm margin (minimum 6.0 mm), after 2 freeze cycles "
+        "(no extra kill credited to repeated cycles: none is sourced)"
+    )
+    assert (twice["freeze_thaw_cycles"], twice["repeat_cycle_credit_c"]) == (2, 0.0)
+    credited = _verdict(coverage, margin, ["bowel"], 3, 5.0)
+    assert "after 3 freeze cycles (repeated cycles credited: lethal 5 K warmer)" in credited["text"]
+    assert credited["text"].endswith("; critical structure limit exceeded: bowel")
+    once = _verdict(coverage, margin, [], 1, 0.0)
+    assert once["text"].endswith("(minimum 6.0 mm), after 1 freeze cycle")

@@ -274,14 +274,22 @@ def reach_toward(
 
 
 def _verdict(
-    coverage: dict[str, Any] | None, margin: dict[str, Any] | None, violated: list[str]
+    coverage: dict[str, Any] | None,
+    margin: dict[str, Any] | None,
+    violated: list[str],
+    freeze_cycles: int,
+    repeat_cycle_credit_c: float,
 ) -> dict[str, Any]:
+    """The headline: complete ablation with margin or not, after how many freeze–thaw
+    cycles, and what the injury model credits a repeated cycle with (injury.yaml: no
+    sourced figure, so nothing by default)."""
+    cycles = {"freeze_thaw_cycles": freeze_cycles, "repeat_cycle_credit_c": repeat_cycle_credit_c}
     if coverage is None or margin is None:
         return {
             "complete_ablation_with_margin": None,
             "text": "no target given",
             "violated": violated,
-        }
+        } | cycles
     covered = coverage["coverage_percent"]["lethal"]
     minimum = margin["margin_mm"]["minimum"]
     required = margin["required_margin_mm"]
@@ -299,9 +307,16 @@ def _verdict(
             f"INCOMPLETE: {100 - covered:.1f} % of the target survives; the lethal zone falls "
             f"{-minimum:.1f} mm short on the {side} side"
         )
+    text += f", after {freeze_cycles} freeze cycle{'s' if freeze_cycles != 1 else ''}"
+    if freeze_cycles > 1:
+        text += (
+            " (no extra kill credited to repeated cycles: none is sourced)"
+            if repeat_cycle_credit_c == 0.0
+            else f" (repeated cycles credited: lethal {repeat_cycle_credit_c:g} K warmer)"
+        )
     if violated:
         text += "; critical structure limit exceeded: " + ", ".join(violated)
-    return {"complete_ablation_with_margin": complete, "text": text, "violated": violated}
+    return {"complete_ablation_with_margin": complete, "text": text, "violated": violated} | cycles
 
 
 def _histograms(prepared: PreparedCase, tmin_c: np.ndarray) -> dict[str, list[float]]:
@@ -385,7 +400,9 @@ def evaluate(
     verdict = None
     if "verdict" in asked:
         violated = [n for n, (cold, limit) in _limits(prepared, zone).items() if not cold > limit]
-        verdict = _verdict(coverage, margin, violated)
+        freezes = sum(1 for phase in run.protocol if phase.phase == "freeze")
+        credit = float(getattr(model, "second_cycle_shift_c", 0.0))  # threshold model: none
+        verdict = _verdict(coverage, margin, violated, freezes, credit)
     return Outcome(
         injury_model=model.name,
         probability_of_death=p,
