@@ -427,8 +427,8 @@ def test_a_target_one_session_cannot_treat_gets_a_staged_plan(tmp_path: Path) ->
     assert not (out / "plan.yaml").exists()
     fields = []
     for k in range(1, count + 1):
-        assert "# STAGED PLAN: session" in (out / f"session-{k}.yaml").read_text("utf-8")
-        session = cryoplan.load_case(out / f"session-{k}.yaml")
+        assert "# STAGED PLAN: stage" in (out / f"stage-{k}.yaml").read_text("utf-8")
+        session = cryoplan.load_case(out / f"stage-{k}.yaml")
         assert len(session.probes) <= 3
         simulated = cryoplan.simulate(session)
         assert not simulated.summary()["planning_objective"]["met"]  # one part alone
@@ -441,7 +441,8 @@ def test_a_target_one_session_cannot_treat_gets_a_staged_plan(tmp_path: Path) ->
     together = score(prepared, target_geometry(prepared, None), tmin, cycles, None)
     assert together.met, together.reasons
     assert summary["verified"]["met"]
-    assert together.ice_margin_mm == pytest.approx(summary["verified"]["ice_margin_mm"], abs=0.3)
+    # the same solves as the planner's verification: the same figure
+    assert together.ice_margin_mm == pytest.approx(summary["verified"]["ice_margin_mm"], abs=1e-9)
     # P(met) of the sessions together, and the lethal probability of all of them
     robust = staged["robustness"]
     assert robust["samples"] == 4

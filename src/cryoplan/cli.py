@@ -243,7 +243,7 @@ def plan_command(
 ) -> None:
     """Plan probes (count, paths from the skin, layout) and protocol for a case.
 
-    Writes plan.yaml (a staged plan: session-1.yaml, …), summary.json, probes.mrk.json and
+    Writes plan.yaml (a staged plan: stage-1.yaml, …), summary.json, probes.mrk.json and
     the lethal-probability map into --out."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
 
@@ -328,7 +328,7 @@ def _print_plan(result, out: Path) -> None:
         )
         for session in staged["sessions"]:
             console.print(
-                f" session {session['session']}: {session['part_volume_ml']:.1f} mL of the "
+                f" stage {session['session']}: {session['part_volume_ml']:.1f} mL of the "
                 f"target around LPS {session['part_centre_lps_mm']} mm, "
                 f"{session['probe_count']} probe(s), protocol {session['protocol']}",
                 highlight=False,
@@ -345,7 +345,7 @@ def _print_plan(result, out: Path) -> None:
     )
     for note in s["notes"]:
         console.print(f"[dim]note:[/] {note}", highlight=False)
-    files = "plan.yaml" if staged is None else f"session-1.yaml … session-{s['sessions']}.yaml"
+    files = "plan.yaml" if staged is None else f"stage-1.yaml … stage-{s['sessions']}.yaml"
     console.print(f"plan in {out}/{files} (run with `cryoplan simulate`)")
 
 

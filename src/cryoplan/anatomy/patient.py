@@ -79,7 +79,7 @@ def _label_value(
 
 
 def _tissue_volume(
-    case: Case, labels: Volume, intensity: np.ndarray | None
+    case: Case, labels: Volume, body: np.ndarray | None
 ) -> tuple[np.ndarray, list[str]]:
     """Tissue index per image voxel, and the tissue names in index order: the label map's
     tissues, then the skin layer over default-tissue voxels, then the lesions."""
@@ -94,7 +94,7 @@ def _tissue_volume(
             names.append(tissue)
         index[labels.array == value] = names.index(tissue)
     if image.skin is not None:
-        body, _ = body_outline(intensity, labels.array)
+        assert body is not None  # read_image_anatomy finds the body where a skin is asked
         skin = skin_layer(body, image.skin.thickness_mm, labels.grid.spacing_mm) & (index == 0)
         if not skin.any():
             raise CaseError(
@@ -238,32 +238,36 @@ class ImageAnatomy:
     """A patient's anatomy on the image's own grid, before any crop.
 
     `labels` is the label map as read (its values; `label_names` where the map names them),
-    `tissue_index` each voxel's index into `tissue_names` (the case's mapping, lesions
-    written in), `intensity` the image itself (None for a label map given alone).
+    `tissue_index` each voxel's index into `tissue_names` (the case's mapping, skin and
+    lesions written in), `body` the body's outline (`anatomy.body`; None unless asked for
+    or needed for a skin layer) with `body_note` saying how it was found.
     """
 
     labels: Volume
     tissue_index: np.ndarray
     tissue_names: list[str]
-    intensity: np.ndarray | None
+    body: np.ndarray | None = None
+    body_note: str = ""
 
 
-def read_image_anatomy(case: Case, with_intensity: bool = False) -> ImageAnatomy:
-    """The case's image domain on the image grid: labels, tissues and (if asked) intensity."""
+def read_image_anatomy(case: Case, with_body: bool = False) -> ImageAnatomy:
+    """The case's image domain on the image grid: labels, tissues and (if asked, or for a
+    skin layer) the body's outline, found once from the image's intensities."""
     image = case.domain.image
     assert image is not None
     labels_path = case.resolve_path(image.labels)
     image_grid = None
     intensity = None
-    with_intensity = with_intensity or image.skin is not None  # the skin needs the outline
-    if image.file is not None and with_intensity:
+    with_body = with_body or image.skin is not None
+    if image.file is not None and with_body:
         picture = read_volume(case.resolve_path(image.file), "domain.image.file")
         image_grid, intensity = picture.grid, picture.array
     elif image.file is not None:
         image_grid = grid_of(read_sitk(case.resolve_path(image.file), "domain.image.file"))
     labels = _read_label_map(case, labels_path, image_grid)
-    index, names = _tissue_volume(case, labels, intensity)
-    return ImageAnatomy(labels, index, names, intensity)
+    body, note = body_outline(intensity, labels.array) if with_body else (None, "")
+    index, names = _tissue_volume(case, labels, body)
+    return ImageAnatomy(labels, index, names, body, note)
 
 
 def build_patient_anatomy(case: Case) -> TissueMap:

@@ -127,17 +127,17 @@ def _target_organ(tissue_index: np.ndarray, labels: np.ndarray, target: int) -> 
 def image_access(case: Case) -> AccessMap:
     """The access map of an image case: body from the CT (or every labelled voxel), no-fly
     structures from the label map's names and the case's vessel tissues."""
-    from cryoplan.anatomy.body import body_outline  # noqa: PLC0415
     from cryoplan.anatomy.images import totalsegmentator_names  # noqa: PLC0415
     from cryoplan.anatomy.patient import read_image_anatomy  # noqa: PLC0415
 
     planning = case.planning
     assert planning is not None
-    anatomy = read_image_anatomy(case, with_intensity=True)
+    anatomy = read_image_anatomy(case, with_body=True)
     grid = anatomy.labels.grid
     labels = anatomy.labels.array
-    body, how = body_outline(anatomy.intensity, labels)
-    notes = [how]
+    body = anatomy.body
+    assert body is not None
+    notes = [anatomy.body_note]
     value_names = anatomy.labels.label_names or {v: n for n, v in totalsegmentator_names().items()}
     present = {int(v) for v in np.unique(labels)} - {0}
     label_name = {v: value_names.get(v, str(v)) for v in present}

@@ -2,7 +2,7 @@
 
 - plan.yaml: the chosen plan as a complete case (probes from the skin, protocol, the
   `planning:` section kept) that `cryoplan simulate` runs unchanged; a staged plan writes
-  session-1.yaml … session-K.yaml instead, one per session (and session-k.probes.mrk.json);
+  stage-1.yaml … stage-K.yaml instead, one per session (and stage-k.probes.mrk.json);
 - summary.json: the `plan` section (status, probes with depth, direction and clearance,
   protocol, the verified score, the search model's score, robustness, alternatives);
 - probes.mrk.json: the probes as 3D Slicer Markups lines (tip, skin entry);
@@ -38,7 +38,7 @@ def plan_yaml(result: PlanResult, folder: Path | None = None, session: int = 0) 
     if staged is not None:
         part = staged.sessions[session]
         header.append(
-            f"# STAGED PLAN: session {session + 1} of {staged.count}, treating "
+            f"# STAGED PLAN: stage {session + 1} of {staged.count}, treating "
             f"{part.part_ml(result.prepared.grid):.1f} mL of the target around LPS "
             f"{part.part_centre_lps(result.prepared.grid)} mm ({staged.reason}). Simulated "
             "alone it leaves the rest of the target to the other sessions."
@@ -67,13 +67,12 @@ def plan_yaml(result: PlanResult, folder: Path | None = None, session: int = 0) 
 
 
 def plan_files(result: PlanResult) -> list[tuple[str, str]]:
-    """(plan file, markups file) per session: plan.yaml for one session, session-k.yaml
+    """(plan file, markups file) per session: plan.yaml for one session, stage-k.yaml
     for each of a staged plan's."""
     if result.staged is None:
         return [("plan.yaml", "probes.mrk.json")]
     return [
-        (f"session-{k}.yaml", f"session-{k}.probes.mrk.json")
-        for k in range(1, result.staged.count + 1)
+        (f"stage-{k}.yaml", f"stage-{k}.probes.mrk.json") for k in range(1, result.staged.count + 1)
     ]
 
 

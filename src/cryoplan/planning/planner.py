@@ -220,7 +220,7 @@ class PlanResult:
     def lethal_probability(self) -> np.ndarray | None:
         """Per voxel of the case's grid, P(lethally frozen) under the placement error."""
         if self.staged is not None:
-            return self.staged.lethal_probability()
+            return self.staged.lethal_probability
         return None if self.chosen is None else self.chosen.lethal_probability
 
     def plan_case(self, folder: Path | None = None, session: int = 0) -> dict[str, Any]:
@@ -232,7 +232,7 @@ class PlanResult:
             raise ValueError("no plan was chosen")
         chosen = candidates[session]
         data = self.case.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
-        suffix = "" if self.staged is None else f"-session-{session + 1}"
+        suffix = "" if self.staged is None else f"-stage-{session + 1}"
         data["name"] = f"{self.case.name}-plan{suffix}"
         image = data.get("domain", {}).get("image")
         for key in ("file", "labels"):
@@ -307,9 +307,6 @@ class PlanResult:
                     "probe_count": s.plan.count,
                     "probes": _probe_rows(s.plan),
                     "protocol": s.plan.protocol.name,
-                    "robustness": None
-                    if s.plan.robustness is None
-                    else s.plan.robustness.as_dict(),
                     "search_model_score": s.plan.model_score.as_dict(),
                     "verified_alone": None if s.verified is None else s.verified.as_dict(),
                 }
@@ -669,8 +666,8 @@ def plan(case: Case, progress: PlanProgress | None = None, workers: int = 1) -> 
 
 def held_back_by_limits(tried: list[Candidate], closest: Candidate | None) -> str | None:
     """Where plans that kill more of the target than the closest one break a critical
-    structure's limit, say so (the limit that holds the plan back), naming the plan that
-    kills the most: 'plans that kill more of the target break a limit: <reasons>'."""
+    structure's limit, say so (the limit that holds the plan back), from the plan among
+    them that kills the most; None where none does."""
     if closest is None:
         return None
     reach = closest.model_score.lethal_coverage_percent
@@ -759,12 +756,12 @@ class _SessionSearch:
                 if not cand.model_score.met:
                     alternatives.append(cand)
                     continue
-                robust = _robustness(search, cand, spec, stop_below=spec.min_success_probability)
-                alternatives.append(robust)
-                if robust.robustness.probability >= spec.min_success_probability:  # type: ignore[union-attr]
-                    return _Found(robust, best_miss, tuple(alternatives))
-                if best_robust is None or _more_robust(robust, best_robust):
-                    best_robust = robust
+                tested = _robustness(search, cand, spec, stop_below=spec.min_success_probability)
+                alternatives.append(tested)
+                if tested.robustness.probability >= spec.min_success_probability:  # type: ignore[union-attr]
+                    return _Found(tested, best_miss, tuple(alternatives))
+                if best_robust is None or _more_robust(tested, best_robust):
+                    best_robust = tested
         if best_robust is None:
             return _Found(None, best_miss, tuple(alternatives))
         self.say(f"{label}placement error of the most robust plan", 0.9)
@@ -822,20 +819,16 @@ class StagedPlan:
 
     sessions: tuple[SessionPlan, ...]
     reason: str  # why one session was not enough
+    robustness: Robustness | None = None  # of the sessions together (`_staged_robustness`)
+    lethal_probability: np.ndarray | None = None  # P(lethal after all sessions), per voxel
 
     @property
     def count(self) -> int:
         return len(self.sessions)
 
-    robustness: Robustness | None = None  # of the sessions together (`_staged_robustness`)
-    lethal_probability_map: np.ndarray | None = None  # P(lethal after all sessions)
-
     @property
     def success_probability(self) -> float | None:
         return None if self.robustness is None else self.robustness.probability
-
-    def lethal_probability(self) -> np.ndarray | None:
-        return self.lethal_probability_map
 
 
 def _staged(
@@ -863,7 +856,7 @@ def _staged(
                 overlap = metrics.dilate_mm(part, overlap_mm, grid.spacing_mm) & whole.target
                 search.use_geometry(part_geometry(whole, overlap, cell))
                 directions, why_not = session.directions(part)
-                label = f"session {k + 1} of {count}: "
+                label = f"stage {k + 1} of {count}: "
                 found = session.search(directions, label, robust=False) if directions else None
                 if found is None or found.chosen is None:
                     closest = None if found is None else found.best_miss
@@ -913,7 +906,7 @@ def _staged_robustness(search: SearchModel, staged: StagedPlan, spec: PlanningSp
     error = spec.placement_error_mm
     robustness = Robustness(spec.samples, met, error.lateral, error.depth, spec.seed)
     return dataclasses.replace(
-        staged, robustness=robustness, lethal_probability_map=lethal_sum / spec.samples
+        staged, robustness=robustness, lethal_probability=lethal_sum / spec.samples
     )
 
 

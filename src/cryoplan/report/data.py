@@ -77,7 +77,7 @@ def load_report_data(directory: str | Path) -> ReportData:
     )
 
 
-PLAN_FILE_PATTERNS = ("plan.yaml", "session-*.yaml")  # what `cryoplan plan` writes
+PLAN_FILE_PATTERNS = ("plan.yaml", "stage-*.yaml")  # what `cryoplan plan` writes
 
 
 def _plan_of(summary: dict[str, Any]) -> dict[str, Any] | None:
