@@ -194,6 +194,51 @@ def test_d_spherical_front_converges(backend) -> None:
     assert observed_order(spacings, errors) >= 0.9, errors
 
 
+# Frozen properties that follow temperature: a steady slab ---------------------------------
+# k(T) = k_s + κ s and C(T) = C_s − γ s below the solidus (s = T_s − T), the ice slopes of
+# tissues.yaml. In a steady slab held at T_0 and T_1 the flux is uniform and the Kirchhoff
+# potential Φ(T) = ∫k dT is exactly linear in x (verification.md e: "use the Kirchhoff
+# transform of k(T)"). The Kirchhoff face flux makes the discrete steady state exact at the
+# voxel centres, so any error is an error of the k(T), Φ(T) or T(H) relations; the transient
+# that leads there exercises C(T) through the energy ledger.
+COLD_SLAB = MaterialRow(2.2, 0.6, 1.9e6, 4.18e6, 3.3e8, -1.0, 0.0, 0, 0, -1e9, 0.0163, 6525.0)
+
+
+@pytest.mark.parametrize("backend", [CpuExplicitBackend, CpuMultirateBackend], ids=lambda b: b.name)
+@pytest.mark.parametrize("h", [1e-3, 0.5e-3])
+def test_frozen_slab_with_temperature_dependent_properties_reaches_the_kirchhoff_profile(
+    backend, h
+) -> None:
+    length_m, t_0, t_1 = 0.01, -180.0, -20.0
+    n = round(length_m / h)
+    shape = (n, 1, 1)
+    props = material_table([COLD_SLAB])
+    problem = ThermalProblem(
+        spacing_m=(h, h, h),
+        material=np.zeros(shape, np.uint8),
+        properties=props,
+        initial_temperature_c=np.full(shape, -100.0),
+        fixed=np.zeros(shape, bool),
+        boundary_kind=(FIXED_TEMPERATURE, FIXED_TEMPERATURE) + (INSULATED,) * 4,
+        boundary_temperature_c=(t_0, t_1, 0, 0, 0, 0),
+        blood_temperature_c=37.0,
+        # ≫ the slowest relaxation time L²/(π² α) ≈ 7 s at α(−20 °C) = 1.4e-6 m²/s
+        schedule=(Segment(0.0, 300.0, ()),),
+    )
+    history = solve(problem, NO_RECORDING, backend)
+    assert_ledger_closes(history)
+    # Φ relative to the solidus (T_s = −1 °C), s = T_s − T: Φ = −(k_s s + κ s²/2)
+    k_s, kappa, t_s = 2.2, 0.0163, -1.0
+    phi_0, phi_1 = (-(k_s * (t_s - t) + 0.5 * kappa * (t_s - t) ** 2) for t in (t_0, t_1))
+    x = (np.arange(n) + 0.5) * h
+    phi = phi_0 + (phi_1 - phi_0) * x / length_m
+    exact = t_s - 2 * -phi / (k_s + np.sqrt(k_s**2 + 2 * kappa * -phi))
+    # constant properties would put the middle at −100 °C; the better-conducting cold side
+    # pulls it to −113.2 °C
+    assert exact[n // 2 - 1 : n // 2 + 1].mean() == pytest.approx(-113.2, abs=0.1)
+    np.testing.assert_allclose(history.final_temperature_c[:, 0, 0], exact, rtol=0, atol=1e-6)
+
+
 # (e): steady ice ball around a probe in perfused tissue, through the probe well model ---------
 def run_steady_cylinder(m: Medium, p: Perfused, r0: float, t_probe: float, h: float) -> float:
     """A probe spanning a one-voxel-thick layer (insulated above and below): a 2-D cylinder.

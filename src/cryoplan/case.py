@@ -290,6 +290,9 @@ class Case(_Strict):
     name: str = "case"
     body_temperature_c: float | None = None  # default: the library's arterial blood temperature
     outer_boundary: Literal["body_temperature", "insulated"] = "body_temperature"
+    # below the solidus: the frozen k and C of the tissue file, or following temperature
+    # through each tissue's ice (tissues.yaml `ice`; docs/validation.md compares the two)
+    frozen_properties: Literal["constant", "temperature_dependent"] = "constant"
     domain: Domain
     target: str | None = None
     margin_mm: NonNegativeFloat = 5.0
@@ -511,6 +514,21 @@ def check_references(case: Case) -> None:
     """Names that must exist: tissues, probe models, probes named by phases, complete tissues."""
     src = case.source
     library = load_library()
+    if case.frozen_properties == "temperature_dependent":
+        for name in case.tissues:
+            tissue = case.resolved_tissues.get(name)
+            if tissue is not None and tissue.coldest_capacity_j_m3k(library.ice) <= 0.0:
+                fall = tissue.heat_capacity_j_m3k.frozen - tissue.coldest_capacity_j_m3k(
+                    library.ice
+                )
+                raise CaseError(
+                    src,
+                    f"tissues.{name}.heat_capacity_j_m3k.frozen",
+                    f"{tissue.heat_capacity_j_m3k.frozen:g} J/(m³·K) is too small for an ice "
+                    f"fraction of {tissue.ice_fraction:.2f} with frozen_properties "
+                    f"temperature_dependent: the capacity would reach zero above absolute zero "
+                    f"(expected more than {fall:.3g}, or a smaller ice_fraction)",
+                )
     tissues = known_tissues(case)
     for name, spec in case.tissues.items():
         if spec.like is not None and spec.like not in library.tissues:

@@ -27,7 +27,7 @@ from cryoplan.errors import CaseError
 from cryoplan.thermal.materials import MaterialRow, material_table
 from cryoplan.thermal.problem import FIXED_TEMPERATURE, INSULATED, ThermalProblem
 from cryoplan.thermal.steady import basal_temperature_c
-from cryoplan.tissues import Tissue
+from cryoplan.tissues import Ice, Tissue, load_library
 
 # About 50 bytes of state per voxel: 250 million voxels is ~12 GB, half the machine.
 MAX_VOXELS = 250_000_000
@@ -152,9 +152,14 @@ def resolve_tissues(case: Case, names: list[str]) -> list[Tissue]:
     return [case.resolved_tissues[n] for n in names]
 
 
-def material_rows(tissues: list[Tissue], blood_capacity_j_m3k: float) -> list[MaterialRow]:
+def material_rows(
+    tissues: list[Tissue], blood_capacity_j_m3k: float, ice: Ice | None = None
+) -> list[MaterialRow]:
     """Tissue → solver material row (perfusion coefficient P = w_b ρ_b c_b [W/(m³·K)], with
-    w_b the tissue's perfusion [1/s] and ρ_b c_b the blood's volumetric heat capacity)."""
+    w_b the tissue's perfusion [1/s] and ρ_b c_b the blood's volumetric heat capacity). With
+    `ice`, the frozen k and C follow temperature through the tissue's ice
+    (`Tissue.frozen_slopes`); without, they are constant below the solidus."""
+    no_slopes = (0.0, 0.0)
     return [
         MaterialRow(
             conductivity_frozen_w_mk=t.conductivity_w_mk.frozen,
@@ -167,6 +172,8 @@ def material_rows(tissues: list[Tissue], blood_capacity_j_m3k: float) -> list[Ma
             perfusion_coefficient_w_m3k=t.perfusion_1_s * blood_capacity_j_m3k,
             metabolic_w_m3=t.metabolic_w_m3,
             lethal_c=t.lethal_temperature_c,
+            conductivity_slope_w_mk2=(t.frozen_slopes(ice) if ice else no_slopes)[0],
+            capacity_slope_j_m3k2=(t.frozen_slopes(ice) if ice else no_slopes)[1],
         )
         for t in tissues
     ]
@@ -223,7 +230,11 @@ def prepare(case: Case) -> PreparedCase:
         spacing_m=grid.spacing_m,
         material=material,
         properties=material_table(
-            material_rows(tissues, case.blood.volumetric_heat_capacity_j_m3k)
+            material_rows(
+                tissues,
+                case.blood.volumetric_heat_capacity_j_m3k,
+                load_library().ice if case.frozen_properties == "temperature_dependent" else None,
+            )
         ),
         initial_temperature_c=initial,
         fixed=fixed,

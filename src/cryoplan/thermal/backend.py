@@ -16,9 +16,11 @@ import numpy as np
 from cryoplan.thermal import kernels, regions
 from cryoplan.thermal.materials import (
     C_FROZEN,
+    C_FROZEN_SLOPE,
     C_MUSHY,
     C_UNFROZEN,
     K_FROZEN,
+    K_FROZEN_SLOPE,
     K_UNFROZEN,
     LATENT,
     PERFUSION,
@@ -140,8 +142,13 @@ def worst_stability_rates_per_s(
     face's conductance there). Computed voxel by voxel: no field of rates is kept."""
     props = problem.properties
     if frozen:
-        k_max = np.maximum(props[:, K_FROZEN], props[:, K_UNFROZEN])
-        c_min = np.minimum(props[:, C_FROZEN], props[:, C_UNFROZEN])
+        # a frozen voxel's k rises and C falls below the solidus: take both at the coldest
+        # temperature the run can reach
+        depth_k = np.maximum(props[:, T_SOLIDUS] - problem.coldest_temperature_c(), 0.0)
+        k_coldest = props[:, K_FROZEN] + props[:, K_FROZEN_SLOPE] * depth_k
+        c_coldest = props[:, C_FROZEN] - props[:, C_FROZEN_SLOPE] * depth_k
+        k_max = np.maximum(k_coldest, props[:, K_UNFROZEN])
+        c_min = np.minimum(c_coldest, props[:, C_UNFROZEN])
     else:
         freezing_range = props[:, T_LIQUIDUS] - props[:, T_SOLIDUS]
         with np.errstate(divide="ignore"):

@@ -33,12 +33,14 @@ import numpy as np
 
 from cryoplan.thermal import enthalpy, jit, materials
 from cryoplan.thermal.enthalpy import (
-    conductivity_from_liquid_fraction,
+    conductivity_from_enthalpy,
+    conductivity_from_temperature,
+    depth_below_solidus_from_enthalpy,
     enthalpy_bound_at_or_below,
     enthalpy_from_temperature,
+    frozen_kirchhoff,
     kirchhoff_from_temperature,
     liquid_fraction_from_enthalpy,
-    liquid_fraction_from_temperature,
     temperature_from_enthalpy,
     temperature_from_kirchhoff,
 )
@@ -51,9 +53,11 @@ from cryoplan.thermal.jit import (
 )
 from cryoplan.thermal.materials import (
     C_FROZEN,
+    C_FROZEN_SLOPE,
     C_UNFROZEN,
     H_LIQUIDUS,
     K_FROZEN,
+    K_FROZEN_SLOPE,
     K_UNFROZEN,
     METABOLIC,
     PERFUSION,
@@ -147,9 +151,11 @@ def _refresh_run(
     h = h_row[start:stop]
     phi = phi_row[start:stop]
     t_min = t_min_row[start:stop]
+    n_frozen = 0
     for k in range(stop - start):
         h_v = h[k]
         frozen = h_v <= 0.0
+        n_frozen += frozen
         unfrozen = h_v >= h_l
         numerator = h_v - h_l if unfrozen else h_v
         denominator = c_s if frozen else (c_l if unfrozen else h_l)
@@ -161,6 +167,18 @@ def _refresh_run(
         phi[k] = k_s * d if frozen else (phi_l + k_l * (t - t_l) if unfrozen else mushy_phi)
         t_min[k] = min(t_min[k], np.float32(t))
         t_row[k] = t
+    if n_frozen and (props[K_FROZEN_SLOPE] > 0.0 or props[C_FROZEN_SLOPE] > 0.0):
+        # frozen voxels of a material whose frozen k and C follow T: the loop above took
+        # them as constant (T_s + H/C_s, k_s (T − T_s)); redo them on their own, so that the
+        # common case keeps its vectorised loop. The true T is at or below that estimate
+        # (C(T) ≤ C_s), so T_min only needs the new value.
+        for k in range(stop - start):
+            if h[k] <= 0.0:
+                depth_k = depth_below_solidus_from_enthalpy(h[k], props)
+                t = t_s - depth_k
+                phi[k] = frozen_kirchhoff(depth_k, props)
+                t_min[k] = min(t_min[k], np.float32(t))
+                t_row[k] = t
 
 
 @helper
@@ -373,18 +391,10 @@ def disturbed_bounds(
 
 
 @inline
-def conductivity_from_enthalpy(enthalpy_j_m3: float, props: np.ndarray) -> float:
-    """k [W/(m·K)] of a free voxel, its liquid fraction taken from H."""
-    return conductivity_from_liquid_fraction(
-        liquid_fraction_from_enthalpy(enthalpy_j_m3, props), props
-    )
-
-
-@inline
 def _temperature_and_conductivity(kirchhoff_w_m: float, props: np.ndarray) -> tuple[float, float]:
     """(T [°C], k [W/(m·K)]) of a voxel from its Kirchhoff potential Φ."""
     t = temperature_from_kirchhoff(kirchhoff_w_m, props)
-    return t, conductivity_from_liquid_fraction(liquid_fraction_from_temperature(t, props), props)
+    return t, conductivity_from_temperature(t, props)
 
 
 @voxel_helper

@@ -2,6 +2,15 @@
 
 A table is a float64 array of shape (n_materials, N_PROPS); a voxel's material index picks
 its row. Column names below; temperatures in °C, everything else SI.
+
+Below the solidus the frozen phase's conductivity and capacity follow the temperature,
+linearly in the depth below the solidus s = T_s − T ≥ 0 [K]:
+
+    k(T) = k_s + κ s        (ice conducts better as it cools)
+    C(T) = C_s − γ s        (and stores less heat per kelvin)
+
+with κ = K_FROZEN_SLOPE [W/(m·K²)] and γ = C_FROZEN_SLOPE [J/(m³·K²)]; κ = γ = 0 is a
+frozen phase of constant properties (every exact solution of the verification suite).
 """
 
 from __future__ import annotations
@@ -22,7 +31,9 @@ H_LIQUIDUS = 8  # enthalpy at the liquidus, J/m³ (derived: C_MUSHY·(T_l − T_
 PERFUSION = 9  # Pennes coefficient w_b·ρ_b·c_b, W/(m³·K)
 METABOLIC = 10  # metabolic heat, W/m³
 T_LETHAL = 11  # °C: perfusion and metabolism stop for good once the voxel has reached it
-N_PROPS = 12
+K_FROZEN_SLOPE = 12  # κ: rise of the frozen conductivity per kelvin below T_s, W/(m·K²)
+C_FROZEN_SLOPE = 13  # γ: fall of the frozen capacity per kelvin below T_s, J/(m³·K²)
+N_PROPS = 14
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,9 @@ class MaterialRow:
     perfusion_coefficient_w_m3k: float
     metabolic_w_m3: float
     lethal_c: float
+    # below the solidus s = T_s − T: k = k_s + κ s, C = C_s − γ s (0: constant frozen phase)
+    conductivity_slope_w_mk2: float = 0.0  # κ
+    capacity_slope_j_m3k2: float = 0.0  # γ
 
 
 def material_table(rows: list[MaterialRow]) -> np.ndarray:
@@ -58,4 +72,6 @@ def material_table(rows: list[MaterialRow]) -> np.ndarray:
         table[i, PERFUSION] = r.perfusion_coefficient_w_m3k
         table[i, METABOLIC] = r.metabolic_w_m3
         table[i, T_LETHAL] = r.lethal_c
+        table[i, K_FROZEN_SLOPE] = r.conductivity_slope_w_mk2
+        table[i, C_FROZEN_SLOPE] = r.capacity_slope_j_m3k2
     return table

@@ -20,6 +20,7 @@ import numpy as np
 FACES = ("x-", "x+", "y-", "y+", "z-", "z+")
 INSULATED = 0  # zero flux
 FIXED_TEMPERATURE = 1  # Dirichlet at the face (half a voxel from the boundary voxel's centre)
+ABSOLUTE_ZERO_C = -273.15
 
 
 class DriveKind(IntEnum):
@@ -137,6 +138,25 @@ class ThermalProblem:
     @property
     def duration_s(self) -> float:
         return self.schedule[-1].end_s if self.schedule else 0.0
+
+    def coldest_temperature_c(self) -> float:
+        """A lower bound [°C] on any temperature of the run: the coldest of the initial
+        field, the held outer faces and the probes' drive curves (heat conduction makes
+        nothing colder than its coldest source). Time-varying fixed voxels are not known in
+        advance: with them the bound is absolute zero."""
+        if self.fixed_temperature_fn is not None:
+            return ABSOLUTE_ZERO_C
+        coldest = float(self.initial_temperature_c.min(initial=np.inf))
+        for kind, temperature_c in zip(
+            self.boundary_kind, self.boundary_temperature_c, strict=True
+        ):
+            if kind == FIXED_TEMPERATURE:
+                coldest = min(coldest, temperature_c)
+        for segment in self.schedule:
+            for drive in segment.drives:
+                if drive.kind != DriveKind.OFF:
+                    coldest = min(coldest, *(c for _, c in drive.curve_s_c))
+        return max(coldest, ABSOLUTE_ZERO_C)
 
 
 @dataclass(frozen=True)

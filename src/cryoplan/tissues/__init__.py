@@ -2,6 +2,7 @@
 
 from cryoplan.tissues.library import (
     VALUE_FIELDS,
+    Ice,
     Tissue,
     TissueSpec,
     complete_tissue,
@@ -11,6 +12,7 @@ from cryoplan.tissues.library import (
 
 __all__ = [
     "VALUE_FIELDS",
+    "Ice",
     "Tissue",
     "TissueSpec",
     "complete_tissue",
