@@ -6,8 +6,9 @@ simulation / difference (docs/validation.md records the result and every assumpt
 The measurements (../shared/reference/calibration.md) are phantom ice balls:
 
 - Littrup et al. 2009 (PMC2762356): 2.4 mm argon probes in agar at 39 °C, one 15-min freeze;
-  −30 °C zone diameter 1.2 cm for one probe (fitted) and 3.3 cm across a pair 2 cm apart
-  (predicted, a validation).
+  −30 °C zone diameter 1.2 cm for one probe (fitted), and, predicted as validations, 3.3 cm
+  across a pair 2 cm apart, 4.1 and 4.9 cm for three and four probes 2 cm apart, and 84 % of
+  the 2.4 mm figures for 1.7 mm probes.
 - Shah et al. (PMC4850244): 17G argon needle in body-temperature gel; the ≤ −40 °C core
   extends about 1 cm from the needle (fitted) and 0 °C lies about 1 cm further out (predicted).
 
@@ -22,6 +23,9 @@ reached, the quantity an isotherm "zone" of a phantom study reports):
 - ``pair_extent``: two parallel probes in that plane; the isotherm's extent along the line
   through both probe axes, from the outer crossing beyond one probe to the outer crossing
   beyond the other ("diameter across the pair").
+- ``cluster_diameter``: a cluster of parallel probes; twice the mean, over 16 directions, of
+  the isotherm's distance from the cluster's centre (the mean of the probe axes) in that
+  plane ("average diameter").
 
 Probes stand along z with the middle of their active length in the plane z = 0; the box is
 sized so that the outer boundary (held at the phantom temperature) stays out of the ice ball's
@@ -54,14 +58,14 @@ GRID_SPACING_MM = 1.0
 RAYS = 16
 RAY_STEP_MM = 0.01
 
-Quantity = Literal["radius", "diameter", "pair_extent"]
+Quantity = Literal["radius", "diameter", "pair_extent", "cluster_diameter"]
 
 
 @dataclass(frozen=True)
 class Measurement:
     """One published ice-ball figure and the simulated set-up that reproduces it.
 
-    Layout: probes of `probe_model` parallel to z at the x positions `probe_x_mm` (y = 0),
+    Layout: probes of `probe_model` parallel to z at the (x, y) positions `probe_xy_mm`,
     the middle of each active length at z = 0, in a box of `tissue` held at
     `phantom_temperature_c` on its outer faces and initially at that temperature.
     """
@@ -69,7 +73,7 @@ class Measurement:
     name: str
     source: str
     probe_model: str
-    probe_x_mm: tuple[float, ...]
+    probe_xy_mm: tuple[tuple[float, float], ...]
     protocol: tuple[dict[str, Any], ...]
     phantom_temperature_c: float
     tissue: str
@@ -81,12 +85,24 @@ class Measurement:
     tolerance_basis: str
     role: Literal["fit", "validation"]
     notes: str = ""
+    # the published zone lies this far inside the simulated isotherm on each side (an
+    # in-vivo ablation zone inside the ice ball's 0 °C edge): subtracted twice
+    rim_mm: float = 0.0
+
+    def setup(self) -> tuple[Any, ...]:
+        """What the simulation depends on: measurements with equal set-ups share one run."""
+        return (
+            self.probe_model, self.probe_xy_mm,
+            tuple(tuple(sorted(phase.items())) for phase in self.protocol),
+            self.phantom_temperature_c, self.tissue, self.box_mm,
+        )  # fmt: skip
 
     def describe(self) -> str:
         what = {
             "radius": "radius",
             "diameter": "diameter",
             "pair_extent": "extent across the pair",
+            "cluster_diameter": f"diameter of {len(self.probe_xy_mm)} probes",
         }[self.quantity]
         return f"{self.isotherm_c:g} °C {what}"
 
@@ -98,7 +114,7 @@ LITTRUP_SINGLE = Measurement(
     name="littrup-1probe",
     source="Littrup et al., J Vasc Interv Radiol 20:1343 (2009), PMC2762356",
     probe_model="argon-2.4mm",
-    probe_x_mm=(0.0,),
+    probe_xy_mm=((0.0, 0.0),),
     protocol=LITTRUP_PROTOCOL,
     phantom_temperature_c=39.0,
     tissue="agar",
@@ -117,7 +133,7 @@ LITTRUP_PAIR = Measurement(
     name="littrup-2probes",
     source=LITTRUP_SINGLE.source,
     probe_model="argon-2.4mm",
-    probe_x_mm=(-10.0, 10.0),
+    probe_xy_mm=((-10.0, 0.0), (10.0, 0.0)),
     protocol=LITTRUP_PROTOCOL,
     phantom_temperature_c=39.0,
     tissue="agar",
@@ -133,7 +149,7 @@ SHAH_CORE = Measurement(
     name="shah-17g-core",
     source="Shah et al., PMC4850244",
     probe_model="argon-17g",
-    probe_x_mm=(0.0,),
+    probe_xy_mm=((0.0, 0.0),),
     protocol=SHAH_PROTOCOL,
     phantom_temperature_c=37.0,
     tissue="gel",
@@ -150,7 +166,7 @@ SHAH_EDGE = Measurement(
     name="shah-17g-edge",
     source=SHAH_CORE.source,
     probe_model="argon-17g",
-    probe_x_mm=(0.0,),
+    probe_xy_mm=((0.0, 0.0),),
     protocol=SHAH_PROTOCOL,
     phantom_temperature_c=37.0,
     tissue="gel",
@@ -164,32 +180,156 @@ SHAH_EDGE = Measurement(
     notes=SHAH_CORE.notes,
 )
 
-MEASUREMENTS: tuple[Measurement, ...] = (LITTRUP_SINGLE, LITTRUP_PAIR, SHAH_CORE, SHAH_EDGE)
+# Three and four probes 2 cm apart: the layouts are not in the abstract; [A] an equilateral
+# triangle and a square of 20 mm sides (the study's 2 cm spacing), centred on the origin.
+_TRIANGLE_MM = tuple(
+    (round(20.0 / math.sqrt(3) * math.cos(a), 4), round(20.0 / math.sqrt(3) * math.sin(a), 4))
+    for a in (0.0, 2 * math.pi / 3, 4 * math.pi / 3)
+)
+_SQUARE_MM = ((-10.0, -10.0), (10.0, -10.0), (10.0, 10.0), (-10.0, 10.0))
+_LITTRUP_LAYOUT_NOTE = (
+    "layout not in the abstract: an equilateral triangle / square of 20 mm sides assumed; "
+    "'average lethal ice diameter' read as twice the mean radius about the cluster's centre"
+)
+LITTRUP_TRIPLE = Measurement(
+    name="littrup-3probes",
+    source=LITTRUP_SINGLE.source,
+    probe_model="argon-2.4mm",
+    probe_xy_mm=_TRIANGLE_MM,
+    protocol=LITTRUP_PROTOCOL,
+    phantom_temperature_c=39.0,
+    tissue="agar",
+    box_mm=(100.0, 100.0, 96.0),
+    quantity="cluster_diameter",
+    isotherm_c=-30.0,
+    measured_mm=41.0,
+    tolerance_mm=1.0,
+    tolerance_basis="±1 mm, as for the single probe",
+    role="validation",
+    notes=_LITTRUP_LAYOUT_NOTE,
+)
+LITTRUP_QUADRUPLE = Measurement(
+    name="littrup-4probes",
+    source=LITTRUP_SINGLE.source,
+    probe_model="argon-2.4mm",
+    probe_xy_mm=_SQUARE_MM,
+    protocol=LITTRUP_PROTOCOL,
+    phantom_temperature_c=39.0,
+    tissue="agar",
+    box_mm=(108.0, 108.0, 96.0),
+    quantity="cluster_diameter",
+    isotherm_c=-30.0,
+    measured_mm=49.0,
+    tolerance_mm=1.0,
+    tolerance_basis="±1 mm, as for the single probe",
+    role="validation",
+    notes=_LITTRUP_LAYOUT_NOTE,
+)
+LITTRUP_THIN = Measurement(
+    name="littrup-1probe-1.7mm",
+    source=LITTRUP_SINGLE.source,
+    probe_model="argon-1.7mm",
+    probe_xy_mm=((0.0, 0.0),),
+    protocol=LITTRUP_PROTOCOL,
+    phantom_temperature_c=39.0,
+    tissue="agar",
+    box_mm=LITTRUP_SINGLE.box_mm,
+    quantity="diameter",
+    isotherm_c=-30.0,
+    measured_mm=10.1,
+    tolerance_mm=1.0,
+    tolerance_basis=(
+        "±1 mm, as for the single probe; the figure is [D] 84 % × 12 mm (the study gives the "
+        "1.7 mm probes' lethal diameters as 84 % of the 2.4 mm probes', over its layouts)"
+    ),
+    role="validation",
+    notes="the 84 % is the study's average over probe counts, applied here to one probe",
+)
+
+# In vivo: CVIR 2018 (doi 10.1007/s00270-018-1950-z; SIR 2018 abstract no. 344 for the
+# single-freeze arm), 5 swine, 2 probes per ablation, one 15-min freeze: ablation zone width
+# liver 4.3 ± 0.28 cm, kidney 4.00 ± 0.44 cm; viable rim inside the ice ball ≈ 1 mm. Probe
+# model, spacing and active length are not in the abstracts: [A] argon-2.4mm, 20 mm apart
+# (Littrup's spacing); "width" read as the extent across the pair, the 0 °C edge less the
+# 1 mm rim on each side. The lengths (6.85 / 4.96 cm along the probes) are not compared:
+# they follow the assumed active length.
+_CVIR_SOURCE = "CVIR 41:1089 (2018), doi 10.1007/s00270-018-1950-z; SIR 2018 abstract 344"
+_CVIR_NOTES = (
+    "probe model, spacing and active length not published: argon-2.4mm 20 mm apart assumed; "
+    "ablation zone = 0 °C edge less the paper's 1 mm viable rim on each side"
+)
+CVIR_LIVER = Measurement(
+    name="cvir2018-liver",
+    source=_CVIR_SOURCE,
+    probe_model="argon-2.4mm",
+    probe_xy_mm=((-10.0, 0.0), (10.0, 0.0)),
+    protocol=LITTRUP_PROTOCOL,
+    phantom_temperature_c=37.0,
+    tissue="liver",
+    box_mm=(100.0, 80.0, 110.0),
+    quantity="pair_extent",
+    isotherm_c=0.0,
+    measured_mm=43.0,
+    tolerance_mm=2.8,
+    tolerance_basis="±2.8 mm: one standard deviation over the 5 swine",
+    role="validation",
+    notes=_CVIR_NOTES,
+    rim_mm=1.0,
+)
+CVIR_KIDNEY = Measurement(
+    name="cvir2018-kidney",
+    source=_CVIR_SOURCE,
+    probe_model="argon-2.4mm",
+    probe_xy_mm=((-10.0, 0.0), (10.0, 0.0)),
+    protocol=LITTRUP_PROTOCOL,
+    phantom_temperature_c=37.0,
+    tissue="kidney",
+    box_mm=(100.0, 80.0, 110.0),
+    quantity="pair_extent",
+    isotherm_c=0.0,
+    measured_mm=40.0,
+    tolerance_mm=4.4,
+    tolerance_basis="±4.4 mm: one standard deviation over the 5 swine",
+    role="validation",
+    notes=_CVIR_NOTES,
+    rim_mm=1.0,
+)
+
+MEASUREMENTS: tuple[Measurement, ...] = (
+    LITTRUP_SINGLE, LITTRUP_PAIR, LITTRUP_TRIPLE, LITTRUP_QUADRUPLE, LITTRUP_THIN, SHAH_CORE,
+    SHAH_EDGE, CVIR_LIVER, CVIR_KIDNEY,
+)  # fmt: skip
 
 
 # --- simulating a measurement ---------------------------------------------------------------
 
 
 def case_dict(
-    m: Measurement, spacing_mm: float = GRID_SPACING_MM, model: ProbeModel | None = None
+    m: Measurement,
+    spacing_mm: float = GRID_SPACING_MM,
+    model: ProbeModel | None = None,
+    frozen_properties: str = "constant",
 ) -> dict[str, Any]:
     """The case of a measurement (see `Measurement` for the layout), with `model` in place of
-    the catalogue's entry (its active length places the probes)."""
+    the catalogue's entry (its active length places the probes). `frozen_properties` is the
+    case's model of the frozen phase (`Case.frozen_properties`)."""
     model = model if model is not None else load_catalogue().probes[m.probe_model]
     half = model.active_length_mm / 2
-    return {
+    data: dict[str, Any] = {
         "name": m.name,
         "body_temperature_c": m.phantom_temperature_c,
         "outer_boundary": "body_temperature",
+        "frozen_properties": frozen_properties,
         "domain": {"box": {"size_mm": list(m.box_mm), "tissue": m.tissue}},
         "grid": {"spacing_mm": spacing_mm},
         "probes": [
-            {"model": m.probe_model, "tip_mm": [x, 0.0, -half], "entry_mm": [x, 0.0, 200.0]}
-            for x in m.probe_x_mm
+            {"model": m.probe_model, "tip_mm": [x, y, -half], "entry_mm": [x, y, 200.0]}
+            for x, y in m.probe_xy_mm
         ],
         "protocol": [dict(p) for p in m.protocol],
         "output": {"sensor_interval_s": 60},
     }
+    return data
 
 
 def run(
@@ -197,11 +337,12 @@ def run(
     model: ProbeModel | None = None,
     spacing_mm: float = GRID_SPACING_MM,
     protocol: tuple[dict[str, Any], ...] | None = None,
+    frozen_properties: str = "constant",
 ) -> SimulationResult:
     """Simulate a measurement's set-up, with `model` in place of the catalogue's entry (for
     this case only: the case carries it, the packaged catalogue is not changed)."""
     overrides = {m.probe_model: model} if model is not None else {}
-    data = case_dict(m, spacing_mm, model)
+    data = case_dict(m, spacing_mm, model, frozen_properties)
     if protocol is not None:
         data["protocol"] = [dict(p) for p in protocol]
     return simulate(case_from_dict(data, f"calibration:{m.name}", probe_models=overrides))
@@ -237,11 +378,12 @@ def _first_crossing(s: np.ndarray, tmin: np.ndarray, isotherm_c: float) -> float
 
 
 def isotherm_radii_mm(
-    result: SimulationResult, isotherm_c: float, probe_index: int = 0
+    result: SimulationResult, isotherm_c: float, probe_index: int | None = 0
 ) -> np.ndarray:
-    """The isotherm's distance from a probe's axis along 16 rays in its mid-active plane."""
-    probe = result.probes[probe_index]
-    mid = 0.5 * (probe.tip_mm + probe.active_end_mm)
+    """The isotherm's distance from a probe's axis (`probe_index`), or from the probes' centre
+    (None), along 16 rays in the plane through the middle of the active lengths."""
+    probes = result.probes if probe_index is None else [result.probes[probe_index]]
+    mid = np.mean([0.5 * (p.tip_mm + p.active_end_mm) for p in probes], axis=0)
     a, b, _ = _plane_axes(result)
     half = 0.5 * float(min(result.grid.shape)) * min(result.grid.spacing_mm)
     s = np.arange(0.0, half, RAY_STEP_MM)
@@ -282,7 +424,9 @@ def boundary_cooling_k(result: SimulationResult) -> float:
 def measure(result: SimulationResult, m: Measurement) -> float:
     """The measurement's quantity on a simulated result (mm)."""
     if m.quantity == "pair_extent":
-        return pair_extent_mm(result, m.isotherm_c)
+        return pair_extent_mm(result, m.isotherm_c) - 2 * m.rim_mm
+    if m.quantity == "cluster_diameter":
+        return 2 * float(np.mean(isotherm_radii_mm(result, m.isotherm_c, probe_index=None)))
     radius = float(np.mean(isotherm_radii_mm(result, m.isotherm_c)))
     return 2 * radius if m.quantity == "diameter" else radius
 
@@ -340,6 +484,7 @@ def fit(
     base: ProbeModel,
     bracket: tuple[float, float],
     report: Callable[[str], None] = print,
+    frozen_properties: str = "constant",
 ) -> FitResult:
     """Find the parameter value whose simulation reproduces `m` (bracket, then Brent's root).
 
@@ -357,7 +502,9 @@ def fit(
         if x in cache:  # brentq evaluates the bracket's ends again
             return cache[x]
         value = from_x(x)
-        simulated = simulate_measurement(m, parameter.apply(base, value))
+        simulated = measure(
+            run(m, parameter.apply(base, value), frozen_properties=frozen_properties), m
+        )
         evaluations.append((value, simulated))
         cache[x] = simulated - m.measured_mm
         report(
@@ -427,9 +574,19 @@ def main(argv: list[str] | None = None) -> int:
         "--no-fit", action="store_true", help="only simulate the catalogue values (no fitting)"
     )
     parser.add_argument("--only", help="fit only this probe model")
+    parser.add_argument(
+        "--measurements", help="simulate only these measurements (comma-separated names)"
+    )
+    parser.add_argument(
+        "--frozen-properties",
+        choices=("constant", "temperature_dependent"),
+        default="constant",
+        help="the cases' model of the frozen phase (default: constant, as the case default)",
+    )
     args = parser.parse_args(argv)
     catalogue = load_catalogue().probes
     print(f"cryoplan calibration, {datetime.date.today().isoformat()}, grid {GRID_SPACING_MM} mm")
+    frozen = args.frozen_properties
     models: dict[str, ProbeModel] = {}
     if not args.no_fit:
         for m, param, bracket in FITS:
@@ -439,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"fitting {m.probe_model} {param.name} on {m.name} "
                 f"({m.describe()} {m.measured_mm} mm)"
             )
-            r = fit(m, param, catalogue[m.probe_model], bracket)
+            r = fit(m, param, catalogue[m.probe_model], bracket, frozen_properties=frozen)
             flag = f" (at its {r.at_bound} bound)" if r.at_bound else ""
             print(
                 f"  -> {param.name} = {r.value:.4g} {param.unit}{flag}; catalogue has "
@@ -447,12 +604,18 @@ def main(argv: list[str] | None = None) -> int:
                 f"{len(r.evaluations)} simulations"
             )
             models[m.probe_model] = param.apply(catalogue[m.probe_model], r.value)
+            for model_name, film_from in FILM_SHARED_WITH.items():
+                if film_from == m.probe_model and param is FILM_COEFFICIENT:
+                    models[model_name] = param.apply(catalogue[model_name], r.value)
+    wanted = set(args.measurements.split(",")) if args.measurements else None
     rows = []
-    done: dict[tuple[str, tuple[float, ...]], SimulationResult] = {}
+    done: dict[tuple[Any, ...], SimulationResult] = {}
     for m in MEASUREMENTS:
-        key = (m.probe_model, m.probe_x_mm)
+        if wanted is not None and m.name not in wanted:
+            continue
+        key = m.setup()
         if key not in done:
-            done[key] = run(m, models.get(m.probe_model))
+            done[key] = run(m, models.get(m.probe_model), frozen_properties=frozen)
             cooling = boundary_cooling_k(done[key])
             print(f"{m.name}: outermost voxel layer cooled by {cooling:.3f} K")
         rows.append((m, measure(done[key], m)))
@@ -473,6 +636,9 @@ FITS: tuple[tuple[Measurement, FreeParameter, tuple[float, float]], ...] = (
     (LITTRUP_SINGLE, FILM_COEFFICIENT, (100.0, 2000.0)),
     (SHAH_CORE, WALL_TEMPERATURE, (-186.0, -140.0)),
 )
+# Models not fitted on their own that take another's fitted film coefficient (same gas, same
+# study): model → the model it follows.
+FILM_SHARED_WITH = {"argon-1.7mm": "argon-2.4mm"}
 
 if __name__ == "__main__":
     raise SystemExit(main())

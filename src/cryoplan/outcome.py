@@ -34,6 +34,7 @@ from cryoplan.injury import LETHAL_PROBABILITY, injury_model
 
 if TYPE_CHECKING:
     from cryoplan.preparation import PreparedCase
+    from cryoplan.probes.catalogue import ProbeValidation
     from cryoplan.simulator import Run
 
 Objective = Literal[
@@ -337,6 +338,24 @@ def _time_series(run: Run) -> dict[str, list[float]]:
     return series
 
 
+def validation_warning(model: str, checked: ProbeValidation, frozen_properties: str) -> str:
+    """The uncertainty of a probe model's figures, from its validation residuals."""
+    low, high = checked.residual_range_mm
+    n = len(checked.points)
+    text = (
+        f"{model}: on its {n} validation point{'s' if n > 1 else ''} (docs/validation.md) "
+        f"simulated zones differ from the measured ones by {low:+.1f} to {high:+.1f} mm "
+        f"(mean |error| {checked.mean_abs_residual_mm:.1f} mm; negative: smaller than "
+        "measured): sizes here carry that uncertainty"
+    )
+    if frozen_properties != checked.frozen_properties:
+        text += (
+            f" (residuals taken with frozen_properties {checked.frozen_properties}, this case "
+            f"uses {frozen_properties})"
+        )
+    return text
+
+
 def _warnings(run: Run, prepared: PreparedCase, zone: _Zone) -> list[str]:
     models = prepared.case.probe_models
     warnings = []
@@ -355,6 +374,10 @@ def _warnings(run: Run, prepared: PreparedCase, zone: _Zone) -> list[str]:
             + ", ".join(named)
             + "; sizes are for comparing plans, not absolute predictions"
         )
+    for name in sorted({p.model for p in run.probes if p.model}):
+        checked = models[name].validation
+        if checked is not None:
+            warnings.append(validation_warning(name, checked, prepared.case.frozen_properties))
     lethal = zone.lethal
     if (
         lethal[0].any()

@@ -138,6 +138,16 @@ class SimulationResult:
                 }
                 for probe in self.run.probes
             ],
+            "probe_models": {
+                name: {
+                    "calibrated": model.calibrated,
+                    "calibration_note": model.calibration_note,
+                    "validation": model.validation.summary() if model.validation else None,
+                }
+                for name in sorted({probe.model for probe in self.run.probes if probe.model})
+                for model in (self.case.probe_models[name],)
+            },
+            "frozen_properties": self.case.frozen_properties,
             "protocol": [
                 {"phase": s.label.split(":", 1)[1], "start_s": s.start_s, "end_s": s.end_s}
                 for s in self.run.schedule
