@@ -234,10 +234,33 @@ def test_bad_case_is_one_clear_line_with_exit_status_2(name: str, tmp_path: Path
     _assert_clean_failure(result, case_file, out, field, expected)
 
 
+def _good_with(path: tuple, literal: str) -> str:
+    """The GOOD case as YAML text with the value at `path` written as `literal` (a YAML
+    scalar that a dumper would quote, such as `yes`)."""
+    return yaml.safe_dump(_with(path, "__LITERAL__")).replace("__LITERAL__", literal)
+
+
 BAD_FILES = {
     "malformed YAML": ("name: x\nprobes: [ {tip_mm: [0, 0\n", "line", "malformed YAML"),
     "missing file": (None, "", "cannot read"),
     "not a mapping": ("- just\n- a list\n", "(top level)", "mapping"),
+    "duplicate key": (yaml.safe_dump(GOOD) + "name: again\n", "line", "duplicate key 'name'"),
+    "yes as a number": (
+        _good_with(("grid", "spacing_mm"), "yes"),
+        "grid.spacing_mm",
+        "valid number (got 'yes')",
+    ),
+    "true as a number": (
+        _good_with(("grid", "spacing_mm"), "true"),
+        "grid.spacing_mm",
+        "valid number (got True)",
+    ),
+    "true as a count": (
+        _good_with(("protocol", 0, "duration_min"), "true"),
+        "protocol[0]",
+        "valid number",
+    ),
+    "nested 20,000 deep": ("name: " + "[" * 20_000 + "]" * 20_000 + "\n", "(top level)", "nested"),
 }
 
 

@@ -21,12 +21,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
+    Strict,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
@@ -39,10 +39,15 @@ from cryoplan.markups import probes_from_markups
 from cryoplan.probes.catalogue import ProbeModel, load_catalogue
 from cryoplan.tissues import Tissue, TissueSpec, complete_tissue, load_library, merge_tissue
 from cryoplan.tissues.library import Blood, Library
+from cryoplan.yamlio import YamlError, load_yaml
 
-PositiveFloat = Annotated[float, Field(gt=0)]
-NonNegativeFloat = Annotated[float, Field(ge=0)]
-Vec3 = tuple[float, float, float]
+# Numbers as a case file writes them: an int or a float, never a boolean (YAML's `yes` and
+# `true` would otherwise pass as 1) nor a string.
+Number = Annotated[float, Strict()]
+Count = Annotated[int, Strict()]
+PositiveFloat = Annotated[Number, Field(gt=0)]
+NonNegativeFloat = Annotated[Number, Field(ge=0)]
+Vec3 = tuple[Number, Number, Number]
 PositiveVec3 = tuple[PositiveFloat, PositiveFloat, PositiveFloat]
 
 
@@ -98,7 +103,7 @@ class SkinLayer(_Strict):
     """The body's outer `thickness_mm` (anatomy/body.py's outline) as a tissue, where the
     label map leaves it to the default tissue: a skin the case can protect."""
 
-    thickness_mm: float = Field(gt=0.0, le=10.0)
+    thickness_mm: Number = Field(gt=0.0, le=10.0)
     tissue: str = "skin"
 
 
@@ -169,8 +174,8 @@ class ProbeSpec(_Strict):
     model: str | None = None
     diameter_mm: PositiveFloat | None = None
     active_length_mm: PositiveFloat | None = None
-    wall_temperature_c: float | None = None
-    active_thaw_temperature_c: float | None = None
+    wall_temperature_c: Number | None = None
+    active_thaw_temperature_c: Number | None = None
     tip_mm: Vec3
     entry_mm: Vec3
 
@@ -226,7 +231,7 @@ class CriticalStructure(_Strict):
     """A tissue that must stay above a temperature (e.g. bowel above 0 °C)."""
 
     tissue: str
-    keep_above_c: float
+    keep_above_c: Number
 
 
 class PlacementError(_Strict):
@@ -259,8 +264,8 @@ class PlanningSpec(_Strict):
     (docs/planning.md). Defaults are the procedure's own; every one is printed in the plan."""
 
     probe_models: Annotated[list[str], Field(min_length=1)] = ["argon-17g"]
-    max_probes: Annotated[int, Field(ge=1, le=25)] = 8  # per session
-    max_sessions: Annotated[int, Field(ge=1, le=4)] = 3  # a staged plan's sessions at most
+    max_probes: Annotated[Count, Field(ge=1, le=25)] = 8  # per session
+    max_sessions: Annotated[Count, Field(ge=1, le=4)] = 3  # a staged plan's sessions at most
     entry: Literal["skin"] | EntryFace | None = None  # None: skin (image), anterior (box)
     no_fly: list[str] | None = None  # None: planning/access.yaml's defaults
     clearance_mm: NonNegativeFloat = 3.0
@@ -270,9 +275,9 @@ class PlanningSpec(_Strict):
     # centred on the target; prostate templates: 5 mm); paths then never tilt
     template_mm: PositiveFloat | None = None
     placement_error_mm: PlacementError = Field(default_factory=PlacementError)
-    min_success_probability: Annotated[float, Field(gt=0, le=1)] = 0.9
-    samples: Annotated[int, Field(ge=4, le=10_000)] = 24
-    seed: int = 0
+    min_success_probability: Annotated[Number, Field(gt=0, le=1)] = 0.9
+    samples: Annotated[Count, Field(ge=4, le=10_000)] = 24
+    seed: Count = 0
     lethal_margin_mm: NonNegativeFloat | None = None
     protocols: Annotated[list[ProtocolOption], Field(min_length=1)] | None = None
     model_spacing_mm: PositiveFloat | None = None  # the search's grid; default below
@@ -288,7 +293,7 @@ class Case(_Strict):
     (a planner or a sweep supplies them to each run); `simulate` needs both."""
 
     name: str = "case"
-    body_temperature_c: float | None = None  # default: the library's arterial blood temperature
+    body_temperature_c: Number | None = None  # default: the library's arterial blood temperature
     outer_boundary: Literal["body_temperature", "insulated"] = "body_temperature"
     # below the solidus: the frozen k and C of the tissue file, or following temperature
     # through each tissue's ice (tissues.yaml `ice`; docs/validation.md compares the two)
@@ -497,12 +502,9 @@ def load_case(path: str | Path) -> Case:
             f"cannot read the case file ({reason})",
         ) from None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(unknown place)"
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise CaseError(str(p), where, f"malformed YAML: {problem}") from None
+        data = load_yaml(text)
+    except YamlError as exc:
+        raise CaseError(str(p), exc.where or "(top level)", exc.problem) from None
     return case_from_dict(data, str(p))
 
 

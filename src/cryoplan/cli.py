@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import json
+import signal
 import sys
 from importlib import resources
 from pathlib import Path
@@ -48,18 +49,22 @@ err_console = Console(stderr=True)
 
 # the --quiet option every command that runs the solver takes
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
+# and --overwrite, every command that publishes a results folder
+OverwriteOption = Annotated[
+    bool,
+    typer.Option("--overwrite", help="Replace an existing --out folder, whole (else refused)."),
+]
 
 DEMO_SOURCE = "cryoplan demo (built-in case cryoplan/data/demo.yaml)"
 
 
 def demo_case() -> Case:
     """The built-in default case: the liver–tumour–vessel phantom with three probes."""
-    import yaml  # noqa: PLC0415
-
     from cryoplan.case import case_from_dict  # noqa: PLC0415
+    from cryoplan.yamlio import load_yaml  # noqa: PLC0415
 
     text = resources.files("cryoplan.data").joinpath("demo.yaml").read_text("utf-8")
-    return case_from_dict(yaml.safe_load(text), DEMO_SOURCE)
+    return case_from_dict(load_yaml(text), DEMO_SOURCE)
 
 
 def _fail(error: CaseError) -> typer.Exit:
@@ -68,14 +73,24 @@ def _fail(error: CaseError) -> typer.Exit:
 
 
 def _run(
-    case: Case, out: Path, quiet: bool, solver: str = "fast", vtk: bool = False
-) -> SimulationResult:
+    case: Case,
+    out: Path,
+    quiet: bool,
+    solver: str = "fast",
+    vtk: bool = False,
+    overwrite: bool = False,
+    report: bool = False,
+    pdf: bool = False,
+) -> tuple[SimulationResult, list[Path]]:
+    """Simulate and publish the results folder whole, with the report in it if asked for;
+    returns the result and the report files (as published in `out`)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
 
     from cryoplan.outputs import check_output_dir, write_result  # noqa: PLC0415
+    from cryoplan.report import write_report  # noqa: PLC0415
     from cryoplan.simulation import simulate  # noqa: PLC0415
 
-    check_output_dir(out)  # before a long simulation, not after
+    check_output_dir(out, overwrite)  # before a long simulation, not after
     show = not quiet and err_console.is_terminal
     _compile_solver(solver, quiet)
     with Progress(
@@ -93,8 +108,16 @@ def _run(
             progress=lambda t, _total: bar.update(task, completed=t),
             backend=solver,  # type: ignore[arg-type]
         )
-    write_result(result, out, vtk=vtk)
-    return result
+    reports: list[Path] = []
+
+    def write_reports(staging: Path) -> None:
+        written = write_report(staging, pdf=pdf, require_complete=False)
+        reports.extend(out / path.name for path in written)
+
+    write_result(
+        result, out, vtk=vtk, overwrite=overwrite, report=write_reports if report or pdf else None
+    )
+    return result, reports
 
 
 def _compile_solver(solver: str, quiet: bool) -> None:
@@ -208,15 +231,14 @@ def simulate_command(
             "--vtk", help="Also write fields.vti and isotherm_<T>c.vtp (VTK XML, for ParaView)."
         ),
     ] = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Simulate a case file and write summary.json, tmin.nii.gz and sensors.csv into --out."""
     from cryoplan.case import load_case  # noqa: PLC0415
-    from cryoplan.report import write_report  # noqa: PLC0415
 
     try:
         case = load_case(case_file)
-        result = _run(case, out, quiet, solver.value, vtk)
-        reports = write_report(out, pdf=pdf) if (report or pdf) else []
+        result, reports = _run(case, out, quiet, solver.value, vtk, overwrite, report, pdf)
     except CaseError as error:
         raise _fail(error) from None
     if not quiet:
@@ -240,6 +262,7 @@ def plan_command(
     pdf: Annotated[
         bool, typer.Option("--pdf", help="Also write report.pdf (implies --report).")
     ] = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Plan probes (count, paths from the skin, layout) and protocol for a case.
 
@@ -254,7 +277,7 @@ def plan_command(
 
     try:
         case = load_case(case_file)
-        check_output_dir(out)
+        check_output_dir(out, overwrite)
         _compile_solver("fast", quiet)
         with Progress(
             TextColumn("[bold]planning[/] {task.description}"),
@@ -270,7 +293,7 @@ def plan_command(
                 progress=lambda what, done: bar.update(task, completed=done, description=what),
                 workers=min(2, available_cpus()),
             )
-        write_plan(result, out)
+        write_plan(result, out, overwrite)
     except CaseError as error:
         raise _fail(error) from None
     if not quiet:
@@ -286,7 +309,6 @@ def _report_plan(result, out: Path, quiet: bool, pdf: bool) -> None:
     the report (which shows how the plan was chosen, from out/summary.json)."""
     from cryoplan.case import load_case  # noqa: PLC0415
     from cryoplan.planning.outputs import plan_files  # noqa: PLC0415
-    from cryoplan.report import write_report  # noqa: PLC0415
 
     if not result.candidates:
         return
@@ -294,8 +316,8 @@ def _report_plan(result, out: Path, quiet: bool, pdf: bool) -> None:
         stem = Path(plan_name).stem
         folder = out / ("simulated" if stem == "plan" else f"simulated-{stem}")
         try:
-            _run(load_case(out / plan_name), folder, quiet)
-            for path in write_report(folder, pdf=pdf):
+            _, reports = _run(load_case(out / plan_name), folder, quiet, report=True, pdf=pdf)
+            for path in reports:
                 if not quiet:
                     console.print(f"report: {path}")
         except CaseError as error:
@@ -372,7 +394,7 @@ def report_command(
     from cryoplan.report import write_report  # noqa: PLC0415
 
     try:
-        paths = write_report(result_dir, pdf=pdf)
+        paths = write_report(result_dir, pdf=pdf)  # refuses a folder not published whole
     except CaseError as error:
         raise _fail(error) from None
     for path in paths:
@@ -384,13 +406,17 @@ def demo_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the results.")] = Path(
         "cryoplan-demo"
     ),
+    overwrite: OverwriteOption = False,
 ) -> None:
-    """Run the built-in liver phantom: 3 cm tumour beside a large vessel, three probes, 10-5-10."""
-    from cryoplan.report import write_report  # noqa: PLC0415
+    """Run the built-in liver phantom: 3 cm tumour beside a large vessel, three probes, 10-5-10.
+
+    A results folder an earlier demo (or any cryoplan run) published whole is replaced
+    without --overwrite; any other existing folder is refused."""
+    from cryoplan.outputs import is_complete  # noqa: PLC0415
 
     try:
-        result = _run(demo_case(), out, quiet=False)
-        (report,) = write_report(out)
+        replace = overwrite or is_complete(out)
+        result, (report,) = _run(demo_case(), out, quiet=False, overwrite=replace, report=True)
     except CaseError as error:
         raise _fail(error) from None
     _print_summary(result, out)
@@ -456,4 +482,20 @@ def lesion_add_command(
 
 
 def main() -> None:
-    app()
+    """The console entry point: typer's, with an interrupt said in one line (exit 130; typer
+    exits 130 without a word). The staging folder is removed as the interrupt unwinds."""
+    interrupted = False
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        nonlocal interrupted
+        interrupted = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        app()
+    except SystemExit:
+        if interrupted:
+            sys.stderr.write("cryoplan: interrupted; nothing written\n")
+            raise SystemExit(130) from None
+        raise

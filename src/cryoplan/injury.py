@@ -20,9 +20,9 @@ from importlib import resources
 from typing import Protocol
 
 import numpy as np
-import yaml
 
 from cryoplan.tissues import Tissue
+from cryoplan.yamlio import load_yaml
 
 LETHAL_PROBABILITY = 0.5
 
@@ -70,7 +70,7 @@ class LogisticParameters:
 @lru_cache(maxsize=1)
 def _injury_data() -> dict:
     text = resources.files("cryoplan").joinpath("injury.yaml").read_text("utf-8")
-    return yaml.safe_load(text)
+    return load_yaml(text)
 
 
 def logistic_parameters() -> dict[str, LogisticParameters]:

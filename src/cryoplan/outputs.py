@@ -8,18 +8,27 @@
   ParaView (VTK XML, zlib-compressed binary). Opt-in because no other file needs them and
   surfaces cost marching cubes on every run.
 
-Files are written into a temporary directory beside DIR and moved into DIR only once every
-one of them is complete, so an interrupted or failed run never leaves a half-written result.
+A results folder is published whole (`results_folder`): every file is written into a staging
+folder beside DIR (on DIR's filesystem; inside DIR when DIR is a mount point), a completion
+marker (`.cryoplan-complete.json`, the files it vouches for) is written last, and the staging
+folder becomes DIR by one rename, or, replacing an earlier result (`--overwrite`), by one
+atomic exchange of the two folders. An interrupted or failed run leaves the old folder or the
+new one, whole, never a mixture; `cryoplan report` refuses a folder without the marker. A
+staging folder left by a killed run is removed by the next run beside it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import ctypes
+import ctypes.util
+import errno
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,6 +43,9 @@ from cryoplan.simulation import SimulationResult
 from cryoplan.simulator import ISOTHERMS_C
 
 OUTPUT_FILES = ("summary.json", "tmin.nii.gz", "sensors.csv", "lethal.nii.gz", "tissues.nii.gz")
+COMPLETE_MARKER = ".cryoplan-complete.json"
+STAGING_PREFIX = ".cryoplan-staging."
+REPLACED_PREFIX = ".cryoplan-replaced."
 
 
 def write_nifti(path: Path, data: np.ndarray, grid: Grid) -> None:
@@ -59,13 +71,38 @@ def snapshot_file_name(time_s: float) -> str:
     return f"temperature_{time_s / 60:g}min.nii.gz"
 
 
-def check_output_dir(out_dir: str | Path) -> Path:
-    """Fail early (before solving) if results cannot be written to `out_dir`."""
+def check_output_dir(out_dir: str | Path, overwrite: bool = False) -> Path:
+    """Fail early (before solving) if results cannot be published as `out_dir`: an empty
+    name, the current folder or one holding it, a file or a dangling link of that name, a
+    name too long, an unwritable parent, or (without `overwrite`) a folder that is not empty."""
+    if not str(out_dir).strip() or str(out_dir) in (".", "./"):
+        raise CaseError(
+            str(out_dir), "--out", "a folder of its own for the results (got the current folder)"
+        )
     out = Path(out_dir)
+    try:
+        resolved = out.resolve()
+        here = Path.cwd().resolve()
+    except (OSError, RuntimeError) as exc:
+        raise CaseError(str(out), "--out", f"a folder path that resolves ({exc})") from None
+    if resolved == here or resolved in here.parents or resolved == Path.home().resolve():
+        raise CaseError(
+            str(out), "--out", "a folder of its own for the results, not the current folder, "
+            "one holding it, or the home folder",
+        )  # fmt: skip
+    if out.is_symlink() and not out.exists():
+        raise CaseError(str(out), "--out", "a folder, not a dangling symbolic link")
     if out.exists() and not out.is_dir():
         raise CaseError(
             str(out), "--out", "a directory for the results (a file of that name exists)"
         )
+    if len(out.name.encode()) > _name_max(out) - 40:  # room for the staging name's suffix
+        raise CaseError(str(out), "--out", f"a folder name of at most {_name_max(out) - 40} bytes")
+    if out.is_dir() and not overwrite and _has_entries(out):
+        raise CaseError(
+            str(out), "--out", "a new folder: it exists and is not empty (--overwrite replaces "
+            "it whole)",
+        )  # fmt: skip
     parent = out.parent
     while not parent.exists():
         parent = parent.parent
@@ -74,6 +111,154 @@ def check_output_dir(out_dir: str | Path) -> Path:
             str(out), "--out", f"a directory that can be created ({parent} is not writable)"
         )
     return out
+
+
+def _has_entries(folder: Path) -> bool:
+    """Does the folder hold anything but staging left by this project?"""
+    return any(not e.name.startswith((STAGING_PREFIX, REPLACED_PREFIX)) for e in folder.iterdir())
+
+
+def _name_max(path: Path) -> int:
+    existing = path.parent
+    while not existing.exists():
+        existing = existing.parent
+    try:
+        return os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def is_complete(folder: str | Path) -> bool:
+    """Was this folder published whole by cryoplan (its marker and every file it names)?"""
+    marker = Path(folder) / COMPLETE_MARKER
+    try:
+        files = json.loads(marker.read_text("utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return isinstance(files, list) and all(
+        isinstance(f, str) and (Path(folder) / f).is_file() for f in files
+    )
+
+
+def check_complete(folder: str | Path) -> None:
+    """A `CaseError` unless `folder` is a whole results folder (see `is_complete`)."""
+    if not Path(folder).is_dir():
+        raise CaseError(str(folder), "", "a results folder written by cryoplan (not found)")
+    if not (Path(folder) / "summary.json").is_file():
+        raise CaseError(
+            str(folder), "", "a results folder written by cryoplan (missing summary.json)"
+        )
+    if not is_complete(folder):
+        raise CaseError(
+            str(folder), COMPLETE_MARKER, "a whole results folder: the completion marker is "
+            "missing or names missing files (the run that wrote it did not finish; rerun it)",
+        )  # fmt: skip
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_leftovers(base: Path) -> None:
+    """Staging and replaced folders of runs that no longer live (killed mid-run)."""
+    with contextlib.suppress(OSError):
+        for entry in base.iterdir():
+            if not entry.name.startswith((STAGING_PREFIX, REPLACED_PREFIX)):
+                continue
+            parts = entry.name.rsplit(".", 2)
+            pid = int(parts[-2]) if len(parts) == 3 and parts[-2].isdigit() else None
+            if pid is not None and not _alive(pid):
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where
+    the system cannot."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError, TypeError):
+        return False
+    at_fdcwd = -100
+    result = renameat2(
+        at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), ctypes.c_uint(_RENAME_EXCHANGE)
+    )
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _publish(staging: Path, out: Path, in_place: bool) -> None:
+    """Make the staged folder `out` (see the module docstring)."""
+    if in_place:  # `out` is a mount point: the staging folder is inside it
+        for entry in out.iterdir():
+            if entry == staging:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        # the marker last: until it is there, `report` refuses the folder
+        for entry in sorted(staging.iterdir(), key=lambda e: e.name == COMPLETE_MARKER):
+            entry.replace(out / entry.name)
+        return
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        staging.replace(out)  # onto nothing, or onto an empty folder: one rename
+        return
+    if _exchange(staging, out):
+        shutil.rmtree(staging, ignore_errors=True)  # the old results, swapped out
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f"{REPLACED_PREFIX}{os.getpid()}.", dir=out.parent))
+    aside.rmdir()
+    out.replace(aside)
+    staging.replace(out)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+@contextmanager
+def results_folder(
+    out_dir: str | Path, overwrite: bool = False, check: Callable[[Path], None] | None = None
+) -> Iterator[Path]:
+    """Yield a staging folder to write results into; on success write the completion
+    marker and publish it whole as `out_dir` (module docstring). Any failure, an interrupt
+    included, removes the staging folder and leaves `out_dir` as it was; a filesystem error
+    is a one-line `CaseError` on --out."""
+    out = check_output_dir(out_dir, overwrite)
+    in_place = out.is_dir() and os.path.ismount(out)
+    base = out if in_place else out.parent
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        _remove_leftovers(base)
+        staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}.", dir=base))
+    except OSError as exc:
+        raise CaseError(str(out), "--out", f"a writable folder ({exc.strerror})") from None
+    try:
+        try:
+            yield staging
+            files = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
+            marker = {"written_by": "cryoplan", "files": files}
+            (staging / COMPLETE_MARKER).write_text(json.dumps(marker, indent=1) + "\n", "utf-8")
+            _publish(staging, out, in_place)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise CaseError(
+                str(out), "--out", f"room to write the results ({reason}); nothing written"
+            ) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_on_image_grid(folder: Path, result: SimulationResult) -> list[str]:
@@ -137,33 +322,17 @@ def write_markups(path: Path, result: SimulationResult) -> list[str]:
     return [path.name]
 
 
-@contextmanager
-def staging_directory(out: Path) -> Iterator[Path]:
-    """A temporary directory beside `out` for files that are moved into `out` only when all
-    are written; removed (with anything left in it) whatever happens."""
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    except OSError as exc:
-        raise CaseError(str(out), "--out", f"a writable directory ({exc.strerror})") from None
-    try:
-        yield staging
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def publish(staging: Path, out: Path, names: list[str]) -> None:
-    """Move the staged files into `out` (created if needed)."""
-    out.mkdir(exist_ok=True)
-    for name in names:
-        (staging / name).replace(out / name)
-
-
-def write_result(result: SimulationResult, out_dir: str | Path, vtk: bool = False) -> Path:
-    """Write the result files into `out_dir` (created if needed); return its path. `vtk`
-    adds the ParaView files (`write_vtk`)."""
-    out = check_output_dir(out_dir)
-    with staging_directory(out) as staging:
+def write_result(
+    result: SimulationResult,
+    out_dir: str | Path,
+    vtk: bool = False,
+    overwrite: bool = False,
+    report: Callable[[Path], object] | None = None,
+) -> Path:
+    """Write the result files into `out_dir`, published whole (`results_folder`); return its
+    path. `vtk` adds the ParaView files (`write_vtk`); `report(folder)` writes a report into
+    the staged folder before it is published, so that it is part of the whole."""
+    with results_folder(out_dir, overwrite) as staging:
         summary = result.summary()
         (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", "utf-8")
         write_nifti(
@@ -176,13 +345,12 @@ def write_result(result: SimulationResult, out_dir: str | Path, vtk: bool = Fals
         write_nifti(staging / "lethal.nii.gz", result.outcome.lethal_zone.astype(np.uint8), grid)
         # tissue index per voxel; summary.json's tissue_labels names each index
         write_nifti(staging / "tissues.nii.gz", result.prepared.material, grid)
-        names = list(OUTPUT_FILES)
-        names += write_on_image_grid(staging, result)
-        names += write_markups(staging / "probes.mrk.json", result)
+        write_on_image_grid(staging, result)
+        write_markups(staging / "probes.mrk.json", result)
         if vtk:
-            names += write_vtk(staging, result)
+            write_vtk(staging, result)
         for time_s, field in sorted(result.history.snapshots_c.items()):
-            names.append(snapshot_file_name(time_s))
-            write_nifti(staging / names[-1], field.astype(np.float32), result.grid)
-        publish(staging, out, names)
-    return out
+            write_nifti(staging / snapshot_file_name(time_s), field.astype(np.float32), grid)
+        if report is not None:
+            report(staging)
+    return Path(out_dir)

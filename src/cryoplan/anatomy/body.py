@@ -14,14 +14,15 @@ from importlib import resources
 from typing import Any
 
 import numpy as np
-import yaml
 from scipy import ndimage
+
+from cryoplan.yamlio import load_yaml
 
 
 @lru_cache(maxsize=1)
 def body_settings() -> dict[str, Any]:
     text = resources.files("cryoplan.anatomy").joinpath("body.yaml").read_text("utf-8")
-    return yaml.safe_load(text)
+    return load_yaml(text)
 
 
 def body_outline(intensity: np.ndarray | None, labels: np.ndarray) -> tuple[np.ndarray, str]:

@@ -18,10 +18,10 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import SimpleITK as sitk  # noqa: N813 (the library's own convention)
-import yaml
 
 from cryoplan.anatomy.grid import Grid
 from cryoplan.errors import CaseError
+from cryoplan.yamlio import load_yaml
 
 READABLE = "a readable image (NIfTI, NRRD, MHA, or a folder with one DICOM series)"
 
@@ -171,7 +171,7 @@ def totalsegmentator_names() -> dict[str, int]:
         .joinpath("totalsegmentator_total.yaml")
         .read_text("utf-8")
     )
-    return {name: int(value) for value, name in yaml.safe_load(text)["total"].items()}
+    return {name: int(value) for value, name in load_yaml(text)["total"].items()}
 
 
 def resample(volume: Volume, grid: Grid, nearest: bool, default: float = 0.0) -> np.ndarray:

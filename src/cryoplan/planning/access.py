@@ -29,12 +29,12 @@ from importlib import resources
 from typing import Any
 
 import numpy as np
-import yaml
 from scipy import ndimage
 
 from cryoplan.anatomy import Grid
 from cryoplan.case import Case, EntryFace, PlanningSpec
 from cryoplan.errors import CaseError
+from cryoplan.yamlio import load_yaml
 
 # LPS unit vector pointing out of the body through each face of a box (patient directions)
 FACE_OUTWARD = {
@@ -51,7 +51,7 @@ FACE_OUTWARD = {
 def planning_defaults() -> dict[str, Any]:
     """The planner's sourced defaults (planning/planning.yaml)."""
     text = resources.files("cryoplan.planning").joinpath("planning.yaml").read_text("utf-8")
-    return yaml.safe_load(text)
+    return load_yaml(text)
 
 
 @dataclass(frozen=True, eq=False)  # arrays: compared by identity

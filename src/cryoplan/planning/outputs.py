@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 
 from cryoplan.markups import probes_to_markups
-from cryoplan.outputs import check_output_dir, publish, staging_directory, write_nifti
+from cryoplan.outputs import results_folder, write_nifti
 from cryoplan.planning.planner import Candidate, PlanResult
 
 
@@ -76,11 +76,11 @@ def plan_files(result: PlanResult) -> list[tuple[str, str]]:
     ]
 
 
-def write_plan(result: PlanResult, out_dir: str | Path) -> Path:
-    """Write the plan's files into `out_dir` (module docstring); nothing is left half-written."""
-    out = check_output_dir(out_dir)
-    with staging_directory(out) as staging:
-        names = ["summary.json"]
+def write_plan(result: PlanResult, out_dir: str | Path, overwrite: bool = False) -> Path:
+    """Write the plan's files into `out_dir` (module docstring), published whole
+    (`cryoplan.outputs.results_folder`)."""
+    out = Path(out_dir)
+    with results_folder(out, overwrite) as staging:
         summary = result.summary()
         (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", "utf-8")
         if result.candidates:
@@ -88,11 +88,9 @@ def write_plan(result: PlanResult, out_dir: str | Path) -> Path:
                 (staging / plan_name).write_text(plan_yaml(result, out, k), "utf-8")
                 markups = _markups(result, result.candidates[k])
                 (staging / markups_name).write_text(markups, "utf-8")
-                names += [plan_name, markups_name]
             probability = result.lethal_probability
             if probability is not None:
-                names += _write_probability(staging, result, probability)
-        publish(staging, out, names)
+                _write_probability(staging, result, probability)
     return out
 
 

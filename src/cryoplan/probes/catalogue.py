@@ -12,8 +12,9 @@ from functools import lru_cache
 from importlib import resources
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cryoplan.yamlio import load_yaml
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 
@@ -102,4 +103,4 @@ class Catalogue(BaseModel):
 def load_catalogue() -> Catalogue:
     """The packaged probe catalogue (validated once)."""
     text = resources.files("cryoplan.probes").joinpath("probes.yaml").read_text("utf-8")
-    return Catalogue.model_validate(yaml.safe_load(text))
+    return Catalogue.model_validate(load_yaml(text))

@@ -325,8 +325,16 @@ def _text_page(data: ReportData) -> Figure:
     return fig
 
 
-def write_report(directory: str | Path, pdf: bool = False) -> list[Path]:
-    """Write report.html (and report.pdf) into a result directory; return the paths written."""
+def write_report(
+    directory: str | Path, pdf: bool = False, require_complete: bool = True
+) -> list[Path]:
+    """Write report.html (and report.pdf) into a result directory; return the paths written.
+    The directory must have been published whole (`cryoplan.outputs.check_complete`) unless
+    `require_complete` is False (a folder still being staged, which will be)."""
+    if require_complete:
+        from cryoplan.outputs import check_complete  # noqa: PLC0415
+
+        check_complete(directory)
     data = load_report_data(directory)
     d = Path(directory)
     staging = Path(tempfile.mkdtemp(prefix=".report.", dir=d))

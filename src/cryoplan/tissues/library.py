@@ -6,12 +6,14 @@ from functools import lru_cache
 from importlib import resources
 from typing import Annotated
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
-PositiveFloat = Annotated[float, Field(gt=0)]
+from cryoplan.yamlio import load_yaml
+
+Number = Annotated[float, Strict()]  # an int or a float, never a boolean nor a string
+PositiveFloat = Annotated[Number, Field(gt=0)]
+NonNegativeFloat = Annotated[Number, Field(ge=0)]
 ABSOLUTE_ZERO_C = -273.15
-NonNegativeFloat = Annotated[float, Field(ge=0)]
 
 # The value fields every tissue must define, each with a source.
 VALUE_FIELDS = (
@@ -49,7 +51,7 @@ class TissueSpec(BaseModel):
     lethal_temperature_c: float | None = None
     # the volume fraction that is ice once frozen; by default the tissue's latent heat over
     # that of ice (`Ice.fraction_of`)
-    ice_fraction: Annotated[float, Field(ge=0, le=1)] | None = None
+    ice_fraction: Annotated[Number, Field(ge=0, le=1)] | None = None
     sources: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -137,7 +139,7 @@ class Library(BaseModel):
 def load_library() -> Library:
     """The packaged tissue library (validated once)."""
     text = resources.files("cryoplan.tissues").joinpath("tissues.yaml").read_text("utf-8")
-    return Library.model_validate(yaml.safe_load(text))
+    return Library.model_validate(load_yaml(text))
 
 
 def merge_tissue(name: str, base: TissueSpec | None, override: TissueSpec | None) -> TissueSpec:
