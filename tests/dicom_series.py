@@ -7,7 +7,29 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
-FAKE_PATIENT = {"0010|0010": "Doe^Jane", "0010|0020": "PID-12345", "0010|0030": "19600101"}
+# every identity a source series may carry (made up), each value unique enough to grep for
+FAKE_PATIENT = {
+    "0010|0010": "Doe^Jane",
+    "0010|0020": "PID-12345",
+    "0010|0030": "19600101",
+    "0010|0040": "F",
+    "0010|1010": "064Y",
+    "0010|1000": "OTHERPID-777",
+    "0008|0020": "20250314",  # study date
+    "0008|0030": "101530",  # study time
+    "0008|0021": "20250315",  # series date
+    "0008|0031": "111530",  # series time
+    "0008|1030": "CT ABDOMEN Doe Jane",  # study description
+    "0008|103e": "Portal venous Doe",  # series description
+    "0008|0050": "ACC-98765",  # accession number
+    "0008|0080": "Saint Elsewhere Hospital",  # institution
+    "0008|0090": "Smith^Referring",  # referring physician
+    "0008|1070": "Operator^Olga",  # operators' name
+    "0020|0010": "STUDYID-4242",  # study ID
+}
+# the values that must not appear in any output byte (the sex, a single letter, is too short
+# to grep; it is checked on the DICOM attribute)
+IDENTITY_STRINGS = [v.split("^")[0] for k, v in FAKE_PATIENT.items() if len(v) > 1]
 
 
 def write_series(image: sitk.Image, folder: Path, series_uid: str, study_uid: str) -> None:

@@ -210,6 +210,56 @@ BAD_CASES = {
         "inside",
     ),
 }
+# values outside their plausible ranges (src/cryoplan/limits.yaml)
+_INLINE = {"diameter_mm": 1.5, "active_length_mm": 20, "wall_temperature_c": -150}
+_OUTSIDE = {
+    "body at 1000 °C": (("body_temperature_c",), 1000, "body_temperature_c"),
+    "body at −300 °C": (("body_temperature_c",), -300, "body_temperature_c"),
+    "lethal at +10 °C": (("tissues",), {"gel": {"lethal_temperature_c": 10}}, "lethal"),
+    "lethal at +50 °C": (("tissues",), {"gel": {"lethal_temperature_c": 50}}, "lethal"),
+    "a 1e9-minute freeze": (("protocol", 0, "duration_min"), 1e9, "protocol[0].duration_min"),
+    "a tiny sensor interval": (("output",), {"sensor_interval_s": 1e-6}, "sensor_interval_s"),
+    "absurd heat capacity": (
+        ("tissues",),
+        {"gel": {"heat_capacity_j_m3k": {"unfrozen": 1e12, "frozen": 1.9e6}}},
+        "tissues.gel.heat_capacity_j_m3k.unfrozen",
+    ),
+    "absurd perfusion": (("tissues",), {"gel": {"perfusion_1_s": 1000}}, "perfusion_1_s"),
+    "a 500 mm probe": (
+        ("probes", 0),
+        {**_INLINE, "diameter_mm": 500, "tip_mm": [0, 0, -10], "entry_mm": [0, 0, 50]},
+        "probes[0].diameter_mm",
+    ),
+    "a wall at +80 °C": (
+        ("probes", 0),
+        {**_INLINE, "wall_temperature_c": 80, "tip_mm": [0, 0, -10], "entry_mm": [0, 0, 50]},
+        "probes[0].wall_temperature_c",
+    ),
+    "a wall at −500 °C": (
+        ("probes", 0),
+        {**_INLINE, "wall_temperature_c": -500, "tip_mm": [0, 0, -10], "entry_mm": [0, 0, 50]},
+        "probes[0].wall_temperature_c",
+    ),
+    "a thaw at −400 °C": (
+        ("probes", 0, "active_thaw_temperature_c"),
+        -400,
+        "probes[0].active_thaw_temperature_c",
+    ),
+}
+BAD_CASES |= {
+    name: (_with(path, value), field, "allow_unphysical")
+    for name, (path, value, field) in _OUTSIDE.items()
+}
+BAD_CASES["duplicate sensor names"] = (
+    _with(("sensors",), [{"name": "t", "at_mm": [1, 0, 0]}, {"name": "t", "at_mm": [2, 0, 0]}]),
+    "sensors[1].name",
+    "a name of its own",
+)
+BAD_CASES["allow_unphysical: yes"] = (
+    _with(("allow_unphysical",), "yes"),
+    "allow_unphysical",
+    "valid boolean",
+)
 
 
 def _assert_clean_failure(result, case_file: Path, out: Path, field: str, expected: str) -> None:
@@ -299,3 +349,110 @@ def test_vtk_files_for_paraview(example_run) -> None:
         points, triangles, _ = read_vtp(out / f"isotherm_{threshold}c.vtp")
         assert len(points) > 0
         assert len(triangles) > 0
+
+
+def test_allow_unphysical_runs_and_every_output_says_so(tmp_path: Path) -> None:
+    data = _with(("body_temperature_c",), 50) | {"allow_unphysical": True}
+    case_file = tmp_path / "case.yaml"
+    case_file.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["simulate", str(case_file), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    warnings = json.loads((out / "summary.json").read_text("utf-8"))["outcome"]["warnings"]
+    assert any("allow_unphysical" in w and "body_temperature_c = 50" in w for w in warnings)
+    assert "allow_unphysical" in result.output
+
+
+@pytest.fixture
+def small_labels(tmp_path: Path) -> Path:
+    """A 20 mm cube of labels (1 in a central block) at 1 mm, identity affine."""
+    array = np.zeros((20, 20, 20), np.uint8)
+    array[5:15, 5:15, 5:15] = 1
+    path = tmp_path / "labels.nii.gz"
+    nib.save(nib.Nifti1Image(array, np.eye(4)), path)
+    return path
+
+
+BAD_LESIONS = {
+    "NaN diameter": (["--diameter", "nan"], "--diameter"),
+    "infinite diameter": (["--diameter", "inf"], "--diameter"),
+    "a 1e12 mm lesion": (["--diameter", "1e12"], "--diameter"),
+    "label 0": (["--diameter", "4", "--label", "0"], "--label"),
+    "label 2^40": (["--diameter", "4", "--label", str(2**40)], "--label"),
+    "out is the input": (["--diameter", "4", "--out", "{labels}"], "--out"),
+    "out under a file": (["--diameter", "4", "--out", "{labels}/x.nii.gz"], "--out"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_LESIONS))
+def test_bad_lesion_add_is_one_line_and_writes_nothing(
+    name: str, small_labels: Path, tmp_path: Path
+) -> None:
+    args, field = BAD_LESIONS[name]
+    args = [a.replace("{labels}", str(small_labels)) for a in args]
+    out = ["--out", str(tmp_path / "new.nii.gz")] if "--out" not in args else []
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    result = runner.invoke(
+        app, ["lesion", "add", str(small_labels), "--centre", "-10", "-10", "10", *out, *args]
+    )
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert field in lines[0]
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_lesion_add_sidecar_names_no_input_path(small_labels: Path, tmp_path: Path) -> None:
+    out = tmp_path / "with.nii.gz"
+    result = runner.invoke(
+        app, ["lesion", "add", str(small_labels), "--out", str(out), "--centre", "-10", "-10",
+              "10", "--diameter", "4"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    sidecar = (tmp_path / "with.lesion.json").read_text("utf-8")
+    assert str(tmp_path) not in sidecar
+    assert json.loads(sidecar)["label"] == 2
+
+
+_LINE = {"type": "Line", "controlPoints": [{"position": [0, 0, -10]}, {"position": [0, 0, 50]}]}
+BAD_MARKUPS = {
+    "a list": ([_LINE], "(top level)"),
+    "no position": ({"markups": [{"type": "Line", "controlPoints": [{}, {}]}]}, "position"),
+    "a string position": (
+        {
+            "markups": [
+                {**_LINE, "controlPoints": [{"position": "0 0 -10"}, {"position": [0, 0, 5]}]}
+            ]
+        },
+        "position",
+    ),
+    "2-D points": (
+        {"markups": [{**_LINE, "controlPoints": [{"position": [0, 0]}, {"position": [0, 5]}]}]},
+        "position",
+    ),
+    "NaN coordinates": (
+        {"markups": [{**_LINE, "controlPoints": [{"position": [0, 0, float("nan")]}] * 2}]},
+        "position",
+    ),
+    "nested deep": ("[" * 100_000 + "]" * 100_000, "(top level)"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_MARKUPS))
+def test_bad_markups_are_one_line_naming_the_markups_file(name: str, tmp_path: Path) -> None:
+    content, field = BAD_MARKUPS[name]
+    markups = tmp_path / "plan.mrk.json"
+    markups.write_text(content if isinstance(content, str) else json.dumps(content), "utf-8")
+    data = _with(("probes",), _DELETE) | {
+        "probe_markups": {"file": str(markups), "model": "generic-17g"}
+    }
+    case_file = tmp_path / "case.yaml"
+    case_file.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["simulate", str(case_file), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(markups) in lines[0]
+    assert field in lines[0]
+    assert not out.exists()

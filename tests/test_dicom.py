@@ -10,7 +10,7 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk  # noqa: N813
-from dicom_series import FAKE_PATIENT, as_array, ct_subvolume, write_series
+from dicom_series import IDENTITY_STRINGS, as_array, ct_subvolume, write_series
 from pydicom.sr.codedict import codes
 from test_rtstruct import circle, contour_item, write_rtstruct
 
@@ -99,11 +99,16 @@ def test_lethal_zone_as_dicom_seg_on_the_series(series, tmp_path: Path) -> None:
         for i in s.ReferencedInstanceSequence
     }
     assert referenced == {d.SOPInstanceUID for d in sources}
-    # no patient identity anywhere in the file
-    raw = seg_path.read_bytes()
-    for value in FAKE_PATIENT.values():
-        assert value.split("^")[0].encode() not in raw
+    # no identity anywhere: every byte of every output file (DICOM PS3.15 Annex E)
+    for path in (p for p in out.rglob("*") if p.is_file()):
+        raw = path.read_bytes()
+        for value in IDENTITY_STRINGS:
+            assert value.encode() not in raw, (path.name, value)
     assert str(seg.PatientName) == ""
+    assert seg.PatientSex == ""
+    assert seg.StudyDate == "19000101"
+    assert "StudyDescription" not in seg
+    assert seg.PatientIdentityRemoved == "YES"
     # the same voxels as lethal_on_image, frame by frame on the source slices
     lethal = read_labels(out / "lethal_on_image.nii.gz", "lethal").array > 0
     assert lethal.any()

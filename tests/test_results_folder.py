@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -184,3 +185,50 @@ def test_an_interrupted_run_leaves_the_old_folder_whole(tmp_path: Path, how) -> 
         assert process.returncode == 130
         assert stderr.strip().splitlines() == ["cryoplan: interrupted; nothing written"]
         assert sorted(p.name for p in tmp_path.iterdir()) == ["case.yaml", "run"]
+
+
+def _corrupt_summary(out: Path) -> None:
+    (out / "summary.json").write_text("{}", "utf-8")
+
+
+def _empty_sensors(out: Path) -> None:
+    (out / "sensors.csv").write_text("", "utf-8")
+
+
+def _words_in_sensors(out: Path) -> None:
+    (out / "sensors.csv").write_text("time_s,t\n0,warm\n", "utf-8")
+
+
+def _truncated_tmin(out: Path) -> None:
+    data = (out / "tmin.nii.gz").read_bytes()
+    (out / "tmin.nii.gz").write_bytes(data[: len(data) // 2])
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("published")
+    out = folder / "run"
+    case = case_file(folder, SMALL)
+    assert runner.invoke(app, ["simulate", str(case), "--out", str(out)]).exit_code == 0
+    return out
+
+
+@pytest.mark.parametrize(
+    ("damage", "names"),
+    [
+        (_corrupt_summary, "summary.json"),
+        (_empty_sensors, "sensors.csv"),
+        (_words_in_sensors, "sensors.csv"),
+        (_truncated_tmin, "tmin.nii.gz"),
+    ],
+    ids=["summary {}", "empty sensors.csv", "words in sensors.csv", "truncated tmin"],
+)
+def test_report_on_damaged_files_is_one_line(published: Path, tmp_path: Path, damage, names):
+    """Damaged after publishing (the marker still vouches for the files): the reader says
+    which file, in one line, and writes no report."""
+    out = tmp_path / "copy"
+    shutil.copytree(published, out)
+    damage(out)
+    line = one_error_line(runner.invoke(app, ["report", str(out)]))
+    assert names in line
+    assert not (out / "report.html").exists()

@@ -27,6 +27,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     Strict,
+    StrictBool,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
@@ -35,6 +36,7 @@ from pydantic import (
 
 from cryoplan.anatomy.phantoms import PHANTOMS
 from cryoplan.errors import CaseError
+from cryoplan.limits import implausible
 from cryoplan.markups import probes_from_markups
 from cryoplan.probes.catalogue import ProbeModel, load_catalogue
 from cryoplan.tissues import Tissue, TissueSpec, complete_tissue, load_library, merge_tissue
@@ -298,6 +300,9 @@ class Case(_Strict):
     # below the solidus: the frozen k and C of the tissue file, or following temperature
     # through each tissue's ice (tissues.yaml `ice`; docs/validation.md compares the two)
     frozen_properties: Literal["constant", "temperature_dependent"] = "constant"
+    # values outside cryoplan/limits.yaml's plausible ranges: refused, unless this is set
+    # (research), when every output's warnings name them
+    allow_unphysical: StrictBool = False
     domain: Domain
     target: str | None = None
     margin_mm: NonNegativeFloat = 5.0
@@ -315,6 +320,7 @@ class Case(_Strict):
     _probe_models: dict[str, ProbeModel] = PrivateAttr(default_factory=dict)
     _resolved_tissues: dict[str, Tissue] = PrivateAttr(default_factory=dict)
     _blood: Blood | None = PrivateAttr(default=None)
+    _unphysical: list[str] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="after")
     def _resolve_values(self, info: ValidationInfo) -> Case:
@@ -345,6 +351,11 @@ class Case(_Strict):
         """Every complete tissue the case can name: the library's with the case's overrides,
         and the case's own new tissues."""
         return self._resolved_tissues
+
+    @property
+    def unphysical(self) -> list[str]:
+        """The values outside their plausible ranges that `allow_unphysical` let through."""
+        return list(self._unphysical)
 
     @property
     def blood(self) -> Blood:
@@ -464,6 +475,7 @@ def case_from_dict(
         raise _case_error(source, exc) from None
     case._source = source
     check_references(case)
+    check_plausible(case)
     return case
 
 
@@ -512,10 +524,27 @@ def known_tissues(case: Case) -> set[str]:
     return set(load_library().tissues) | set(case.tissues)
 
 
+def check_plausible(case: Case) -> None:
+    """Every physical value within its plausible range (`cryoplan.limits`): the first one
+    outside is a `CaseError`, unless `allow_unphysical`, when all are kept for the warnings."""
+    outside = implausible(case)
+    if outside and not case.allow_unphysical:
+        raise CaseError(case.source, outside[0].field, outside[0].expected())
+    case._unphysical = [value.note() for value in outside]
+
+
 def check_references(case: Case) -> None:
-    """Names that must exist: tissues, probe models, probes named by phases, complete tissues."""
+    """Names that must exist: tissues, probe models, probes named by phases, complete tissues;
+    names that must be unique: sensors."""
     src = case.source
     library = load_library()
+    sensor_names = [s.name for s in case.sensors]
+    for i, name in enumerate(sensor_names):
+        if name in sensor_names[:i] or name == "time_s":
+            raise CaseError(
+                src, f"sensors[{i}].name", f"a name of its own ({name!r} is taken; time_s is "
+                "the time column)",
+            )  # fmt: skip
     if case.frozen_properties == "temperature_dependent":
         for name in case.tissues:
             tissue = case.resolved_tissues.get(name)

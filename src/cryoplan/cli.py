@@ -56,6 +56,7 @@ OverwriteOption = Annotated[
 ]
 
 DEMO_SOURCE = "cryoplan demo (built-in case cryoplan/data/demo.yaml)"
+MAX_LABEL = 65535  # label maps are written as unsigned 16-bit at most
 
 
 def demo_case() -> Case:
@@ -440,44 +441,73 @@ def lesion_add_command(
     ] = None,
 ) -> None:
     """Place a synthetic spherical lesion into a label map; a JSON sidecar says so."""
+    import math  # noqa: PLC0415
+    import os  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
     from cryoplan.anatomy.images import read_labels, write_image  # noqa: PLC0415
     from cryoplan.anatomy.patient import add_lesion, lesion_mask  # noqa: PLC0415
     from cryoplan.case import Lesion  # noqa: PLC0415
     from cryoplan.outputs import check_output_dir  # noqa: PLC0415
+    from cryoplan.simulation import file_sha256  # noqa: PLC0415
 
+    sidecar = out.with_name(out.name.split(".")[0] + ".lesion.json")
     try:
-        if diameter_mm <= 0:
+        if not math.isfinite(diameter_mm) or diameter_mm <= 0:
             raise CaseError(str(labels), "--diameter", f"a positive diameter (got {diameter_mm})")
+        if not all(math.isfinite(c) for c in centre_mm):
+            raise CaseError(str(labels), "--centre", f"three finite coordinates (got {centre_mm})")
+        if label is not None and not 1 <= label <= MAX_LABEL:
+            raise CaseError(
+                str(labels), "--label", f"a label from 1 to {MAX_LABEL} (0 is background)"
+            )
+        if out.resolve() == labels.resolve() or sidecar.resolve() == labels.resolve():
+            raise CaseError(str(out), "--out", "a new file, not the input label map")
         source = read_labels(labels, "labels")
+        low, high = source.grid.bounds_mm()
+        extent_mm = float(max(high - low))
+        if diameter_mm > extent_mm:
+            raise CaseError(
+                str(labels), "--diameter",
+                f"a lesion that fits the label map ({diameter_mm:g} mm is wider than its "
+                f"{extent_mm:.0f} mm extent)",
+            )  # fmt: skip
         lesion = Lesion(centre_mm=centre_mm, diameter_mm=diameter_mm)
         if not lesion_mask(source.grid, lesion).any():
             raise CaseError(str(labels), "--centre", "a lesion inside the label map's volume")
         label = int(source.array.max()) + 1 if label is None else label
+        if label > MAX_LABEL:
+            raise CaseError(str(labels), "--label", f"a free label up to {MAX_LABEL}")
         result = add_lesion(source, lesion, label)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        check_output_dir(out.parent)
         try:
-            write_image(out, result.array, result.grid)
-        except RuntimeError as exc:
-            raise CaseError(str(out), "--out", f"a writable image path ({exc})") from None
-    except CaseError as error:
-        raise _fail(error) from None
-    sidecar = out.with_name(out.name.split(".")[0] + ".lesion.json")
-    sidecar.write_text(
-        json.dumps(
-            {
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CaseError(
+                str(out), "--out", f"a folder that can be created ({exc.strerror})"
+            ) from None
+        check_output_dir(out.parent, overwrite=True)
+        # both files written beside their final names, then renamed: never half of one
+        with tempfile.TemporaryDirectory(prefix=".cryoplan-lesion.", dir=out.parent) as tmp:
+            staged = Path(tmp) / out.name
+            try:
+                write_image(staged, result.array, result.grid)
+            except RuntimeError as exc:
+                raise CaseError(str(out), "--out", f"a writable image path ({exc})") from None
+            doc = {
                 "synthetic_lesion": True,
-                "source_labels": str(labels),
+                "source_labels_sha256": file_sha256(labels),
                 "label": label,
                 "centre_lps_mm": list(centre_mm),
                 "diameter_mm": diameter_mm,
                 "note": "a synthetic lesion added by cryoplan lesion add; not from the patient",
-            },
-            indent=2,
-        )
-        + "\n",
-        "utf-8",
-    )
+            }
+            (Path(tmp) / sidecar.name).write_text(json.dumps(doc, indent=2) + "\n", "utf-8")
+            os.replace(Path(tmp) / sidecar.name, sidecar)
+            os.replace(staged, out)
+    except OSError as exc:
+        raise _fail(CaseError(str(out), "--out", f"a writable place ({exc.strerror})")) from None
+    except CaseError as error:
+        raise _fail(error) from None
     console.print(f"wrote {out} (lesion label {label}) and {sidecar}")
 
 

@@ -374,6 +374,11 @@ def _warnings(run: Run, prepared: PreparedCase, zone: _Zone) -> list[str]:
             + ", ".join(named)
             + "; sizes are for comparing plans, not absolute predictions"
         )
+    if prepared.case.unphysical:
+        warnings.append(
+            "allow_unphysical: values outside their plausible ranges were used: "
+            + "; ".join(prepared.case.unphysical)
+        )
     for name in sorted({p.model for p in run.probes if p.model}):
         checked = models[name].validation
         if checked is not None:

@@ -8,8 +8,11 @@ contents. Planners and sweeps use the halves directly (`cryoplan.preparation`,
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +37,44 @@ from cryoplan.thermal.stepping import ProgressCallback
 def isotherm_key(threshold_c: float) -> str:
     """'0', '-20', '-40': the summary's keys for an isotherm."""
     return f"{threshold_c:g}"
+
+
+PLAN_FILE_PATTERNS = ("plan.yaml", "stage-*.yaml")  # what `cryoplan plan` writes
+
+
+def file_sha256(path: str | Path | None) -> str | None:
+    """The SHA-256 of a file's bytes, or None if `path` is not a readable file."""
+    try:
+        return hashlib.sha256(Path(str(path)).read_bytes()).hexdigest()
+    except (OSError, ValueError):
+        return None
+
+
+def anatomy_summary(provenance: dict[str, Any]) -> dict[str, Any]:
+    """What summary.json says of the anatomy's origin: its kind, the label map's digest and
+    the synthetic lesions; never a path (paths often name the patient)."""
+    if not provenance:
+        return {"kind": "box or phantom"}
+    image = provenance.get("image")
+    return {
+        "kind": "patient images",
+        "image": None if image is None else ("DICOM series" if Path(image).is_dir() else "file"),
+        "labels_sha256": file_sha256(provenance.get("labels")),
+        "synthetic_lesions": provenance.get("synthetic_lesions", []),
+    }
+
+
+def planner_choice(source: str) -> dict[str, Any] | None:
+    """The `plan` section of the planner's summary.json beside a plan file it wrote."""
+    path = Path(source)
+    if not any(path.match(pattern) for pattern in PLAN_FILE_PATTERNS):
+        return None
+    try:
+        planned = json.loads((path.parent / "summary.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    plan = planned.get("plan") if isinstance(planned, dict) else None
+    return plan if isinstance(plan, dict) else None
 
 
 @dataclass(frozen=True, eq=False)  # arrays: compared by identity, not elementwise
@@ -114,9 +155,13 @@ class SimulationResult:
         n_vox = int(np.prod(grid.shape))
         return {
             "name": self.case.name,
-            "source": self.case.source,
+            # no input path (it often names the patient): the case file's digest instead
+            "case_file_sha256": file_sha256(self.case.source),
             # where the anatomy came from; synthetic lesions are listed as such
-            "anatomy": p.tissue_map.provenance or {"kind": "box or phantom"},
+            "anatomy": anatomy_summary(p.tissue_map.provenance),
+            # for a plan file `cryoplan plan` wrote: how the planner chose it (from its
+            # summary.json beside the plan file), so that the results folder says it alone
+            "plan": planner_choice(self.case.source),
             "grid": {
                 "shape": list(grid.shape),
                 "spacing_mm": list(grid.spacing_mm),

@@ -23,6 +23,10 @@ from cryoplan.anatomy.grid import Grid
 from cryoplan.errors import CaseError
 from cryoplan.yamlio import load_yaml
 
+# ITK prints multi-line warnings to stderr (e.g. a folder with no DICOM series) before the
+# reader fails; the one-line error this module raises says it better.
+sitk.ProcessObject.SetGlobalWarningDisplay(False)
+
 READABLE = "a readable image (NIfTI, NRRD, MHA, or a folder with one DICOM series)"
 
 

@@ -1,9 +1,12 @@
 """The predicted lethal zone as DICOM-SEG (highdicom), referencing the input DICOM series.
 
-Privacy: the segmentation keeps only what it needs to be placed on its images — the study,
-series, frame-of-reference and SOP instance UIDs it references — and gets new UIDs of its
-own. Patient-identifying attributes copied from the source images (name, ID, birth date, …)
-are emptied unless the caller asks to keep them.
+Privacy follows DICOM PS3.15 Annex E's Basic Application Level Confidentiality Profile with
+its Retain UIDs option: the segmentation keeps only what it needs to be placed on its images
+— the study, series, frame-of-reference and SOP instance UIDs it references — and gets new
+series and instance UIDs of its own. What highdicom copies from the source images is then
+cleaned unless the caller asks to keep identity: patient attributes (name, ID, birth date,
+…) and type-2 study attributes are emptied, descriptions, institution and people removed,
+and dates and times replaced by a dummy (Annex E action D) where the object needs them.
 """
 
 from __future__ import annotations
@@ -48,13 +51,34 @@ def read_series_datasets(folder: Path) -> list[pydicom.Dataset]:
     return sorted(datasets, key=lambda d: float(np.dot(normal, d.ImagePositionPatient)))
 
 
+# Annex E: dates and times are removed, emptied or replaced by a dummy; a SEG needs some of
+# them (type 1 or 2), so all present become this dummy (action D) or are removed (type 3).
+DATES_TYPE3 = ("SeriesDate", "SeriesTime", "AcquisitionDate", "AcquisitionTime",
+               "AcquisitionDateTime", "InstanceCreationDate", "InstanceCreationTime",
+               "PatientBirthTime")  # fmt: skip
+DATES_KEPT_AS_DUMMY = {"StudyDate": "19000101", "StudyTime": "000000",
+                       "ContentDate": "19000101", "ContentTime": "000000"}  # fmt: skip
+DESCRIPTIONS_TYPE3 = ("StudyDescription", "RequestingPhysician", "PhysiciansOfRecord",
+                      "NameOfPhysiciansReadingStudy", "AdmittingDiagnosesDescription",
+                      "InstitutionalDepartmentName", "StationName", "RequestedProcedureDescription",
+                      "PerformedProcedureStepDescription", "ProtocolName", "ImageComments",
+                      "AdditionalPatientHistory", "EthnicGroup", "Occupation",
+                      "MedicalRecordLocator", "PatientState", "PregnancyStatus")  # fmt: skip
+
+
 def remove_identity(dataset: pydicom.Dataset) -> None:
+    """Clean a derived object of what it copied from the source (module docstring)."""
     for keyword in IDENTIFYING_TYPE2:
         if keyword in dataset:
             setattr(dataset, keyword, "")
-    for keyword in IDENTIFYING_TYPE3:
+    for keyword in (*IDENTIFYING_TYPE3, *DATES_TYPE3, *DESCRIPTIONS_TYPE3):
         if keyword in dataset:
             delattr(dataset, keyword)
+    for keyword, dummy in DATES_KEPT_AS_DUMMY.items():
+        if keyword in dataset:
+            setattr(dataset, keyword, dummy)
+    dataset.PatientIdentityRemoved = "YES"
+    dataset.DeidentificationMethod = "DICOM PS3.15 Annex E basic profile, retain UIDs (cryoplan)"
 
 
 def write_lethal_seg(

@@ -32,7 +32,7 @@ def plan_yaml(result: PlanResult, folder: Path | None = None, session: int = 0) 
     staged = result.staged
     robust = chosen.robustness if staged is None else staged.robustness
     header = [
-        f"# Planned by cryoplan from {result.case.source}: {chosen.count} × "
+        f"# Planned by cryoplan for case {result.case.name!r}: {chosen.count} × "
         f"{chosen.probe_model}, protocol {chosen.protocol.name}.",
     ]
     if staged is not None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nibabel as nib
 import numpy as np
+from nibabel.filebasedimages import ImageFileError
 
 from cryoplan.errors import CaseError
 
@@ -54,7 +56,12 @@ class ReportData:
         return self.summary["outcome"]
 
 
+SUMMARY_KEYS = {"grid": dict, "tissue_labels": dict, "outcome": dict, "isotherms": dict}
+
+
 def load_report_data(directory: str | Path) -> ReportData:
+    """Read a results folder; anything missing, truncated or not as `cryoplan simulate`
+    writes it is a one-line `CaseError` naming the file."""
     d = Path(directory)
     missing = [n for n in NEEDED if not (d / n).is_file()]
     if missing:
@@ -63,32 +70,67 @@ def load_report_data(directory: str | Path) -> ReportData:
         )
     try:
         summary = json.loads((d / "summary.json").read_text("utf-8"))
-        tmin = np.asarray(nib.load(d / "tmin.nii.gz").dataobj, dtype=np.float64)
-        lethal = np.asarray(nib.load(d / "lethal.nii.gz").dataobj) > 0
-        tissue = np.asarray(nib.load(d / "tissues.nii.gz").dataobj).astype(np.int64)
-        with (d / "sensors.csv").open(newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
-    except (OSError, ValueError, json.JSONDecodeError) as exc:
-        raise CaseError(str(d), "", f"readable result files ({exc})") from None
-    names = rows[0][1:]
-    values = np.array([[float(v) for v in r] for r in rows[1:]]).reshape(-1, len(names) + 1)
+    except (OSError, ValueError) as exc:
+        raise CaseError(str(d / "summary.json"), "", f"readable JSON ({exc})") from None
+    _check_summary(d / "summary.json", summary)
+    volumes = {}
+    for name in ("tmin.nii.gz", "lethal.nii.gz", "tissues.nii.gz"):
+        try:
+            volumes[name] = np.asarray(nib.load(d / name).dataobj)
+        except (OSError, ValueError, EOFError, zlib.error, ImageFileError) as exc:
+            reason = str(exc) or type(exc).__name__
+            raise CaseError(str(d / name), "", f"a whole NIfTI volume ({reason})") from None
+    shapes = {v.shape for v in volumes.values()}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 3:
+        raise CaseError(str(d), "", "tmin, lethal and tissues volumes of one 3-D shape")
+    names, times, values = _read_sensors(d / "sensors.csv")
     return ReportData(
-        d, summary, tmin, lethal, tissue, names, values[:, 0], values[:, 1:], _plan_of(summary)
+        d,
+        summary,
+        volumes["tmin.nii.gz"].astype(np.float64),
+        volumes["lethal.nii.gz"] > 0,
+        volumes["tissues.nii.gz"].astype(np.int64),
+        names,
+        times,
+        values,
+        _plan_of(summary),
     )
 
 
-PLAN_FILE_PATTERNS = ("plan.yaml", "stage-*.yaml")  # what `cryoplan plan` writes
+def _check_summary(path: Path, summary: Any) -> None:
+    if not isinstance(summary, dict):
+        raise CaseError(str(path), "", "a JSON object written by `cryoplan simulate`")
+    for key, kind in SUMMARY_KEYS.items():
+        if not isinstance(summary.get(key), kind):
+            raise CaseError(str(path), key, "a summary written by `cryoplan simulate`")
+    affine = summary["grid"].get("affine_lps")
+    if np.shape(affine) != (4, 4):
+        raise CaseError(str(path), "grid.affine_lps", "a 4 × 4 matrix")
+
+
+def _read_sensors(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(sensor names, times [s], temperatures [°C] (n_times, n_sensors)) of sensors.csv."""
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except (OSError, ValueError) as exc:
+        raise CaseError(str(path), "", f"a readable CSV file ({exc})") from None
+    if not rows or not rows[0] or rows[0][0] != "time_s":
+        raise CaseError(str(path), "", "a header row time_s, sensor names…")
+    names = rows[0][1:]
+    if len(set(names)) != len(names):
+        raise CaseError(str(path), "", "sensor names that are unique")
+    try:
+        values = np.array([[float(v) for v in r] for r in rows[1:]], dtype=np.float64)
+    except ValueError as exc:
+        raise CaseError(str(path), "", f"numbers under the header ({exc})") from None
+    values = values.reshape(-1, len(names) + 1) if values.size else np.zeros((0, len(names) + 1))
+    if values.shape[1] != len(names) + 1:
+        raise CaseError(str(path), "", "one value per column in every row")
+    return names, values[:, 0], values[:, 1:]
 
 
 def _plan_of(summary: dict[str, Any]) -> dict[str, Any] | None:
-    """The `plan` section of the planner's summary.json beside the simulated case, if the
-    case is a plan file `cryoplan plan` wrote (and that folder is still there)."""
-    source = Path(str(summary.get("source", "")))
-    if not any(source.match(pattern) for pattern in PLAN_FILE_PATTERNS):
-        return None
-    try:
-        planned = json.loads((source.parent / "summary.json").read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
-    plan = planned.get("plan") if isinstance(planned, dict) else None
+    """How the planner chose the simulated plan file (summary.json's `plan`), if it is one."""
+    plan = summary.get("plan")
     return plan if isinstance(plan, dict) else None
