@@ -250,6 +250,23 @@ BAD_CASES |= {
     name: (_with(path, value), field, "allow_unphysical")
     for name, (path, value, field) in _OUTSIDE.items()
 }
+BAD_CASES |= {
+    "spacing 1e-7 mm (a voxel count past int64)": (
+        _with(("grid", "spacing_mm"), 1e-7),
+        "grid.spacing_mm",
+        "at most",
+    ),
+    "spacing 0.06 mm on a 200 mm box": (
+        _with(("domain", "box", "size_mm"), [200, 200, 200]) | {"grid": {"spacing_mm": 0.06}},
+        "grid.spacing_mm",
+        "at most",
+    ),
+    "one voxel coarser than the box": (
+        _with(("grid", "spacing_mm"), 200),
+        "grid.spacing_mm",
+        "at least 4 voxels",
+    ),
+}
 BAD_CASES["duplicate sensor names"] = (
     _with(("sensors",), [{"name": "t", "at_mm": [1, 0, 0]}, {"name": "t", "at_mm": [2, 0, 0]}]),
     "sensors[1].name",
@@ -456,3 +473,14 @@ def test_bad_markups_are_one_line_naming_the_markups_file(name: str, tmp_path: P
     assert str(markups) in lines[0]
     assert field in lines[0]
     assert not out.exists()
+
+
+def test_a_grid_beyond_the_memory_limit_is_refused_before_allocating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRYOPLAN_MEMORY_LIMIT_GB", "0.0001")  # 100 kB: less than this case
+    case_file = tmp_path / "case.yaml"
+    case_file.write_text(yaml.safe_dump(GOOD))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["simulate", str(case_file), "--out", str(out)])
+    _assert_clean_failure(result, case_file, out, "grid.spacing_mm", "fits in memory")

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cryoplan.anatomy import Grid, TissueMap
+from cryoplan.budget import MAX_VOXELS
 from cryoplan.case import Case
 from cryoplan.preparation import (
-    MAX_VOXELS,
     body_temperature_c,
     build_anatomy,
     material_rows,

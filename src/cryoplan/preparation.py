@@ -22,15 +22,13 @@ import numpy as np
 
 from cryoplan.anatomy import Grid, TissueMap, build_phantom
 from cryoplan.anatomy.phantoms import PHANTOM_SIZES_MM
+from cryoplan.budget import check_grid
 from cryoplan.case import Case, Vessel
 from cryoplan.errors import CaseError
 from cryoplan.thermal.materials import MaterialRow, material_table
 from cryoplan.thermal.problem import FIXED_TEMPERATURE, INSULATED, ThermalProblem
 from cryoplan.thermal.steady import basal_temperature_c
 from cryoplan.tissues import Ice, Tissue, load_library
-
-# About 50 bytes of state per voxel: 250 million voxels is ~12 GB, half the machine.
-MAX_VOXELS = 250_000_000
 
 
 @dataclass(frozen=True, eq=False)  # arrays: compared by identity, not elementwise
@@ -96,14 +94,10 @@ def body_temperature_c(case: Case) -> float:
 
 
 def _check_size(case: Case, size_mm: tuple[float, float, float]) -> None:
+    """The box or phantom grid's cost, before it is allocated (`budget.check_grid`)."""
     h = case.grid.spacing_mm
-    n = int(np.prod([max(1, round(s / h)) for s in size_mm]))
-    if n > MAX_VOXELS:
-        raise CaseError(
-            case.source,
-            "grid.spacing_mm",
-            f"a spacing that gives at most {MAX_VOXELS:,} voxels; {h} mm gives {n:,}",
-        )
+    shape = [max(1, round(s / h)) for s in size_mm]  # as Grid.centred_box
+    check_grid(case.source, "grid.spacing_mm", shape, h)
 
 
 def vessel_mask(grid: Grid, vessel: Vessel) -> np.ndarray:

@@ -1,0 +1,66 @@
+"""What a simulation grid will cost, known before anything of its size is allocated.
+
+A case whose grid would not fit the machine is refused in one line that says what to change,
+instead of failing after minutes with an allocation error (or overflowing a voxel count).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+from cryoplan.errors import CaseError
+
+# [D] the solve peaks at 37–39 bytes a voxel (benchmarks/README.md, cases S, M, L); the result
+# fields written after it (T_min and the lethal zone in float32 and bytes, resampled onto a
+# patient image) bring a run to about this.
+BYTES_PER_VOXEL = 64
+# About 50 bytes of state per voxel: 250 million voxels is ~12 GB, half the machine.
+MAX_VOXELS = 250_000_000
+MIN_VOXELS_PER_AXIS = 4  # fewer cannot hold a probe's kernel and an ice ball
+MEMORY_LIMIT_ENV = "CRYOPLAN_MEMORY_LIMIT_GB"
+
+
+def available_memory_bytes() -> int:
+    """The memory a run may use: $CRYOPLAN_MEMORY_LIMIT_GB if set, else what the system
+    reports available (Linux MemAvailable), else the physical memory."""
+    limit = os.environ.get(MEMORY_LIMIT_ENV)
+    if limit:
+        try:
+            return int(float(limit) * 1024**3)
+        except ValueError:
+            pass
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_grid(source: str, field: str, shape: Sequence[int], spacing_mm: float) -> None:
+    """Refuse a grid with too few voxels along a side, or too many for the memory, before it
+    is allocated (`shape` in Python integers: no overflow)."""
+    shape = [int(n) for n in shape]
+    if min(shape) < MIN_VOXELS_PER_AXIS:
+        raise CaseError(
+            source, field, f"a spacing that puts at least {MIN_VOXELS_PER_AXIS} voxels along "
+            f"each side of the domain ({spacing_mm:g} mm gives {' × '.join(map(str, shape))})",
+        )  # fmt: skip
+    voxels = math.prod(shape)
+    if voxels > MAX_VOXELS:
+        raise CaseError(
+            source, field, f"a spacing that gives at most {MAX_VOXELS:,} voxels; "
+            f"{spacing_mm:g} mm gives {voxels:,}",
+        )  # fmt: skip
+    need = voxels * BYTES_PER_VOXEL
+    have = available_memory_bytes()
+    if need > have:
+        raise CaseError(
+            source, field, f"a grid that fits in memory: {voxels:,} voxels need about "
+            f"{need / 1024**3:.1f} GB and {have / 1024**3:.1f} GB are available (a coarser "
+            f"spacing or a smaller domain; ${MEMORY_LIMIT_ENV} sets the limit)",
+        )  # fmt: skip
