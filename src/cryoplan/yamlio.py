@@ -93,8 +93,9 @@ def load_yaml(text: str) -> Any:
     """Parse YAML text strictly (module docstring); a `YamlError` says what and where."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise YamlError("", f"larger than {MAX_BYTES // (1024 * 1024)} MiB")
-    loader = _StrictLoader(text)
+    loader = None
     try:
+        loader = _StrictLoader(text)  # reads the first characters: may already fail
         try:
             node = loader.get_single_node()
         except RecursionError:
@@ -103,10 +104,15 @@ def load_yaml(text: str) -> Any:
             return None
         _depth(node, MAX_DEPTH)
         return loader.construct_document(node)
+    except yaml.reader.ReaderError as exc:
+        raise YamlError(
+            f"character {exc.position + 1}", f"not YAML text: {exc.reason} (#x{exc.character:04x})"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "not valid YAML"
         raise YamlError(where, f"malformed YAML: {problem}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
