@@ -267,6 +267,20 @@ BAD_CASES |= {
         "at least 4 voxels",
     ),
 }
+BAD_CASES["a 1e12 mm lesion"] = (
+    {
+        "domain": {
+            "image": {
+                "file": "ct.nii.gz",
+                "labels": "labels.nii.gz",
+                "tissues": {"liver": "liver"},
+                "lesions": [{"centre_mm": [0, 0, 0], "diameter_mm": 1e12}],
+            }
+        }
+    },
+    "domain.image.lesions[0].diameter_mm",
+    "allow_unphysical",
+)
 BAD_CASES["duplicate sensor names"] = (
     _with(("sensors",), [{"name": "t", "at_mm": [1, 0, 0]}, {"name": "t", "at_mm": [2, 0, 0]}]),
     "sensors[1].name",

@@ -46,6 +46,13 @@ def _values(case: Case) -> Iterator[tuple[str, str, float, str]]:
             value = getattr(p, field)
             if value is not None:
                 yield name, f"probes[{i}].{field}", value, unit
+    if case.domain.image is not None:
+        for i, lesion in enumerate(case.domain.image.lesions):
+            sizes = [lesion.diameter_mm] if lesion.diameter_mm is not None else []
+            sizes += list(lesion.diameters_mm or ())
+            field = "diameter_mm" if lesion.diameter_mm is not None else "diameters_mm"
+            for size in sizes:
+                yield "lesion_diameter_mm", f"domain.image.lesions[{i}].{field}", size, "mm"
     total_min = 0.0
     for i, phase in enumerate(case.protocol or []):
         minutes = phase.seconds / 60.0
