@@ -232,3 +232,47 @@ def test_report_on_damaged_files_is_one_line(published: Path, tmp_path: Path, da
     line = one_error_line(runner.invoke(app, ["report", str(out)]))
     assert names in line
     assert not (out / "report.html").exists()
+
+
+KILLED_WHILE_STAGING = """
+import os, signal, sys
+from cryoplan.outputs import results_folder
+with results_folder(sys.argv[1], overwrite=True) as staging:
+    (staging / "summary.json").write_text('{"new": true}', "utf-8")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_sigkill_while_staging_leaves_the_old_folder_and_the_next_run_cleans(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "run"
+    with results_folder(out) as staging:
+        (staging / "summary.json").write_text('{"earlier": true}', "utf-8")
+    before = snapshot(out)
+    killed = subprocess.run([sys.executable, "-c", KILLED_WHILE_STAGING, str(out)], check=False)
+    assert killed.returncode == -signal.SIGKILL
+    assert snapshot(out) == before
+    left = [p for p in tmp_path.iterdir() if p.name.startswith(STAGING_PREFIX)]
+    assert len(left) == 1  # the killed run's staging, until the next run beside it
+    with results_folder(tmp_path / "other") as staging:
+        (staging / "summary.json").write_text("{}", "utf-8")
+    assert not left[0].exists()
+    assert snapshot(out) == before
+
+
+def test_an_interrupt_while_staging_leaves_the_old_folder_and_no_staging(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with results_folder(out) as staging:
+        (staging / "summary.json").write_text('{"earlier": true}', "utf-8")
+    before = snapshot(out)
+
+    def interrupted() -> None:
+        with results_folder(out, overwrite=True) as staging:
+            (staging / "summary.json").write_text('{"new": true}', "utf-8")
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted()
+    assert snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
