@@ -276,3 +276,15 @@ def test_an_interrupt_while_staging_leaves_the_old_folder_and_no_staging(tmp_pat
         interrupted()
     assert snapshot(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_no_output_byte_names_the_input_path(tmp_path: Path) -> None:
+    """Input paths often carry a patient's name or ID: none is written (digests instead)."""
+    folder = tmp_path / "Doe_Jane_PID12345"
+    folder.mkdir()
+    case = case_file(folder, SMALL)
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["simulate", str(case), "--out", str(out), "--report"])
+    assert result.exit_code == 0, result.output
+    for path in (p for p in out.rglob("*") if p.is_file()):
+        assert b"Doe_Jane" not in path.read_bytes(), path.name

@@ -286,7 +286,8 @@ def render_html(data: ReportData) -> str:
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>cryoplan report: {name}</title><style>{CSS}</style></head><body>",
         f"<h1>cryoplan report: {name}</h1>",
-        f"<p class='sub'>case {html.escape(str(s.get('source', '')))} · cryoplan {__version__} · "
+        f"<p class='sub'>case file SHA-256 {html.escape(str(s.get('case_file_sha256'))[:12])}… · "
+        f"cryoplan {__version__} · "
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC · "
         f"cell death model: {html.escape(data.outcome['injury_model'])}</p>",
         _verdict_html(data),
