@@ -288,3 +288,29 @@ def test_no_output_byte_names_the_input_path(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     for path in (p for p in out.rglob("*") if p.is_file()):
         assert b"Doe_Jane" not in path.read_bytes(), path.name
+
+
+def test_a_mount_point_is_published_in_place(tmp_path: Path, monkeypatch) -> None:
+    """--out a mount point (rename across filesystems fails with EXDEV): staged inside it,
+    the old files replaced and the marker moved last."""
+    out = tmp_path / "mnt"
+    out.mkdir()
+    (out / "old.txt").write_text("earlier", "utf-8")
+    monkeypatch.setattr("cryoplan.outputs.os.path.ismount", lambda p: Path(p) == out)
+    with results_folder(out, overwrite=True) as staging:
+        assert staging.parent == out
+        (staging / "summary.json").write_text("{}", "utf-8")
+    assert sorted(p.name for p in out.iterdir()) == [COMPLETE_MARKER, "summary.json"]
+    check_complete(out)
+
+
+def test_a_dangling_link_or_a_name_too_long_is_one_line(tmp_path: Path) -> None:
+    case = case_file(tmp_path, SMALL)
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "nowhere")
+    line = one_error_line(runner.invoke(app, ["simulate", str(case), "--out", str(link)]))
+    assert "dangling" in line
+    long = tmp_path / ("x" * 250)
+    line = one_error_line(runner.invoke(app, ["simulate", str(case), "--out", str(long)]))
+    assert "folder name of at most" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["case.yaml", "link"]
