@@ -36,6 +36,7 @@ the box is large enough is that the figures do not move when it grows: docs/vali
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import math
 from collections.abc import Callable
@@ -208,22 +209,12 @@ LITTRUP_TRIPLE = Measurement(
     role="validation",
     notes=_LITTRUP_LAYOUT_NOTE,
 )
-LITTRUP_QUADRUPLE = Measurement(
+LITTRUP_QUADRUPLE = dataclasses.replace(
+    LITTRUP_TRIPLE,
     name="littrup-4probes",
-    source=LITTRUP_SINGLE.source,
-    probe_model="argon-2.4mm",
     probe_xy_mm=_SQUARE_MM,
-    protocol=LITTRUP_PROTOCOL,
-    phantom_temperature_c=39.0,
-    tissue="agar",
     box_mm=(108.0, 108.0, 96.0),
-    quantity="cluster_diameter",
-    isotherm_c=-30.0,
     measured_mm=49.0,
-    tolerance_mm=1.0,
-    tolerance_basis="±1 mm, as for the single probe",
-    role="validation",
-    notes=_LITTRUP_LAYOUT_NOTE,
 )
 LITTRUP_THIN = Measurement(
     name="littrup-1probe-1.7mm",
@@ -276,23 +267,13 @@ CVIR_LIVER = Measurement(
     notes=_CVIR_NOTES,
     rim_mm=1.0,
 )
-CVIR_KIDNEY = Measurement(
+CVIR_KIDNEY = dataclasses.replace(
+    CVIR_LIVER,
     name="cvir2018-kidney",
-    source=_CVIR_SOURCE,
-    probe_model="argon-2.4mm",
-    probe_xy_mm=((-10.0, 0.0), (10.0, 0.0)),
-    protocol=LITTRUP_PROTOCOL,
-    phantom_temperature_c=37.0,
     tissue="kidney",
-    box_mm=(100.0, 80.0, 110.0),
-    quantity="pair_extent",
-    isotherm_c=0.0,
     measured_mm=40.0,
     tolerance_mm=4.4,
     tolerance_basis="±4.4 mm: one standard deviation over the 5 swine",
-    role="validation",
-    notes=_CVIR_NOTES,
-    rim_mm=1.0,
 )
 
 MEASUREMENTS: tuple[Measurement, ...] = (
