@@ -498,3 +498,14 @@ def test_a_grid_beyond_the_memory_limit_is_refused_before_allocating(
     out = tmp_path / "out"
     result = runner.invoke(app, ["simulate", str(case_file), "--out", str(out)])
     _assert_clean_failure(result, case_file, out, "grid.spacing_mm", "fits in memory")
+
+
+def test_records_count_in_the_memory_estimate(tmp_path: Path, monkeypatch) -> None:
+    """The grid alone fits in 10 MB; 2,000 temperature snapshots of it do not."""
+    monkeypatch.setenv("CRYOPLAN_MEMORY_LIMIT_GB", "0.01")
+    data = _with(("output",), {"snapshot_times_min": [i / 2000 for i in range(2000)]})
+    case_file = tmp_path / "case.yaml"
+    case_file.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["simulate", str(case_file), "--out", str(out)])
+    _assert_clean_failure(result, case_file, out, "grid.spacing_mm", "and their records")

@@ -9,8 +9,12 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from cryoplan.errors import CaseError
+
+if TYPE_CHECKING:
+    from cryoplan.case import Case
 
 # [D] the solve peaks at 37–39 bytes a voxel (benchmarks/README.md, cases S, M, L); the result
 # fields written after it (T_min and the lethal zone in float32 and bytes, resampled onto a
@@ -41,9 +45,29 @@ def available_memory_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def check_grid(source: str, field: str, shape: Sequence[int], spacing_mm: float) -> None:
-    """Refuse a grid with too few voxels along a side, or too many for the memory, before it
-    is allocated (`shape` in Python integers: no overflow)."""
+def record_bytes(case: Case, voxels: int) -> int:
+    """What a run's records will hold [bytes]: a row of sensor temperatures and isotherm
+    volumes every sensor interval, and a float64 field per temperature snapshot."""
+    duration_s = case.total_duration_s()
+    rows = math.ceil(duration_s / case.output.sensor_interval_s) + 2
+    columns = len(case.sensors) + 5  # time, three isotherm volumes, the lethal volume
+    return 8 * rows * columns + 8 * voxels * len(case.output.snapshot_times_min)
+
+
+def check_case_grid(case: Case, shape: Sequence[int]) -> None:
+    """`check_grid` for the case's grid, its records counted in."""
+    voxels = math.prod(int(n) for n in shape)
+    check_grid(
+        case.source, "grid.spacing_mm", shape, case.grid.spacing_mm, record_bytes(case, voxels)
+    )
+
+
+def check_grid(
+    source: str, field: str, shape: Sequence[int], spacing_mm: float, extra_bytes: int = 0
+) -> None:
+    """Refuse a grid with too few voxels along a side, or too many for the memory (with
+    `extra_bytes` of records besides), before it is allocated (`shape` in Python integers:
+    no overflow)."""
     shape = [int(n) for n in shape]
     if min(shape) < MIN_VOXELS_PER_AXIS:
         raise CaseError(
@@ -56,11 +80,11 @@ def check_grid(source: str, field: str, shape: Sequence[int], spacing_mm: float)
             source, field, f"a spacing that gives at most {MAX_VOXELS:,} voxels; "
             f"{spacing_mm:g} mm gives {voxels:,}",
         )  # fmt: skip
-    need = voxels * BYTES_PER_VOXEL
+    need = voxels * BYTES_PER_VOXEL + extra_bytes
     have = available_memory_bytes()
     if need > have:
         raise CaseError(
-            source, field, f"a grid that fits in memory: {voxels:,} voxels need about "
-            f"{need / 1024**3:.1f} GB and {have / 1024**3:.1f} GB are available (a coarser "
-            f"spacing or a smaller domain; ${MEMORY_LIMIT_ENV} sets the limit)",
+            source, field, f"a grid that fits in memory: {voxels:,} voxels and their records "
+            f"need about {need / 1024**3:.1f} GB and {have / 1024**3:.1f} GB are available "
+            f"(a coarser spacing or a smaller domain; ${MEMORY_LIMIT_ENV} sets the limit)",
         )  # fmt: skip

@@ -22,7 +22,7 @@ import numpy as np
 
 from cryoplan.anatomy import Grid, TissueMap, build_phantom
 from cryoplan.anatomy.phantoms import PHANTOM_SIZES_MM
-from cryoplan.budget import check_grid
+from cryoplan.budget import check_case_grid
 from cryoplan.case import Case, Vessel
 from cryoplan.errors import CaseError
 from cryoplan.thermal.materials import MaterialRow, material_table
@@ -96,8 +96,7 @@ def body_temperature_c(case: Case) -> float:
 def _check_size(case: Case, size_mm: tuple[float, float, float]) -> None:
     """The box or phantom grid's cost, before it is allocated (`budget.check_grid`)."""
     h = case.grid.spacing_mm
-    shape = [max(1, round(s / h)) for s in size_mm]  # as Grid.centred_box
-    check_grid(case.source, "grid.spacing_mm", shape, h)
+    check_case_grid(case, [max(1, round(s / h)) for s in size_mm])  # as Grid.centred_box
 
 
 def vessel_mask(grid: Grid, vessel: Vessel) -> np.ndarray:

@@ -32,7 +32,7 @@ from cryoplan.anatomy.images import (
     totalsegmentator_names,
 )
 from cryoplan.anatomy.rtstruct import read_rtstruct
-from cryoplan.budget import check_grid
+from cryoplan.budget import check_case_grid
 from cryoplan.case import Case, Lesion
 from cryoplan.errors import CaseError
 from cryoplan.probes.geometry import probe_geometry
@@ -278,7 +278,7 @@ def build_patient_anatomy(case: Case) -> TissueMap:
     anatomy = read_image_anatomy(case)
     labels, index, names = anatomy.labels, anatomy.tissue_index, anatomy.tissue_names
     grid = _crop_grid(case, labels.grid, _focus_index(case, labels.grid, index, names))
-    check_grid(case.source, "grid.spacing_mm", grid.shape, case.grid.spacing_mm)
+    check_case_grid(case, grid.shape)
     simulation = resample(Volume(index, labels.grid), grid, nearest=True).astype(np.uint8)
     keep_thin_vessels(case, index, names, labels.grid, simulation, grid)
     return TissueMap(
