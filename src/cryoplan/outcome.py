@@ -342,11 +342,14 @@ def validation_warning(model: str, checked: ProbeValidation, frozen_properties: 
     """The uncertainty of a probe model's figures, from its validation residuals."""
     low, high = checked.residual_range_mm
     n = len(checked.points)
+    if n == 1:
+        by = f"by {low:+.1f} mm"
+    else:
+        by = f"by {low:+.1f} to {high:+.1f} mm (mean |error| {checked.mean_abs_residual_mm:.1f} mm)"
     text = (
         f"{model}: on its {n} validation point{'s' if n > 1 else ''} (docs/validation.md) "
-        f"simulated zones differ from the measured ones by {low:+.1f} to {high:+.1f} mm "
-        f"(mean |error| {checked.mean_abs_residual_mm:.1f} mm; negative: smaller than "
-        "measured): sizes here carry that uncertainty"
+        f"simulated zones differ from the measured ones {by}; negative: smaller than "
+        "measured. Sizes here carry that uncertainty"
     )
     if frozen_properties != checked.frozen_properties:
         text += (
