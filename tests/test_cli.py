@@ -509,3 +509,14 @@ def test_records_count_in_the_memory_estimate(tmp_path: Path, monkeypatch) -> No
     out = tmp_path / "out"
     result = runner.invoke(app, ["simulate", str(case_file), "--out", str(out)])
     _assert_clean_failure(result, case_file, out, "grid.spacing_mm", "and their records")
+
+
+def test_a_run_longer_than_the_time_limit_is_refused_before_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRYOPLAN_TIME_LIMIT_H", "1e-9")  # any run is longer than this
+    case_file = tmp_path / "case.yaml"
+    case_file.write_text(yaml.safe_dump(GOOD))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["simulate", str(case_file), "--out", str(out)])
+    _assert_clean_failure(result, case_file, out, "grid.spacing_mm", "a run that ends")

@@ -314,3 +314,48 @@ def test_a_dangling_link_or_a_name_too_long_is_one_line(tmp_path: Path) -> None:
     line = one_error_line(runner.invoke(app, ["simulate", str(case), "--out", str(long)]))
     assert "folder name of at most" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["case.yaml", "link"]
+
+
+KILLED_WHILE_PUBLISHING = """
+import os, signal, sys
+import cryoplan.outputs as outputs
+if sys.argv[2] == "no-exchange":
+    outputs._exchange = lambda a, b: False  # the two-rename path of systems without it
+real_replace = outputs.Path.replace
+def replace_then_die(self, target):
+    result = real_replace(self, target)
+    if sys.argv[2] == "no-exchange" or ".cryoplan-replaced." in str(target):
+        os.kill(os.getpid(), signal.SIGKILL)  # between the two renames
+    return result
+outputs.Path.replace = replace_then_die
+rmtree = outputs.shutil.rmtree
+def die_before_cleaning(path, *args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)  # after the exchange, before the old is removed
+if sys.argv[2] == "exchange":
+    outputs.shutil.rmtree = die_before_cleaning
+with outputs.results_folder(sys.argv[1], overwrite=True) as staging:
+    (staging / "summary.json").write_text('{"new": true}', "utf-8")
+"""
+
+
+@pytest.mark.parametrize("path", ["exchange", "no-exchange"])
+def test_sigkill_while_publishing_leaves_the_old_folder_or_the_new_one(
+    tmp_path: Path, path: str
+) -> None:
+    out = tmp_path / "run"
+    with results_folder(out) as staging:
+        (staging / "summary.json").write_text('{"earlier": true}', "utf-8")
+    before = snapshot(out)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_WHILE_PUBLISHING, str(out), path], check=False
+    )
+    assert killed.returncode == -signal.SIGKILL
+    with results_folder(tmp_path / "other") as staging:  # the next run beside it
+        (staging / "summary.json").write_text("{}", "utf-8")
+    after = snapshot(out)
+    if path == "exchange":  # killed after the atomic swap: the new folder, whole
+        assert after["summary.json"] == b'{"new": true}'
+    else:  # killed between the two renames: the old folder, put back by the next run
+        assert after == before
+    check_complete(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "run"]

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from cryoplan.errors import CaseError
+from cryoplan.tissues import load_library
 
 if TYPE_CHECKING:
     from cryoplan.case import Case
@@ -24,6 +25,13 @@ BYTES_PER_VOXEL = 64
 MAX_VOXELS = 250_000_000
 MIN_VOXELS_PER_AXIS = 4  # fewer cannot hold a probe's kernel and an ice ball
 MEMORY_LIMIT_ENV = "CRYOPLAN_MEMORY_LIMIT_GB"
+TIME_LIMIT_ENV = "CRYOPLAN_TIME_LIMIT_H"
+DEFAULT_TIME_LIMIT_H = 24.0
+# [S] benchmarks/README.md: the fast path's reference-equivalent throughput (voxels × the
+# reference scheme's steps per second of wall time) was 5.6–8.2 G updates/s on cases S, M, L.
+# The fastest is taken, so that the estimate is a lower bound on the run time and a refusal
+# is never spurious (small domains, where ice fills more of the grid, run slower than this).
+REFERENCE_UPDATES_PER_S = 8.2e9
 
 
 def available_memory_bytes() -> int:
@@ -54,12 +62,50 @@ def record_bytes(case: Case, voxels: int) -> int:
     return 8 * rows * columns + 8 * voxels * len(case.output.snapshot_times_min)
 
 
+def estimated_run_s(case: Case, voxels: int) -> float:
+    """At least how long the case's protocol takes to simulate on this grid [s]: voxels ×
+    reference steps (the explicit limit Δt = 0.9 h²/(6 α_max), α_max the largest k/C of the
+    case's tissues, frozen ones at −196 °C when their properties follow temperature) at the
+    reference-equivalent throughput the fast path reaches."""
+    h_m = case.grid.spacing_mm * 1e-3
+    coldest_c = -196.0
+    ice = load_library().ice if case.frozen_properties == "temperature_dependent" else None
+    alpha = 0.0
+    for tissue in case.resolved_tissues.values():
+        k_s, c_s = tissue.conductivity_w_mk.frozen, tissue.heat_capacity_j_m3k.frozen
+        if ice is not None:
+            kappa, gamma = tissue.frozen_slopes(ice)
+            depth = max(tissue.freezing_range_c[0] - coldest_c, 0.0)
+            k_s, c_s = k_s + kappa * depth, max(c_s - gamma * depth, 1.0)
+        unfrozen = tissue.conductivity_w_mk.unfrozen / tissue.heat_capacity_j_m3k.unfrozen
+        alpha = max(alpha, k_s / c_s, unfrozen)
+    step_s = 0.9 * h_m * h_m / (6.0 * alpha)
+    return voxels * (case.total_duration_s() / step_s) / REFERENCE_UPDATES_PER_S
+
+
 def check_case_grid(case: Case, shape: Sequence[int]) -> None:
-    """`check_grid` for the case's grid, its records counted in."""
+    """`check_grid` for the case's grid, its records counted in, and its estimated run time
+    within $CRYOPLAN_TIME_LIMIT_H (default 24 h)."""
     voxels = math.prod(int(n) for n in shape)
     check_grid(
         case.source, "grid.spacing_mm", shape, case.grid.spacing_mm, record_bytes(case, voxels)
     )
+    limit_h = _float_env(TIME_LIMIT_ENV, DEFAULT_TIME_LIMIT_H)
+    hours = estimated_run_s(case, voxels) / 3600.0
+    if hours > limit_h:
+        raise CaseError(
+            case.source, "grid.spacing_mm", f"a run that ends: at least {hours:,.0f} h at "
+            f"{case.grid.spacing_mm:g} mm for {case.total_duration_s() / 60:g} min of protocol, "
+            f"over the {limit_h:g} h limit (a coarser spacing, a smaller domain, or "
+            f"${TIME_LIMIT_ENV})",
+        )  # fmt: skip
+
+
+def _float_env(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
 
 
 def check_grid(

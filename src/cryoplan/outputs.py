@@ -166,15 +166,22 @@ def _alive(pid: int) -> bool:
 
 
 def _remove_leftovers(base: Path) -> None:
-    """Staging and replaced folders of runs that no longer live (killed mid-run)."""
+    """What runs that no longer live (killed mid-run) left beside their results: staging
+    folders are removed; an earlier result set aside while being replaced is put back where
+    it was if nothing took its place, else removed."""
     with contextlib.suppress(OSError):
         for entry in base.iterdir():
-            if not entry.name.startswith((STAGING_PREFIX, REPLACED_PREFIX)):
-                continue
-            parts = entry.name.rsplit(".", 2)
-            pid = int(parts[-2]) if len(parts) == 3 and parts[-2].isdigit() else None
-            if pid is not None and not _alive(pid):
-                shutil.rmtree(entry, ignore_errors=True)
+            for prefix in (STAGING_PREFIX, REPLACED_PREFIX):
+                if not entry.name.startswith(prefix):
+                    continue
+                pid, _, rest = entry.name[len(prefix) :].partition(".")
+                if not pid.isdigit() or _alive(int(pid)):
+                    continue
+                home = base / rest
+                if prefix == REPLACED_PREFIX and rest and not home.exists():
+                    entry.replace(home)
+                else:
+                    shutil.rmtree(entry, ignore_errors=True)
 
 
 _RENAME_EXCHANGE = 2  # linux/fs.h
@@ -221,8 +228,9 @@ def _publish(staging: Path, out: Path, in_place: bool) -> None:
     if _exchange(staging, out):
         shutil.rmtree(staging, ignore_errors=True)  # the old results, swapped out
         return
-    aside = Path(tempfile.mkdtemp(prefix=f"{REPLACED_PREFIX}{os.getpid()}.", dir=out.parent))
-    aside.rmdir()
+    # no atomic exchange: the old folder goes aside under a name that says where it lived,
+    # so that a run killed between the two renames has it put back by the next one
+    aside = out.parent / f"{REPLACED_PREFIX}{os.getpid()}.{out.name}"
     out.replace(aside)
     staging.replace(out)
     shutil.rmtree(aside, ignore_errors=True)
