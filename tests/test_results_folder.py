@@ -359,3 +359,19 @@ def test_sigkill_while_publishing_leaves_the_old_folder_or_the_new_one(
         assert after == before
     check_complete(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "run"]
+
+
+def test_a_read_only_filesystem_is_one_line_on_out(tmp_path: Path, monkeypatch) -> None:
+    """(The tests run as root, which writes through permissions: the filesystem's refusal is
+    stood in for.)"""
+
+    def read_only(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr("cryoplan.outputs.tempfile.mkdtemp", read_only)
+    case = case_file(tmp_path, SMALL)
+    out = tmp_path / "run"
+    line = one_error_line(runner.invoke(app, ["simulate", str(case), "--out", str(out)]))
+    assert line.startswith(f"cryoplan: error: {out}: --out: ")
+    assert "Read-only file system" in line
+    assert not out.exists()
