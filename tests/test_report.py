@@ -79,3 +79,20 @@ def test_report_command_and_a_directory_that_is_not_a_result(
     assert str(tmp_path) in bad.stderr
     assert "missing summary.json" in bad.stderr
     assert not (tmp_path / "report.html").exists()
+
+
+def test_report_states_the_margin_asked_for_and_how_far_to_trust_it(result_dir: Path) -> None:
+    summary = json.loads((result_dir / "summary.json").read_text("utf-8"))
+    (html_path,) = write_report(result_dir)
+    text = html_path.read_text("utf-8")
+    asked = summary["outcome"]["target"]["required_margin_mm"]
+    reached = summary["outcome"]["target"]["margin_mm"]["minimum"]
+    assert f"Margin asked for: {asked:g} mm. Reached: {reached:+.1f} mm" in text
+    assert ("inside the target" in text) == (reached < 0)
+    assert "Research use only: not a medical device" in text
+    assert "How far to trust these figures" in text
+    # every probe model of the run, with its calibration
+    for name, model in summary["probe_models"].items():
+        assert name in text
+        assert model["calibrated"] is False  # generic-17g: never fitted
+    assert "not validated" in text

@@ -30,6 +30,7 @@ table { border-collapse: collapse; margin: 0.6em 0 1.2em; }
 td, th { border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: right; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 img { max-width: 100%; } .warn { color: #b71c1c; } .note { color: #555; }
+.trust { background: #fff8e1; border-left: 6px solid #f9a825; padding: 0.6em 1.2em; }
 """
 
 
@@ -273,10 +274,72 @@ def _objective_text(objective: dict[str, Any]) -> str:
     return text
 
 
+INTENDED_USE = (
+    "Research use only: not a medical device. A prediction from a model whose probe figures "
+    "are validated on phantoms and two swine organs (docs/validation.md), to plan and compare, "
+    "not to decide a treatment alone."
+)
+
+
 def _verdict_html(data: ReportData) -> str:
     v = data.outcome["verdict"]
     cls = {True: "ok", False: "bad", None: "none"}[v["complete_ablation_with_margin"]]
-    return f'<div class="verdict {cls}"><b>Verdict:</b> {html.escape(v["text"])}</div>'
+    parts = [f'<div class="verdict {cls}"><b>Verdict:</b> {html.escape(v["text"])}</div>']
+    margin = _margin_sentence(data.outcome.get("target"))
+    if margin:
+        parts.append(f"<p>{html.escape(margin)}</p>")
+    parts.append(_trust_html(data))
+    return "".join(parts)
+
+
+def _margin_sentence(target: dict[str, Any] | None) -> str | None:
+    """The margin asked for and the one reached, with the sign spelled out."""
+    if not target or target.get("margin_mm", {}).get("minimum") is None:
+        return None
+    asked = float(target["required_margin_mm"])
+    reached = float(target["margin_mm"]["minimum"])
+    side = target["margin_mm"].get("minimum_side", "?")
+    if reached >= 0:
+        where = f"the lethal zone reaches {reached:.1f} mm beyond the target's edge at its nearest"
+    else:
+        where = (
+            f"the lethal zone stops {-reached:.1f} mm inside the target's edge on the {side} "
+            "side (tumour left alive there)"
+        )
+    short = asked - reached
+    verdict = "met" if short <= 0 else f"{short:.1f} mm short of it on the {side} side"
+    return f"Margin asked for: {asked:g} mm. Reached: {reached:+.1f} mm: {where}; {verdict}."
+
+
+def _trust_html(data: ReportData) -> str:
+    """How far to trust the figures: the intended use, each probe model's calibration and
+    validation residuals (the uncertainty of its sizes), the frozen-properties setting."""
+    rows = []
+    for name, model in sorted((data.summary.get("probe_models") or {}).items()):
+        checked = model.get("validation")
+        if checked:
+            low, high = checked["residual_range_mm"]
+            spread = f"{low:+.1f} mm" if checked["points"] == 1 else f"{low:+.1f} to {high:+.1f} mm"
+            residual = (
+                f"{spread} on its one validation point"
+                if checked["points"] == 1
+                else f"{spread} over {checked['points']} validation points (mean |error| "
+                f"{checked['mean_abs_residual_mm']:.1f} mm)"
+            )
+        else:
+            residual = "not validated"
+        rows.append([name, "yes" if model.get("calibrated") else "no", residual])
+    table = (
+        _table(["probe model", "calibrated", "zone sizes against measurements"], rows)
+        if rows
+        else ""
+    )
+    setting = data.summary.get("frozen_properties", "constant")
+    return (
+        "<div class='trust'><b>How far to trust these figures.</b> "
+        f"{html.escape(INTENDED_USE)} Negative residuals: the model's zones are smaller than "
+        f"measured. Frozen properties: {html.escape(setting)}.{table}</div>"
+    )
 
 
 def render_html(data: ReportData) -> str:
@@ -305,7 +368,10 @@ def render_html(data: ReportData) -> str:
 def _text_page(data: ReportData) -> Figure:
     """A PDF page with the verdict and the key numbers."""
     o = data.outcome
-    lines = [f"cryoplan report: {data.summary['name']}", "", "Verdict: " + o["verdict"]["text"], ""]
+    lines = [f"cryoplan report: {data.summary['name']}", "", "Verdict: " + o["verdict"]["text"]]
+    margin = _margin_sentence(o.get("target"))
+    lines += [margin, ""] if margin else [""]
+    lines += [INTENDED_USE, ""]
     t = o.get("target")
     if t:
         m = t["margin_mm"]
