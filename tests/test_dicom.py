@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import highdicom as hd
+import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
@@ -86,6 +87,11 @@ def test_lethal_zone_as_dicom_seg_on_the_series(series, tmp_path: Path) -> None:
         str(tmp_path / "case.yaml"),
     )
     out = write_result(simulate(case), tmp_path / "out")
+    # the image's intensities on the simulation grid, for the report's slices
+    image, tmin = nib.load(out / "image.nii.gz"), nib.load(out / "tmin.nii.gz")
+    assert image.shape == tmin.shape
+    np.testing.assert_allclose(image.affine, tmin.affine)
+    assert np.ptp(np.asarray(image.dataobj)) > 100  # HU of a real CT crop, not a constant
     seg_path = out / "lethal.seg.dcm"
     seg = hd.seg.segread(seg_path)
     sources = [pydicom.dcmread(p) for p in sorted(folder.iterdir())]

@@ -44,6 +44,7 @@ from cryoplan.simulator import ISOTHERMS_C
 
 OUTPUT_FILES = ("summary.json", "tmin.nii.gz", "sensors.csv", "lethal.nii.gz", "tissues.nii.gz")
 COMPLETE_MARKER = ".cryoplan-complete.json"
+IMAGE_ON_GRID = "image.nii.gz"  # a patient image resampled onto the simulation grid
 STAGING_PREFIX = ".cryoplan-staging."
 REPLACED_PREFIX = ".cryoplan-replaced."
 
@@ -296,6 +297,15 @@ def write_on_image_grid(folder: Path, result: SimulationResult) -> list[str]:
         )
         written += [f"tmin_on_image{suffix}", f"lethal_on_image{suffix}"]
     image = tissue_map.provenance.get("image")
+    if image is not None:
+        # the image's intensities on the simulation grid, for the report's slices to show
+        # the anatomy under the isotherms (no header of the source is copied)
+        from cryoplan.anatomy.images import read_volume  # noqa: PLC0415
+
+        picture = read_volume(Path(image), "domain.image.file")
+        on_grid = resample(picture, grid, nearest=False, default=float(picture.array.min()))
+        write_nifti(folder / IMAGE_ON_GRID, on_grid.astype(np.float32), grid)
+        written.append(IMAGE_ON_GRID)
     if image is not None and Path(image).is_dir():  # a DICOM series: the lethal zone as SEG
         write_lethal_seg(Path(image), lethal, folder / "lethal.seg.dcm")
         written.append("lethal.seg.dcm")

@@ -31,6 +31,7 @@ class ReportData:
     sensor_time_s: np.ndarray
     sensor_c: np.ndarray  # (n_times, n_sensors)
     plan: dict[str, Any] | None = None  # the planner's summary, when the case is a plan file
+    image: np.ndarray | None = None  # the patient image on the grid (image domains)
 
     @property
     def affine_lps(self) -> np.ndarray:
@@ -84,6 +85,17 @@ def load_report_data(directory: str | Path) -> ReportData:
     if len(shapes) != 1 or len(next(iter(shapes))) != 3:
         raise CaseError(str(d), "", "tmin, lethal and tissues volumes of one 3-D shape")
     names, times, values = _read_sensors(d / "sensors.csv")
+    image = None
+    if (d / "image.nii.gz").is_file():
+        try:
+            image = np.asarray(nib.load(d / "image.nii.gz").dataobj, dtype=np.float32)
+        except (OSError, ValueError, EOFError, zlib.error, ImageFileError) as exc:
+            reason = str(exc) or type(exc).__name__
+            raise CaseError(
+                str(d / "image.nii.gz"), "", f"a whole NIfTI volume ({reason})"
+            ) from None
+        if image.shape != volumes["tmin.nii.gz"].shape:
+            raise CaseError(str(d / "image.nii.gz"), "", "the simulation grid's shape")
     return ReportData(
         d,
         summary,
@@ -94,6 +106,7 @@ def load_report_data(directory: str | Path) -> ReportData:
         times,
         values,
         _plan_of(summary),
+        image,
     )
 
 

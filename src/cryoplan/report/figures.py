@@ -23,16 +23,43 @@ from skimage import measure
 
 from cryoplan.report.data import ReportData
 
+# Okabe & Ito's colour-blind-safe palette for lines: the isotherms in blues, the lethal zone
+# in yellow (apart from every blue under deuteranopia and protanopia), the target vermillion.
 ISOTHERM_STYLE = {
-    0.0: ("#00bcd4", "0 °C (ice edge)"),
-    -20.0: ("#1e63d6", "−20 °C"),
-    -40.0: ("#3a0ca3", "−40 °C"),
+    0.0: ("#56b4e9", "0 °C (ice edge)"),
+    -20.0: ("#0072b2", "−20 °C"),
+    -40.0: ("#1b2a8a", "−40 °C"),
 }
-TISSUE_COLOURS = ["#d9c7b8", "#e8a0a0", "#a3c4e0", "#c8d9a3", "#e0d29a", "#c0a6d6", "#9fd6cf"]
-TARGET_COLOUR = "#d62728"
+# A tissue keeps its colour from one report to the next (by name); others take the rest.
+NAMED_TISSUE_COLOURS = {
+    "tumour": "#e8a0a0", "liver": "#c9a27e", "vessel": "#a3c4e0", "kidney": "#c0a6d6",
+    "muscle": "#d9b3b3", "fat": "#e0d29a", "breast": "#f0dcc8", "skin": "#d9c7b8",
+    "bone": "#eeeeee", "lung": "#b8d8d0", "prostate": "#c8d9a3", "gel": "#dde7ee",
+    "agar": "#dde7ee", "bowel": "#d6b4c8",
+}  # fmt: skip
+OTHER_TISSUE_COLOURS = ["#9fd6cf", "#c8d9a3", "#d6c4a3", "#b3b3d9", "#d9a3c8", "#a3d9b3"]
+TARGET_COLOUR = "#d55e00"
 COVERED_COLOUR = "#8c8c8c"
-LETHAL_COLOUR = "#ff00aa"
+LETHAL_COLOUR = "#f0e442"
 TMIN_RANGE_C = (-150.0, 37.0)
+CT_WINDOW_HU = (40.0, 400.0)  # (level, width): a soft-tissue abdominal window
+
+
+def tissue_colours(names: list[str]) -> list[str]:
+    """A colour per tissue, the same for a name in every report."""
+    others = iter(OTHER_TISSUE_COLOURS * (1 + len(names)))
+    return [NAMED_TISSUE_COLOURS.get(n) or next(others) for n in names]
+
+
+def image_window(image: np.ndarray) -> tuple[float, float]:
+    """(low, high) grey levels: a soft-tissue CT window for Hounsfield units (air near
+    −1000 present), else the 1st–99th percentiles (MRI)."""
+    if float(np.percentile(image, 1)) < -500.0:
+        level, width = CT_WINDOW_HU
+        return level - width / 2, level + width / 2
+    low, high = np.percentile(image, [1, 99])
+    return float(low), float(max(high, low + 1e-6))
+
 
 # (horizontal axis, vertical axis, fixed axis, edge letters left/right/top/bottom, invert y)
 VIEWS = {
@@ -80,24 +107,33 @@ def slices_figure(data: ReportData) -> Figure:
     target_name = (data.outcome.get("target") or {}).get("tissue")
     target_index = names.index(target_name) if target_name in names else None
     fig, axes = plt.subplots(1, 3, figsize=(15.5, 5.6), constrained_layout=True)
-    tissue_cmap = ListedColormap(TISSUE_COLOURS[: max(1, len(names))])
+    colours = tissue_colours(names)
+    tissue_cmap = ListedColormap(colours if names else ["#dddddd"])
+    window = image_window(data.image) if data.image is not None else None
     mesh = None
     for ax, (view, (h, v, fixed, letters, invert)) in zip(axes, VIEWS.items(), strict=True):
         xs, ys = data.axis_mm(h), data.axis_mm(v)
         fixed_mm = data.axis_mm(fixed)[focus[fixed]]
         tissue = _slice(data.tissue_index, fixed, focus[fixed], h, v)
         tmin = _slice(data.tmin_c, fixed, focus[fixed], h, v)
+        if window is not None:  # the patient's image, the tissues as a light tint over it
+            picture = _slice(data.image, fixed, focus[fixed], h, v)
+            ax.pcolormesh(xs, ys, picture.T, cmap="gray", vmin=window[0], vmax=window[1],
+                          shading="nearest")  # fmt: skip
         ax.pcolormesh(
-            xs, ys, tissue.T, cmap=tissue_cmap, vmin=-0.5, vmax=len(names) - 0.5, shading="nearest"
-        )
-        cold = np.ma.masked_greater(tmin, 20.0)
+            xs, ys, tissue.T, cmap=tissue_cmap, vmin=-0.5, vmax=len(names) - 0.5,
+            shading="nearest", alpha=0.22 if window is not None else 1.0,
+        )  # fmt: skip
+        cold = np.ma.masked_greater(tmin, 0.0 if window is not None else 20.0)
         mesh = ax.pcolormesh(
             xs, ys, cold.T, cmap="Blues_r", vmin=TMIN_RANGE_C[0], vmax=TMIN_RANGE_C[1],
-            alpha=0.55, shading="nearest",
+            alpha=0.45 if window is not None else 0.55, shading="nearest",
         )  # fmt: skip
         for level, (colour, _) in ISOTHERM_STYLE.items():
             if tmin.min() < level < tmin.max():
-                ax.contour(xs, ys, tmin.T, levels=[level], colors=[colour], linewidths=2.0)
+                # solid, as in the legend (matplotlib dashes negative levels by default)
+                ax.contour(xs, ys, tmin.T, levels=[level], colors=[colour], linewidths=2.0,
+                           linestyles="solid")  # fmt: skip
         lethal = _slice(data.lethal.astype(float), fixed, focus[fixed], h, v)
         if lethal.max() > 0:
             ax.contour(
@@ -106,13 +142,13 @@ def slices_figure(data: ReportData) -> Figure:
                 lethal.T,
                 levels=[0.5],
                 colors=[LETHAL_COLOUR],
-                linewidths=1.6,
+                linewidths=2.4,
                 linestyles="--",
             )
         if target_index is not None:
             target = (tissue == target_index).astype(float)
             if target.max() > 0:
-                ax.contour(xs, ys, target.T, levels=[0.5], colors=[TARGET_COLOUR], linewidths=2.2)
+                ax.contour(xs, ys, target.T, levels=[0.5], colors=[TARGET_COLOUR], linewidths=1.4)
         for tip, end, _ in _probe_segments(data):
             # solid where the active length crosses (or lies within 2 mm of) this slice,
             # faint and dashed where it is only projected onto it
@@ -137,16 +173,14 @@ def slices_figure(data: ReportData) -> Figure:
     bar = fig.colorbar(mesh, ax=axes, shrink=0.85, pad=0.01)
     bar.set_label("minimum temperature reached (°C)")
     handles = [Line2D([], [], color=c, lw=2, label=lab) for c, lab in ISOTHERM_STYLE.values()]
-    handles.append(Line2D([], [], color=LETHAL_COLOUR, lw=1.6, ls="--", label="lethal zone"))
+    handles.append(Line2D([], [], color=LETHAL_COLOUR, lw=2.4, ls="--", label="lethal zone"))
     if target_index is not None:
-        handles.append(Line2D([], [], color=TARGET_COLOUR, lw=2.2, label=f"target ({target_name})"))
+        handles.append(Line2D([], [], color=TARGET_COLOUR, lw=1.4, label=f"target ({target_name})"))
     handles.append(Line2D([], [], color="black", lw=2.5, label="probe (active length)"))
     handles.append(
         Line2D([], [], color="black", lw=1.5, ls="--", alpha=0.35, label="probe off this slice")
     )
-    handles += [
-        Patch(color=TISSUE_COLOURS[i % len(TISSUE_COLOURS)], label=n) for i, n in enumerate(names)
-    ]
+    handles += [Patch(color=c, label=n) for c, n in zip(colours, names, strict=True)]
     fig.legend(
         handles=handles, loc="outside lower center", ncol=min(len(handles), 8), frameon=False
     )
