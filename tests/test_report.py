@@ -12,6 +12,8 @@ from cryoplan.case import case_from_dict
 from cryoplan.cli import app
 from cryoplan.outputs import write_result
 from cryoplan.report import write_report
+from cryoplan.report.data import load_report_data
+from cryoplan.report.html import probe_geometry
 from cryoplan.simulation import simulate
 
 runner = CliRunner()
@@ -96,3 +98,26 @@ def test_report_states_the_margin_asked_for_and_how_far_to_trust_it(result_dir: 
         assert name in text
         assert model["calibrated"] is False  # generic-17g: never fitted
     assert "not validated" in text
+
+
+def test_report_plan_gives_spacings_edges_phases_and_thermocouples(result_dir: Path) -> None:
+    (html_path,) = write_report(result_dir)
+    text = html_path.read_text("utf-8")
+    plan = text[text.index("<h2>Plan</h2>") :]
+    plan = plan[: plan.index("<h2>", 5)]
+    # probes a and b stand 10 mm apart, parallel: each is 10.0 mm from the other
+    assert plan.count("<td>10.0</td>") == 2
+    # both active lengths run through the tumour's middle: inside its edge (+)
+    summary = json.loads((result_dir / "summary.json").read_text("utf-8"))
+    assert [p["probes"] for p in summary["protocol"]] == [["a", "b"], [], ["a", "b"]]
+    assert "<td>passive thaw</td><td>4</td><td>6</td><td>none</td>" in plan
+    assert "2 freeze cycles" in plan
+    assert "Thermocouples (shown on the slices): centre at" in plan
+
+
+def test_probe_geometry_signs_the_distance_to_the_target_edge(result_dir: Path) -> None:
+    spacing, to_edge = probe_geometry(load_report_data(result_dir))
+    assert spacing == pytest.approx([10.0, 10.0], abs=0.01)
+    # the phantom's 30 mm tumour around the origin, the probes' middles 5 mm off its centre
+    # (grid 2.5 mm): about 15 − 5 = 10 mm inside its edge
+    assert to_edge == pytest.approx([10.0, 10.0], abs=2.5)

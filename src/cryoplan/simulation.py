@@ -30,7 +30,7 @@ from cryoplan.simulator import (
     Run,
     Simulator,
 )
-from cryoplan.thermal import ThermalHistory
+from cryoplan.thermal import DriveKind, ThermalHistory
 from cryoplan.thermal.stepping import ProgressCallback
 
 
@@ -194,9 +194,20 @@ class SimulationResult:
             },
             "frozen_properties": self.case.frozen_properties,
             "protocol": [
-                {"phase": s.label.split(":", 1)[1], "start_s": s.start_s, "end_s": s.end_s}
+                {
+                    "phase": s.label.split(":", 1)[1],
+                    "start_s": s.start_s,
+                    "end_s": s.end_s,
+                    # the probes that freeze or warm in this phase (a passive thaw: none)
+                    "probes": [
+                        probe.name
+                        for probe, drive in zip(self.run.probes, s.drives, strict=True)
+                        if drive.kind != DriveKind.OFF
+                    ],
+                }
                 for s in self.run.schedule
             ],
+            "sensors": [{"name": x.name, "at_mm": list(x.at_mm)} for x in self.case.sensors],
             "isotherms": {isotherm_key(t): self.isotherm(t) for t in ISOTHERMS_C},
             "lethal_zone": {
                 "injury_model": self.outcome.injury_model,

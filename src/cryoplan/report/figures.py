@@ -89,7 +89,7 @@ def _slice(volume: np.ndarray, fixed_axis: int, index: int, h: int, v: int) -> n
     return sl if remaining == [h, v] else sl.T
 
 
-def _probe_segments(data: ReportData) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def probe_segments(data: ReportData) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(tip, end of active length, entry) per probe, LPS mm."""
     out = []
     for p in data.summary["probes"]:
@@ -149,7 +149,7 @@ def slices_figure(data: ReportData) -> Figure:
             target = (tissue == target_index).astype(float)
             if target.max() > 0:
                 ax.contour(xs, ys, target.T, levels=[0.5], colors=[TARGET_COLOUR], linewidths=1.4)
-        for tip, end, _ in _probe_segments(data):
+        for tip, end, _ in probe_segments(data):
             # solid where the active length crosses (or lies within 2 mm of) this slice,
             # faint and dashed where it is only projected onto it
             a, b = tip[fixed] - fixed_mm, end[fixed] - fixed_mm
@@ -158,6 +158,12 @@ def slices_figure(data: ReportData) -> Figure:
                 "color": "black", "lw": 1.5, "alpha": 0.35, "ls": "--"}  # fmt: skip
             ax.plot([tip[h], end[h]], [tip[v], end[v]], **style)
             ax.plot(tip[h], tip[v], "o", color="black", ms=4, alpha=style["alpha"])
+        for sensor in data.summary.get("sensors") or []:  # thermocouples near this slice
+            at = np.asarray(sensor["at_mm"], float)
+            if abs(at[fixed] - fixed_mm) <= 2.0:
+                ax.plot(at[h], at[v], "s", color="white", mec="black", ms=5)
+                ax.annotate(sensor["name"], (at[h], at[v]), xytext=(4, 4),
+                            textcoords="offset points", fontsize=8)  # fmt: skip
         ax.set_aspect("equal")
         ax.set_xlabel(AXIS_NAMES[h])
         ax.set_ylabel(AXIS_NAMES[v])
@@ -180,6 +186,9 @@ def slices_figure(data: ReportData) -> Figure:
     handles.append(
         Line2D([], [], color="black", lw=1.5, ls="--", alpha=0.35, label="probe off this slice")
     )
+    if data.summary.get("sensors"):
+        handles.append(Line2D([], [], ls="", marker="s", color="white", mec="black",
+                              label="thermocouple (within 2 mm)"))  # fmt: skip
     handles += [Patch(color=c, label=n) for c, n in zip(colours, names, strict=True)]
     fig.legend(
         handles=handles, loc="outside lower center", ncol=min(len(handles), 8), frameon=False
@@ -238,7 +247,7 @@ def three_d_figure(data: ReportData) -> Figure:
                 handles.append(Patch(color="#4a90d9", alpha=0.35, label=name))
     lo = data.affine_lps[:3, 3]
     hi = lo + np.diag(data.affine_lps[:3, :3]) * (np.asarray(data.tmin_c.shape) - 1)
-    for tip, end, entry in _probe_segments(data):
+    for tip, end, entry in probe_segments(data):
         ax.plot(*zip(tip, end, strict=True), color="black", lw=4)
         # the shaft up to where it leaves the domain
         t = np.linspace(0, 1, 200)

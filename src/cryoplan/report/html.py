@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
+from scipy import ndimage
 
 from cryoplan import __version__
 from cryoplan.report import figures
@@ -64,22 +66,41 @@ def _sections(data: ReportData) -> list[tuple[str, str]]:
     """(title, HTML) of the text sections, shared by the HTML and the PDF."""
     s = data.summary
     o = data.outcome
+    spacing, to_edge = probe_geometry(data)
     probes = _table(
-        ["probe", "model", "diameter mm", "active mm", "tip (LPS mm)", "entry (LPS mm)"],
+        ["probe", "model", "diameter mm", "active mm", "tip (LPS mm)", "entry (LPS mm)",
+         "to the nearest probe mm", "active centre to target edge mm (+ inside)"],
         [
             [p["name"], p["model"] or "inline", f"{p['diameter_mm']:g}",
-             f"{p['active_length_mm']:g}", _xyz(p["tip_mm"]), _xyz(p["entry_mm"])]
-            for p in s["probes"]
+             f"{p['active_length_mm']:g}", _xyz(p["tip_mm"]), _xyz(p["entry_mm"]),
+             _f(spacing[i]), _f(to_edge[i])]
+            for i, p in enumerate(s["probes"])
         ],
     )  # fmt: skip
     protocol = _table(
-        ["phase", "from (min)", "to (min)"],
+        ["phase", "from (min)", "to (min)", "probes working"],
         [
-            [p["phase"].replace("_", " "), f"{p['start_s'] / 60:g}", f"{p['end_s'] / 60:g}"]
+            [p["phase"].replace("_", " "), f"{p['start_s'] / 60:g}", f"{p['end_s'] / 60:g}",
+             ", ".join(p.get("probes", [])) or "none"]
             for p in s["protocol"]
         ],
+    )  # fmt: skip
+    cycles = o.get("verdict", {}).get("freeze_thaw_cycles")
+    cycle_note = (
+        f"<p>{cycles} freeze cycle{'s' if cycles != 1 else ''}; the injury model credits a "
+        "repeated cycle with no extra kill (none is sourced: injury.yaml).</p>"
+        if cycles
+        else ""
     )
-    out = [("Plan", probes + protocol)]
+    sensors = s.get("sensors") or []
+    sensor_note = (
+        "<p>Thermocouples (shown on the slices): "
+        + "; ".join(f"{html.escape(x['name'])} at {_xyz(x['at_mm'])}" for x in sensors)
+        + " (LPS mm).</p>"
+        if sensors
+        else ""
+    )
+    out = [("Plan", probes + protocol + cycle_note + sensor_note)]
     if data.plan is not None:
         out.append(("How the plan was chosen", _planning_html(data.plan)))
     t = o.get("target")
@@ -149,6 +170,37 @@ def _sections(data: ReportData) -> list[tuple[str, str]]:
     )
     out.append(("Warnings and notes", f"<ul>{items}</ul>"))
     return out
+
+
+def probe_geometry(data: ReportData) -> tuple[list[float | None], list[float | None]]:
+    """Per probe: the distance [mm] from its active length to the nearest other probe's, and
+    from the middle of its active length to the target's edge (positive inside the target;
+    None without a target)."""
+    segments = figures.probe_segments(data)
+    samples = [np.linspace(tip, end, 21) for tip, end, _ in segments]
+    spacing: list[float | None] = []
+    for i, own in enumerate(samples):
+        others = [
+            float(np.min(np.linalg.norm(own[:, None] - other[None], axis=2)))
+            for j, other in enumerate(samples)
+            if j != i
+        ]
+        spacing.append(min(others) if others else None)
+    target = (data.outcome.get("target") or {}).get("tissue")
+    names = data.tissue_names
+    if target not in names:
+        return spacing, [None] * len(segments)
+    mask = data.tissue_index == names.index(target)
+    step = np.abs(np.diag(data.affine_lps)[:3])
+    inside = ndimage.distance_transform_edt(mask, sampling=step)
+    outside = ndimage.distance_transform_edt(~mask, sampling=step)
+    signed = np.where(mask, inside, -outside)
+    to_edge: list[float | None] = []
+    for tip, end, _ in segments:
+        index = np.rint(data.index_of_lps(0.5 * (tip + end))).astype(int)
+        index = np.clip(index, 0, np.asarray(mask.shape) - 1)
+        to_edge.append(float(signed[tuple(index)]))
+    return spacing, to_edge
 
 
 def _figures(data: ReportData) -> list[tuple[str, Figure]]:
