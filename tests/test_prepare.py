@@ -162,10 +162,11 @@ def test_full_evaluation_is_the_summary_outcome(
     outcome = cryoplan.SimulationResult(prepared, first_run).summary()["outcome"]
     assert json.dumps(outcome) == json.dumps(full.as_dict())
     assert outcome["structures"]["vessel"]["heat_sink"] == full.reach["vessel"]  # type: ignore[index]
-    assert list(outcome["structures"]["vessel"])[-3:] == [
+    assert list(outcome["structures"]["vessel"])[-4:] == [
         "heat_sink",
         "keep_above_c",
         "constraint_met",
+        "constraint_note",
     ]
     with pytest.raises(ValueError, match="unknown objectives"):
         evaluate(first_run, prepared, {"coverage", "price"})  # type: ignore[arg-type]

@@ -105,7 +105,7 @@ class Outcome:
             if name not in sinks:
                 out[name] = entry
                 continue
-            limit_keys = {"keep_above_c", "constraint_met"}
+            limit_keys = {"keep_above_c", "constraint_met", "constraint_note"}
             measured = {k: v for k, v in entry.items() if k not in limit_keys}
             limits = {k: v for k, v in entry.items() if k in limit_keys}
             out[name] = measured | {"heat_sink": sinks[name]} | limits
@@ -205,9 +205,10 @@ def _structure_metrics(prepared: PreparedCase, zone: _Zone) -> dict[str, dict[st
         if tissue.name == case.target:
             continue
         region = prepared.material == index
-        clearance = metrics.signed_distances(
-            metrics.region_surface(region), zone.p, LETHAL_PROBABILITY, grid.spacing_mm
-        )
+        surface = metrics.region_surface(region)
+        clearance = metrics.signed_distances(surface, zone.p, LETHAL_PROBABILITY, grid.spacing_mm)
+        # the same to the visible ice ball {T_min ≤ 0 °C}
+        ice = metrics.signed_distances(surface, -tmin, 0.0, grid.spacing_mm)
         entry: dict[str, Any] = {
             "volume_ml": int(region.sum()) * grid.voxel_volume_ml,
             "lethal_volume_ml": int((region & zone.lethal).sum()) * grid.voxel_volume_ml,
@@ -217,12 +218,29 @@ def _structure_metrics(prepared: PreparedCase, zone: _Zone) -> dict[str, dict[st
             "clearance_from_lethal_zone_mm": -float(clearance.distance_mm.max())
             if clearance.distance_mm.size
             else None,
+            # distance from the structure to the ice ball's edge (negative: the ice reaches in)
+            "clearance_from_ice_mm": _finite_or_none(-float(ice.distance_mm.max()))
+            if ice.distance_mm.size
+            else None,
         }
         if tissue.name in limits:
             entry["keep_above_c"] = limits[tissue.name]
-            entry["constraint_met"] = bool(entry["minimum_temperature_c"] > limits[tissue.name])
+            if tissue.blood_vessel:
+                # held at blood temperature by the model: a temperature limit cannot fail,
+                # so the test is not made; the ice's distance to the wall says what it would
+                entry["constraint_met"] = None
+                entry["constraint_note"] = (
+                    "held at blood temperature by the model: see clearance_from_ice_mm"
+                )
+            else:
+                entry["constraint_met"] = bool(entry["minimum_temperature_c"] > limits[tissue.name])
         out[tissue.name] = entry
     return out
+
+
+def _finite_or_none(value: float) -> float | None:
+    """JSON has no infinity: a structure the ice never nears (or wholly holds) gives None."""
+    return value if np.isfinite(value) else None
 
 
 def _heat_sinks(prepared: PreparedCase, tmin_c: np.ndarray) -> dict[str, dict[str, Any]]:

@@ -129,11 +129,13 @@ def _sections(data: ReportData) -> list[tuple[str, str]]:
         out.append(("Target", _table(["measure", "value"], rows)))
     structures = _table(
         ["structure", "volume mL", "in lethal zone mL", "frozen (≤ 0 °C) mL", "coldest °C",
-         "clearance from lethal zone mm", "limit °C", "met"],
+         "clearance from lethal zone mm", "clearance from ice mm", "limit °C", "met"],
         [
             [name, _f(v["volume_ml"]), _f(v["lethal_volume_ml"], 2), _f(v["frozen_volume_ml"], 2),
              _f(v["minimum_temperature_c"]), _f(v["clearance_from_lethal_zone_mm"]),
-             _f(v.get("keep_above_c")), MET[v.get("constraint_met")]]
+             _f(v.get("clearance_from_ice_mm")), _f(v.get("keep_above_c")),
+             "held at blood temperature (see the ice clearance)"
+             if v.get("constraint_note") else MET[v.get("constraint_met")]]
             for name, v in o["structures"].items()
         ],
     )  # fmt: skip
