@@ -126,3 +126,17 @@ def test_probe_geometry_signs_the_distance_to_the_target_edge(result_dir: Path) 
     # the phantom's 30 mm tumour around the origin, the probes' middles 5 mm off its centre
     # (grid 2.5 mm): about 15 − 5 = 10 mm inside its edge
     assert to_edge == pytest.approx([10.0, 10.0], abs=2.5)
+
+
+def test_an_incomplete_plan_gets_advice_naming_the_worst_point_and_nearest_probe(
+    result_dir: Path,
+) -> None:
+    summary = json.loads((result_dir / "summary.json").read_text("utf-8"))
+    target = summary["outcome"]["target"]
+    (html_path,) = write_report(result_dir)
+    text = html_path.read_text("utf-8").replace("&#x27;", "'")
+    short = target["required_margin_mm"] - target["margin_mm"]["minimum"]
+    assert short > 0  # the test plan falls short of its 5 mm margin
+    assert "What would help:" in text
+    assert f"moved about {short:.1f} mm towards it" in text
+    assert target["margin_mm"]["minimum_side"] in text

@@ -342,8 +342,38 @@ def _verdict_html(data: ReportData) -> str:
     margin = _margin_sentence(data.outcome.get("target"))
     if margin:
         parts.append(f"<p>{html.escape(margin)}</p>")
+    advice = advice_sentence(data)
+    if advice:
+        parts.append(f"<p><b>What would help:</b> {html.escape(advice)}</p>")
     parts.append(_trust_html(data))
     return "".join(parts)
+
+
+def advice_sentence(data: ReportData) -> str | None:
+    """Where the margin falls short: the worst point, the probe nearest to it and how far,
+    and the usual remedies (not a plan: `cryoplan plan` searches for one)."""
+    target = data.outcome.get("target")
+    if not target or target.get("margin_mm", {}).get("minimum") is None:
+        return None
+    asked = float(target["required_margin_mm"])
+    reached = float(target["margin_mm"]["minimum"])
+    where = target["margin_mm"].get("minimum_at_lps_mm")
+    if reached >= asked or not where:
+        return None
+    point = np.asarray(where, float)
+    nearest, distance = None, np.inf
+    for p, (tip, end, _) in zip(data.summary["probes"], figures.probe_segments(data), strict=True):
+        along = np.linspace(tip, end, 41)
+        d = float(np.min(np.linalg.norm(along - point, axis=1)))
+        if d < distance:
+            nearest, distance = p["name"], d
+    side = target["margin_mm"].get("minimum_side", "?")
+    return (
+        f"the margin is shortest at {_xyz(where)} mm LPS ({side}), {distance:.1f} mm from "
+        f"probe {nearest}'s active length. A probe nearer that point, probe {nearest} moved "
+        f"about {asked - reached:.1f} mm towards it, or a longer freeze would close it "
+        "(cryoplan plan searches such changes and checks what they freeze)."
+    )
 
 
 def _margin_sentence(target: dict[str, Any] | None) -> str | None:
