@@ -100,12 +100,34 @@ def probe_segments(data: ReportData) -> list[tuple[np.ndarray, np.ndarray, np.nd
     return out
 
 
-def slices_figure(data: ReportData) -> Figure:
-    """Three orthogonal slices through the target: T_min, isotherms, target and lethal zone."""
-    focus = focus_index(data)
+def worst_point_index(data: ReportData) -> np.ndarray | None:
+    """Voxel index of the point where the margin is smallest, if the run has a target."""
+    where = ((data.outcome.get("target") or {}).get("margin_mm") or {}).get("minimum_at_lps_mm")
+    if not where:
+        return None
+    idx = np.rint(data.index_of_lps(np.asarray(where, float))).astype(int)
+    return np.clip(idx, 0, np.asarray(data.tmin_c.shape) - 1)
+
+
+def _target_plus_margin(data: ReportData, target: np.ndarray) -> np.ndarray:
+    """Signed distance [mm] outside the target (≤ 0 inside): its contour at margin_mm is the
+    target grown by the margin asked for."""
+    step = np.abs(np.diag(data.affine_lps)[:3])
+    return ndimage.distance_transform_edt(~target, sampling=step)
+
+
+def slices_figure(data: ReportData, worst: bool = False) -> Figure:
+    """Three orthogonal slices through the target (or, `worst`, through the point where the
+    margin is smallest, marked): T_min, isotherms, target, target + margin, lethal zone."""
+    marked = worst_point_index(data) if worst else None
+    focus = marked if marked is not None else focus_index(data)
     names = data.tissue_names
     target_name = (data.outcome.get("target") or {}).get("tissue")
     target_index = names.index(target_name) if target_name in names else None
+    margin_mm = (data.outcome.get("target") or {}).get("required_margin_mm")
+    grown = None
+    if target_index is not None and margin_mm:
+        grown = _target_plus_margin(data, data.tissue_index == target_index)
     fig, axes = plt.subplots(1, 3, figsize=(15.5, 5.6), constrained_layout=True)
     colours = tissue_colours(names)
     tissue_cmap = ListedColormap(colours if names else ["#dddddd"])
@@ -149,6 +171,14 @@ def slices_figure(data: ReportData) -> Figure:
             target = (tissue == target_index).astype(float)
             if target.max() > 0:
                 ax.contour(xs, ys, target.T, levels=[0.5], colors=[TARGET_COLOUR], linewidths=1.4)
+        if grown is not None:
+            ring = _slice(grown, fixed, focus[fixed], h, v)
+            if ring.min() < margin_mm < ring.max():
+                ax.contour(xs, ys, ring.T, levels=[margin_mm], colors=[TARGET_COLOUR],
+                           linewidths=1.2, linestyles="dotted")  # fmt: skip
+        if marked is not None:
+            ax.plot(data.axis_mm(h)[marked[h]], data.axis_mm(v)[marked[v]], marker="X", ms=13,
+                    color=TARGET_COLOUR, mec="white", mew=1.5, ls="")  # fmt: skip
         for tip, end, _ in probe_segments(data):
             # solid where the active length crosses (or lies within 2 mm of) this slice,
             # faint and dashed where it is only projected onto it
@@ -182,6 +212,12 @@ def slices_figure(data: ReportData) -> Figure:
     handles.append(Line2D([], [], color=LETHAL_COLOUR, lw=2.4, ls="--", label="lethal zone"))
     if target_index is not None:
         handles.append(Line2D([], [], color=TARGET_COLOUR, lw=1.4, label=f"target ({target_name})"))
+    if grown is not None:
+        handles.append(Line2D([], [], color=TARGET_COLOUR, lw=1.2, ls="dotted",
+                              label=f"target + {margin_mm:g} mm margin"))  # fmt: skip
+    if marked is not None:
+        handles.append(Line2D([], [], color=TARGET_COLOUR, marker="X", ms=10, mec="white",
+                              ls="", label="smallest margin"))  # fmt: skip
     handles.append(Line2D([], [], color="black", lw=2.5, label="probe (active length)"))
     handles.append(
         Line2D([], [], color="black", lw=1.5, ls="--", alpha=0.35, label="probe off this slice")

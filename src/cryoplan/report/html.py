@@ -206,15 +206,19 @@ def probe_geometry(data: ReportData) -> tuple[list[float | None], list[float | N
 
 
 def _figures(data: ReportData) -> list[tuple[str, Figure]]:
-    figs = [
-        ("Slices through the target", figures.slices_figure(data)),
+    figs = [("Slices through the target", figures.slices_figure(data))]
+    if figures.worst_point_index(data) is not None:
+        figs.append(
+            ("Slices through the point of smallest margin (×)", figures.slices_figure(data, True))
+        )
+    figs += [
         ("3-D view", figures.three_d_figure(data)),
         ("Ice-ball growth", figures.growth_figure(data)),
         ("Temperature–volume histograms", figures.histogram_figure(data)),
     ]
     sensors = figures.sensors_figure(data)
     if sensors is not None:
-        figs.insert(2, ("Thermocouples", sensors))
+        figs.insert(len(figs) - 2, ("Thermocouples", sensors))
     return figs
 
 
