@@ -492,7 +492,11 @@ def test_the_report_of_a_simulated_plan_shows_how_it_was_chosen(phantom_plan, tm
     assert f"<td>{p:.2f} (95 % interval" in text
     section = text.split("Alternatives tried")[1].split("</table>")[0]
     assert section.count("<tr>") == 1 + len(summary["alternatives"])  # header + one per row
-    assert text.count("<td>argon-17g</td>") == summary["probe_count"]
+    plan_table = text.split("<h2>Plan</h2>")[1].split("</table>")[0]
+    assert plan_table.count("<td>argon-17g</td>") == summary["probe_count"]
+    # and the plan's probe model once in the table of how far to trust the figures
+    trust = text.split("How far to trust these figures")[1].split("</table>")[0]
+    assert trust.count("<td>argon-17g</td>") == 1
 
 
 BREAST_EXAMPLE = Path(__file__).parent.parent / "examples" / "planning" / "breast-mri.yaml"
