@@ -46,8 +46,9 @@ def result_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_report_is_one_self_contained_html_file(result_dir: Path) -> None:
     (html_path,) = write_report(result_dir)
     text = html_path.read_text("utf-8")
-    # slices, slices through the smallest margin, 3-D, sensors, growth, histogram
-    assert text.count("data:image/png;base64,") == 6
+    # slices, the axial strip, slices through the smallest margin, 3-D, sensors, growth,
+    # histogram
+    assert text.count("data:image/png;base64,") == 7
     for external in ("<script", "<link", 'src="http', "src='http", "@import"):
         assert external not in text
     assert "Verdict:" in text

@@ -7,6 +7,8 @@ the left. Every panel carries mm axes and the patient-direction letters at its e
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -116,11 +118,20 @@ def _target_plus_margin(data: ReportData, target: np.ndarray) -> np.ndarray:
     return ndimage.distance_transform_edt(~target, sampling=step)
 
 
-def slices_figure(data: ReportData, worst: bool = False) -> Figure:
-    """Three orthogonal slices through the target (or, `worst`, through the point where the
-    margin is smallest, marked): T_min, isotherms, target, target + margin, lethal zone."""
-    marked = worst_point_index(data) if worst else None
-    focus = marked if marked is not None else focus_index(data)
+@dataclass(frozen=True)
+class _Overlay:
+    """What every slice panel of a report draws, worked out once per figure."""
+
+    names: list[str]
+    colours: list[str]
+    window: tuple[float, float] | None
+    target_index: int | None
+    grown: np.ndarray | None  # mm outside the target (its contour at margin_mm)
+    margin_mm: float | None
+    marked: np.ndarray | None  # the voxel of smallest margin, or None
+
+
+def _overlay(data: ReportData, marked: np.ndarray | None = None) -> _Overlay:
     names = data.tissue_names
     target_name = (data.outcome.get("target") or {}).get("tissue")
     target_index = names.index(target_name) if target_name in names else None
@@ -128,84 +139,129 @@ def slices_figure(data: ReportData, worst: bool = False) -> Figure:
     grown = None
     if target_index is not None and margin_mm:
         grown = _target_plus_margin(data, data.tissue_index == target_index)
-    fig, axes = plt.subplots(1, 3, figsize=(15.5, 5.6), constrained_layout=True)
-    colours = tissue_colours(names)
-    tissue_cmap = ListedColormap(colours if names else ["#dddddd"])
     window = image_window(data.image) if data.image is not None else None
+    return _Overlay(names, tissue_colours(names), window, target_index, grown, margin_mm, marked)
+
+
+def _panel(ax, data: ReportData, view: str, focus: np.ndarray, o: _Overlay):
+    """One slice panel (`view` of VIEWS through voxel `focus`); returns the T_min mesh."""
+    h, v, fixed, letters, invert = VIEWS[view]
+    names, window, target_index = o.names, o.window, o.target_index
+    grown, margin_mm, marked = o.grown, o.margin_mm, o.marked
+    tissue_cmap = ListedColormap(o.colours if names else ["#dddddd"])
+    xs, ys = data.axis_mm(h), data.axis_mm(v)
+    fixed_mm = data.axis_mm(fixed)[focus[fixed]]
+    tissue = _slice(data.tissue_index, fixed, focus[fixed], h, v)
+    tmin = _slice(data.tmin_c, fixed, focus[fixed], h, v)
+    if window is not None:  # the patient's image, the tissues as a light tint over it
+        picture = _slice(data.image, fixed, focus[fixed], h, v)
+        ax.pcolormesh(xs, ys, picture.T, cmap="gray", vmin=window[0], vmax=window[1],
+                      shading="nearest")  # fmt: skip
+    ax.pcolormesh(
+        xs, ys, tissue.T, cmap=tissue_cmap, vmin=-0.5, vmax=len(names) - 0.5,
+        shading="nearest", alpha=0.22 if window is not None else 1.0,
+    )  # fmt: skip
+    cold = np.ma.masked_greater(tmin, 0.0 if window is not None else 20.0)
+    mesh = ax.pcolormesh(
+        xs, ys, cold.T, cmap="Blues_r", vmin=TMIN_RANGE_C[0], vmax=TMIN_RANGE_C[1],
+        alpha=0.45 if window is not None else 0.55, shading="nearest",
+    )  # fmt: skip
+    for level, (colour, _) in ISOTHERM_STYLE.items():
+        if tmin.min() < level < tmin.max():
+            # solid, as in the legend (matplotlib dashes negative levels by default)
+            ax.contour(xs, ys, tmin.T, levels=[level], colors=[colour], linewidths=2.0,
+                       linestyles="solid")  # fmt: skip
+    lethal = _slice(data.lethal.astype(float), fixed, focus[fixed], h, v)
+    if lethal.max() > 0:
+        ax.contour(
+            xs,
+            ys,
+            lethal.T,
+            levels=[0.5],
+            colors=[LETHAL_COLOUR],
+            linewidths=2.4,
+            linestyles="--",
+        )
+    if target_index is not None:
+        target = (tissue == target_index).astype(float)
+        if target.max() > 0:
+            ax.contour(xs, ys, target.T, levels=[0.5], colors=[TARGET_COLOUR], linewidths=1.4)
+    if grown is not None:
+        ring = _slice(grown, fixed, focus[fixed], h, v)
+        if ring.min() < margin_mm < ring.max():
+            ax.contour(xs, ys, ring.T, levels=[margin_mm], colors=[TARGET_COLOUR],
+                       linewidths=1.2, linestyles="dotted")  # fmt: skip
+    if marked is not None:
+        ax.plot(data.axis_mm(h)[marked[h]], data.axis_mm(v)[marked[v]], marker="X", ms=13,
+                color=TARGET_COLOUR, mec="white", mew=1.5, ls="")  # fmt: skip
+    for tip, end, _ in probe_segments(data):
+        # solid where the active length crosses (or lies within 2 mm of) this slice,
+        # faint and dashed where it is only projected onto it
+        a, b = tip[fixed] - fixed_mm, end[fixed] - fixed_mm
+        near = a * b <= 0 or min(abs(a), abs(b)) <= 2.0
+        style = {"color": "black", "lw": 2.5, "alpha": 0.85} if near else {
+            "color": "black", "lw": 1.5, "alpha": 0.35, "ls": "--"}  # fmt: skip
+        ax.plot([tip[h], end[h]], [tip[v], end[v]], **style)
+        ax.plot(tip[h], tip[v], "o", color="black", ms=4, alpha=style["alpha"])
+    for sensor in data.summary.get("sensors") or []:  # thermocouples near this slice
+        at = np.asarray(sensor["at_mm"], float)
+        if abs(at[fixed] - fixed_mm) <= 2.0:
+            ax.plot(at[h], at[v], "s", color="white", mec="black", ms=5)
+            ax.annotate(sensor["name"], (at[h], at[v]), xytext=(4, 4),
+                        textcoords="offset points", fontsize=8)  # fmt: skip
+    ax.set_aspect("equal")
+    ax.set_xlabel(AXIS_NAMES[h])
+    ax.set_ylabel(AXIS_NAMES[v])
+    if invert:
+        ax.invert_yaxis()
+    ax.set_title(f"{view} ({'xyz'[fixed]} = {fixed_mm:.1f} mm)")
+    left, right, top, bottom = letters
+    style = {"fontsize": 15, "fontweight": "bold", "color": "#222", "transform": ax.transAxes}
+    ax.text(0.015, 0.5, left, ha="left", va="center", **style)
+    ax.text(0.985, 0.5, right, ha="right", va="center", **style)
+    ax.text(0.5, 0.985, top, ha="center", va="top", **style)
+    ax.text(0.5, 0.015, bottom, ha="center", va="bottom", **style)
+    return mesh
+
+
+def slices_figure(data: ReportData, worst: bool = False) -> Figure:
+    """Three orthogonal slices through the target (or, `worst`, through the point where the
+    margin is smallest, marked): T_min, isotherms, target, target + margin, lethal zone."""
+    marked = worst_point_index(data) if worst else None
+    focus = marked if marked is not None else focus_index(data)
+    o = _overlay(data, marked)
+    fig, axes = plt.subplots(1, 3, figsize=(15.5, 5.6), constrained_layout=True)
     mesh = None
-    for ax, (view, (h, v, fixed, letters, invert)) in zip(axes, VIEWS.items(), strict=True):
-        xs, ys = data.axis_mm(h), data.axis_mm(v)
-        fixed_mm = data.axis_mm(fixed)[focus[fixed]]
-        tissue = _slice(data.tissue_index, fixed, focus[fixed], h, v)
-        tmin = _slice(data.tmin_c, fixed, focus[fixed], h, v)
-        if window is not None:  # the patient's image, the tissues as a light tint over it
-            picture = _slice(data.image, fixed, focus[fixed], h, v)
-            ax.pcolormesh(xs, ys, picture.T, cmap="gray", vmin=window[0], vmax=window[1],
-                          shading="nearest")  # fmt: skip
-        ax.pcolormesh(
-            xs, ys, tissue.T, cmap=tissue_cmap, vmin=-0.5, vmax=len(names) - 0.5,
-            shading="nearest", alpha=0.22 if window is not None else 1.0,
-        )  # fmt: skip
-        cold = np.ma.masked_greater(tmin, 0.0 if window is not None else 20.0)
-        mesh = ax.pcolormesh(
-            xs, ys, cold.T, cmap="Blues_r", vmin=TMIN_RANGE_C[0], vmax=TMIN_RANGE_C[1],
-            alpha=0.45 if window is not None else 0.55, shading="nearest",
-        )  # fmt: skip
-        for level, (colour, _) in ISOTHERM_STYLE.items():
-            if tmin.min() < level < tmin.max():
-                # solid, as in the legend (matplotlib dashes negative levels by default)
-                ax.contour(xs, ys, tmin.T, levels=[level], colors=[colour], linewidths=2.0,
-                           linestyles="solid")  # fmt: skip
-        lethal = _slice(data.lethal.astype(float), fixed, focus[fixed], h, v)
-        if lethal.max() > 0:
-            ax.contour(
-                xs,
-                ys,
-                lethal.T,
-                levels=[0.5],
-                colors=[LETHAL_COLOUR],
-                linewidths=2.4,
-                linestyles="--",
-            )
-        if target_index is not None:
-            target = (tissue == target_index).astype(float)
-            if target.max() > 0:
-                ax.contour(xs, ys, target.T, levels=[0.5], colors=[TARGET_COLOUR], linewidths=1.4)
-        if grown is not None:
-            ring = _slice(grown, fixed, focus[fixed], h, v)
-            if ring.min() < margin_mm < ring.max():
-                ax.contour(xs, ys, ring.T, levels=[margin_mm], colors=[TARGET_COLOUR],
-                           linewidths=1.2, linestyles="dotted")  # fmt: skip
-        if marked is not None:
-            ax.plot(data.axis_mm(h)[marked[h]], data.axis_mm(v)[marked[v]], marker="X", ms=13,
-                    color=TARGET_COLOUR, mec="white", mew=1.5, ls="")  # fmt: skip
-        for tip, end, _ in probe_segments(data):
-            # solid where the active length crosses (or lies within 2 mm of) this slice,
-            # faint and dashed where it is only projected onto it
-            a, b = tip[fixed] - fixed_mm, end[fixed] - fixed_mm
-            near = a * b <= 0 or min(abs(a), abs(b)) <= 2.0
-            style = {"color": "black", "lw": 2.5, "alpha": 0.85} if near else {
-                "color": "black", "lw": 1.5, "alpha": 0.35, "ls": "--"}  # fmt: skip
-            ax.plot([tip[h], end[h]], [tip[v], end[v]], **style)
-            ax.plot(tip[h], tip[v], "o", color="black", ms=4, alpha=style["alpha"])
-        for sensor in data.summary.get("sensors") or []:  # thermocouples near this slice
-            at = np.asarray(sensor["at_mm"], float)
-            if abs(at[fixed] - fixed_mm) <= 2.0:
-                ax.plot(at[h], at[v], "s", color="white", mec="black", ms=5)
-                ax.annotate(sensor["name"], (at[h], at[v]), xytext=(4, 4),
-                            textcoords="offset points", fontsize=8)  # fmt: skip
-        ax.set_aspect("equal")
-        ax.set_xlabel(AXIS_NAMES[h])
-        ax.set_ylabel(AXIS_NAMES[v])
-        if invert:
-            ax.invert_yaxis()
-        ax.set_title(f"{view} ({'xyz'[fixed]} = {fixed_mm:.1f} mm)")
-        left, right, top, bottom = letters
-        style = {"fontsize": 15, "fontweight": "bold", "color": "#222", "transform": ax.transAxes}
-        ax.text(0.015, 0.5, left, ha="left", va="center", **style)
-        ax.text(0.985, 0.5, right, ha="right", va="center", **style)
-        ax.text(0.5, 0.985, top, ha="center", va="top", **style)
-        ax.text(0.5, 0.015, bottom, ha="center", va="bottom", **style)
+    for ax, view in zip(axes, VIEWS, strict=True):
+        mesh = _panel(ax, data, view, focus, o)
+    _legend(fig, axes, mesh, data, o)
+    return fig
+
+
+def axial_strip_figure(data: ReportData, count: int = 5) -> Figure | None:
+    """`count` axial slices evenly across the target's extent, or None without a target."""
+    o = _overlay(data)
+    if o.target_index is None:
+        return None
+    z = np.flatnonzero((data.tissue_index == o.target_index).any(axis=(0, 1)))
+    if z.size == 0:
+        return None
+    levels = np.unique(np.rint(np.linspace(z[0], z[-1], count)).astype(int))
+    fig, axes = plt.subplots(1, len(levels), figsize=(3.3 * len(levels) + 1.5, 4.4),
+                             constrained_layout=True, squeeze=False)  # fmt: skip
+    mesh = None
+    centre = focus_index(data)
+    for ax, k in zip(axes[0], levels, strict=True):
+        mesh = _panel(ax, data, "axial", np.array([centre[0], centre[1], k]), o)
+    _legend(fig, axes[0], mesh, data, o)
+    return fig
+
+
+def _legend(fig: Figure, axes, mesh, data: ReportData, o: _Overlay) -> None:
+    """The colour bar and the legend shared by a figure's slice panels."""
+    target_name = o.names[o.target_index] if o.target_index is not None else None
+    target_index, grown, margin_mm, marked = o.target_index, o.grown, o.margin_mm, o.marked
+    colours, names = o.colours, o.names
     bar = fig.colorbar(mesh, ax=axes, shrink=0.85, pad=0.01)
     bar.set_label("minimum temperature reached (°C)")
     handles = [Line2D([], [], color=c, lw=2, label=lab) for c, lab in ISOTHERM_STYLE.values()]
@@ -229,7 +285,6 @@ def slices_figure(data: ReportData, worst: bool = False) -> Figure:
     fig.legend(
         handles=handles, loc="outside lower center", ncol=min(len(handles), 8), frameon=False
     )
-    return fig
 
 
 def _mesh(

@@ -207,6 +207,9 @@ def probe_geometry(data: ReportData) -> tuple[list[float | None], list[float | N
 
 def _figures(data: ReportData) -> list[tuple[str, Figure]]:
     figs = [("Slices through the target", figures.slices_figure(data))]
+    strip = figures.axial_strip_figure(data)
+    if strip is not None:
+        figs.append(("Axial slices across the target, inferior to superior", strip))
     if figures.worst_point_index(data) is not None:
         figs.append(
             ("Slices through the point of smallest margin (×)", figures.slices_figure(data, True))
