@@ -216,19 +216,11 @@ LITTRUP_QUADRUPLE = dataclasses.replace(
     box_mm=(108.0, 108.0, 96.0),
     measured_mm=49.0,
 )
-LITTRUP_THIN = Measurement(
+LITTRUP_THIN = dataclasses.replace(
+    LITTRUP_SINGLE,
     name="littrup-1probe-1.7mm",
-    source=LITTRUP_SINGLE.source,
     probe_model="argon-1.7mm",
-    probe_xy_mm=((0.0, 0.0),),
-    protocol=LITTRUP_PROTOCOL,
-    phantom_temperature_c=39.0,
-    tissue="agar",
-    box_mm=LITTRUP_SINGLE.box_mm,
-    quantity="diameter",
-    isotherm_c=-30.0,
     measured_mm=10.1,
-    tolerance_mm=1.0,
     tolerance_basis=(
         "±1 mm, as for the single probe; the figure is [D] 84 % × 12 mm (the study gives the "
         "1.7 mm probes' lethal diameters as 84 % of the 2.4 mm probes', over its layouts)"

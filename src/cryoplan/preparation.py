@@ -152,7 +152,7 @@ def material_rows(
     w_b the tissue's perfusion [1/s] and ρ_b c_b the blood's volumetric heat capacity). With
     `ice`, the frozen k and C follow temperature through the tissue's ice
     (`Tissue.frozen_slopes`); without, they are constant below the solidus."""
-    no_slopes = (0.0, 0.0)
+    slopes = [t.frozen_slopes(ice) if ice else (0.0, 0.0) for t in tissues]
     return [
         MaterialRow(
             conductivity_frozen_w_mk=t.conductivity_w_mk.frozen,
@@ -165,10 +165,10 @@ def material_rows(
             perfusion_coefficient_w_m3k=t.perfusion_1_s * blood_capacity_j_m3k,
             metabolic_w_m3=t.metabolic_w_m3,
             lethal_c=t.lethal_temperature_c,
-            conductivity_slope_w_mk2=(t.frozen_slopes(ice) if ice else no_slopes)[0],
-            capacity_slope_j_m3k2=(t.frozen_slopes(ice) if ice else no_slopes)[1],
+            conductivity_slope_w_mk2=kappa,
+            capacity_slope_j_m3k2=gamma,
         )
-        for t in tissues
+        for t, (kappa, gamma) in zip(tissues, slopes, strict=True)
     ]
 
 
