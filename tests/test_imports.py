@@ -21,6 +21,10 @@ HEAVY = (
     "pydicom",
     "skimage",
     "matplotlib",
+    "vtk",
+    "vtkmodules",
+    "weasyprint",
+    "jinja2",
 )
 
 

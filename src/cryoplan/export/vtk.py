@@ -1,133 +1,90 @@
 """Fields and isosurfaces out for ParaView: VTK XML ImageData (.vti) and PolyData (.vtp).
 
-The files are written here with numpy, zlib and the standard library's XML writer rather
-than through a library:
+`write_vti` writes fields on the simulation grid as point data of a `vtkImageData`;
+`write_isosurface_vtp` writes one level set of a field as triangles of a `vtkPolyData`.
+Both files are written by VTK's own XML writers (`vtkXMLImageDataWriter`,
+`vtkXMLPolyDataWriter`), the counterparts of the readers ParaView opens them with, so the
+file layout is VTK's and stays in step with it. VTK is imported only when a file is
+written, and only the modules these writers need (not the `vtk` meta-module, which loads
+several times more), so `import cryoplan` does not pay for it.
 
-- `vtk` (the wheel is ~100 MB) and `pyvista` (which needs it) are far heavier than two small
-  XML formats;
-- `meshio` writes unstructured meshes only, no ImageData;
-- `pyevtk` writes ImageData without the `Direction` attribute, so an oblique patient image
-  would come out axis-aligned.
+Encoding: the XML header describes the arrays (file format version 1.0,
+`header_type="UInt64"`, `compressor="vtkZLibDataCompressor"`); their values follow in one
+`<AppendedData encoding="raw">` section as little-endian binary (not base64), compressed
+with zlib in VTK's blocks of 32 KiB. Binary is exact (NaN and infinities included), and a
+planning grid's smooth fields compress to a small fraction of their raw size.
 
-Encoding: the XML header describes the arrays, whose values follow in one `AppendedData`
-section as raw little-endian binary, each array compressed with zlib, as VTK's own writers
-do by default (file format version 1.0, `header_type="UInt64"`,
-`compressor="vtkZLibDataCompressor"`). Binary is exact and about a tenth of the ASCII
-encoding's size before compression (10 bytes per value in ASCII); a planning grid's fields
-shrink from megabytes to the size of what actually varies.
+Geometry is LPS millimetres throughout, as cryoplan's `Grid`. The ImageData carries the
+grid's `Origin`, `Spacing` and direction cosines (`Direction`, row-major, as
+vtkImageData's direction matrix): VTK places point (i, j, k) at
+origin + direction · diag(spacing) · (i, j, k), exactly the grid's affine. A reader older
+than VTK 9 ignores `Direction` and shows an oblique volume axis-aligned. The isosurface's
+vertices are written already mapped through the full affine.
 
-Each array's data is its compression header followed by its compressed blocks:
-
-    [#blocks][#u-size][#p-size][#c-size-1]…[#c-size-#blocks] block-1 … block-#blocks
-
-all UInt64: the number of blocks, the uncompressed size of a block (`BLOCK_BYTES`), the
-uncompressed size of the last block if it is partial (0 when it is full), and each block's
-compressed size. A DataArray's `offset` counts bytes from the first byte after the `_` that
-opens the appended section.
-
-Geometry is LPS millimetres throughout, as cryoplan's `Grid`. ImageData carries `Origin`,
-`Spacing` and, for an oblique grid, `Direction` (row-major, as vtkImageData's direction
-matrix): VTK ≥ 9 places point (i, j, k) at origin + direction · diag(spacing) · (i, j, k),
-exactly the grid's affine; an older reader ignores `Direction` and shows the volume
-axis-aligned. The isosurface needs no such care: its vertices are written already mapped
-through the full affine.
-
-Values are point data, one per voxel centre; VTK orders points with i fastest, which is a
-Fortran-order ravel of an [i, j, k] array.
+Values are point data, one per voxel centre. VTK orders points with i fastest, so an
+[i, j, k] array goes out as its Fortran-order ravel, with a vector field's components
+(a trailing axis) kept together per point.
 """
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from cryoplan.anatomy.grid import Grid
 
-VTK_TYPES = {
-    np.dtype(np.int8): "Int8",
-    np.dtype(np.uint8): "UInt8",
-    np.dtype(np.int16): "Int16",
-    np.dtype(np.uint16): "UInt16",
-    np.dtype(np.int32): "Int32",
-    np.dtype(np.uint32): "UInt32",
-    np.dtype(np.int64): "Int64",
-    np.dtype(np.uint64): "UInt64",
-    np.dtype(np.float32): "Float32",
-    np.dtype(np.float64): "Float64",
-}
-BLOCK_BYTES = 1 << 15  # VTK's default compression block (32 KiB)
-ZLIB_LEVEL = 6  # zlib's default: most of level 9's gain on smooth fields, at a third the time
-HEADER_TYPE = np.dtype("<u8")  # header_type="UInt64"
-
-
-def compressed(data: bytes) -> bytes:
-    """One array's appended data: compression header, then its zlib-compressed blocks."""
-    blocks = [
-        zlib.compress(data[start : start + BLOCK_BYTES], ZLIB_LEVEL)
-        for start in range(0, len(data), BLOCK_BYTES)
-    ]
-    header = [len(blocks), BLOCK_BYTES, len(data) % BLOCK_BYTES, *map(len, blocks)]
-    return np.asarray(header, HEADER_TYPE).tobytes() + b"".join(blocks)
-
-
-class _Appended:
-    """The appended section being assembled: arrays' data in order, and their offsets."""
-
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-        self.size = 0
-
-    def add(self, parent: ET.Element, values: np.ndarray, name: str, components: int) -> None:
-        """A `<DataArray format="appended">` of (n, components) values under `parent`."""
-        if values.dtype == np.bool_:
-            values = values.astype(np.uint8)
-        if values.dtype not in VTK_TYPES:
-            values = values.astype(np.float64)
-        ET.SubElement(
-            parent,
-            "DataArray",
-            type=VTK_TYPES[values.dtype],
-            Name=name,
-            NumberOfComponents=str(components),
-            format="appended",
-            offset=str(self.size),
-        )
-        little = values.astype(values.dtype.newbyteorder("<"), copy=False)
-        chunk = compressed(np.ascontiguousarray(little).tobytes())
-        self.chunks.append(chunk)
-        self.size += len(chunk)
-
-    def write(self, path: Path, root: ET.Element) -> None:
-        """The XML description, then the appended raw data, into one file."""
-        ET.indent(root, space="  ")
-        text = ET.tostring(root, encoding="unicode")
-        closing = "</VTKFile>"
-        assert text.endswith(closing)
-        with path.open("wb") as f:
-            f.write(b'<?xml version="1.0" encoding="utf-8"?>\n')
-            f.write(text[: -len(closing)].encode("utf-8"))
-            f.write(b'  <AppendedData encoding="raw">\n    _')
-            for chunk in self.chunks:
-                f.write(chunk)
-            f.write(b"\n  </AppendedData>\n</VTKFile>\n")
-
-
-def _root(kind: str) -> ET.Element:
-    return ET.Element(
-        "VTKFile",
-        type=kind,
-        version="1.0",
-        byte_order="LittleEndian",
-        header_type="UInt64",
-        compressor="vtkZLibDataCompressor",
+# numpy dtypes written as they are; booleans go out as UInt8, anything else as Float64
+VTK_DTYPES = frozenset(
+    np.dtype(t)
+    for t in (
+        np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64,
+        np.float32, np.float64,
     )
+)  # fmt: skip
 
 
-def _vector(values: np.ndarray) -> str:
-    return " ".join(repr(float(v)) for v in np.asarray(values, float).ravel())
+def _vtk_array(values: np.ndarray, name: str, vtk_type: int | None = None) -> Any:
+    """A VTK data array of (n,) or (n, components) `values` (of VTK type `vtk_type` if given,
+    else the one numpy_to_vtk picks for their dtype)."""
+    from vtkmodules.util.numpy_support import numpy_to_vtk  # noqa: PLC0415
+
+    if values.dtype == np.bool_:
+        values = values.astype(np.uint8)
+    elif values.dtype.newbyteorder("=") not in VTK_DTYPES:
+        values = values.astype(np.float64)
+    # numpy_to_vtk shares the buffer (and keeps it alive): it must be native and C-ordered
+    values = np.ascontiguousarray(values, values.dtype.newbyteorder("="))
+    array = numpy_to_vtk(values, deep=False, array_type=vtk_type)
+    array.SetName(name)
+    return array
+
+
+def _write(writer: Any, data: Any, path: str | Path) -> None:
+    """`data` through `writer` to `path`: binary, appended raw, zlib, UInt64 headers."""
+    writer.SetInputData(data)
+    writer.SetFileName(str(path))
+    writer.SetDataModeToAppended()
+    writer.EncodeAppendedDataOff()  # raw bytes, not base64
+    writer.SetCompressorTypeToZLib()
+    writer.SetHeaderTypeToUInt64()
+    writer.SetByteOrderToLittleEndian()
+    # VTK reports a failure through error events (printed unless observed) and the return
+    # value, never as an exception: the writer's and its executive's errors become one
+    from vtkmodules.util.misc import calldata_type  # noqa: PLC0415
+    from vtkmodules.vtkCommonCore import VTK_STRING, vtkCommand  # noqa: PLC0415
+
+    errors: list[str] = []
+
+    @calldata_type(VTK_STRING)
+    def collect(_caller: Any, _event: str, message: str) -> None:
+        errors.append(" ".join(message.split()))
+
+    for source in (writer, writer.GetExecutive()):
+        source.AddObserver(vtkCommand.ErrorEvent, collect)
+    if writer.Write() != 1 or writer.GetErrorCode() != 0 or errors:
+        raise OSError(f"VTK could not write {path}: {'; '.join(errors[:2])}")
 
 
 def write_vti(path: str | Path, fields: dict[str, np.ndarray], grid: Grid) -> None:
@@ -137,33 +94,32 @@ def write_vti(path: str | Path, fields: dict[str, np.ndarray], grid: Grid) -> No
     field, e.g. shape + (3,)); booleans are written as UInt8. The first field is marked as
     the active scalars, so ParaView colours by it on opening.
     """
-    shape = tuple(grid.shape)
-    direction = np.asarray(grid.direction, float)
-    extent = " ".join(f"0 {n - 1}" for n in shape)
-    root = _root("ImageData")
-    image = ET.SubElement(
-        root,
-        "ImageData",
-        WholeExtent=extent,
-        Origin=_vector(grid.origin_mm),
-        Spacing=_vector(grid.spacing_mm),
-    )
-    if not np.allclose(direction, np.eye(3), rtol=0.0, atol=1e-12):
-        image.set("Direction", _vector(direction))  # row-major, read by VTK ≥ 9
-    piece = ET.SubElement(image, "Piece", Extent=extent)
-    point_data = ET.SubElement(piece, "PointData")
-    appended = _Appended()
+    from vtkmodules.vtkCommonDataModel import vtkImageData  # noqa: PLC0415  (heavy)
+    from vtkmodules.vtkIOXML import vtkXMLImageDataWriter  # noqa: PLC0415
+
+    shape = tuple(int(n) for n in grid.shape)
+    arrays = []
     for name, values in fields.items():
         array = np.asarray(values)
         if array.shape[:3] != shape or array.ndim not in (3, 4):
             raise ValueError(f"field {name!r} has shape {array.shape}, the grid {shape}")
         components = 1 if array.ndim == 3 else array.shape[3]
-        # Fortran order: i fastest, then j, then k; components stay together per point.
-        appended.add(point_data, array.reshape(-1, components, order="F"), name, components)
-        if "Scalars" not in point_data.attrib and components == 1:
-            point_data.set("Scalars", name)
-    ET.SubElement(piece, "CellData")
-    appended.write(Path(path), root)
+        # Fortran order: i fastest, then j, then k; a point's components stay together
+        flat = array.reshape(-1, components, order="F")
+        arrays.append(_vtk_array(flat if components > 1 else flat[:, 0], name))
+
+    image = vtkImageData()
+    image.SetDimensions(*shape)
+    image.SetOrigin(*(float(v) for v in grid.origin_mm))
+    image.SetSpacing(*(float(v) for v in grid.spacing_mm))
+    image.SetDirectionMatrix(*(float(v) for v in np.asarray(grid.direction, float).ravel()))
+    point_data = image.GetPointData()
+    for array in arrays:
+        point_data.AddArray(array)
+    scalars = [a.GetName() for a in arrays if a.GetNumberOfComponents() == 1]
+    if scalars:
+        point_data.SetActiveScalars(scalars[0])
+    _write(vtkXMLImageDataWriter(), image, path)
 
 
 def write_isosurface_vtp(path: str | Path, field: np.ndarray, level: float, grid: Grid) -> None:
@@ -178,6 +134,9 @@ def write_isosurface_vtp(path: str | Path, field: np.ndarray, level: float, grid
     range gives an empty surface, which ParaView opens as such.
     """
     from skimage import measure  # noqa: PLC0415  (heavy; only isosurfaces need it)
+    from vtkmodules.vtkCommonCore import VTK_ID_TYPE, vtkPoints  # noqa: PLC0415
+    from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData  # noqa: PLC0415
+    from vtkmodules.vtkIOXML import vtkXMLPolyDataWriter  # noqa: PLC0415
 
     values = np.asarray(field, np.float64)
     if values.shape != tuple(grid.shape):
@@ -199,22 +158,18 @@ def write_isosurface_vtp(path: str | Path, field: np.ndarray, level: float, grid
     if np.linalg.det(linear) < 0.0:  # a reflection turns the winding over: turn it back
         faces = faces[:, ::-1]
 
-    root = _root("PolyData")
-    poly = ET.SubElement(root, "PolyData")
-    piece = ET.SubElement(
-        poly,
-        "Piece",
-        NumberOfPoints=str(len(points)),
-        NumberOfVerts="0",
-        NumberOfLines="0",
-        NumberOfStrips="0",
-        NumberOfPolys=str(len(faces)),
-    )
-    appended = _Appended()
-    point_data = ET.SubElement(piece, "PointData", Normals="Normals")
-    appended.add(point_data, normals, "Normals", 3)
-    appended.add(ET.SubElement(piece, "Points"), points, "Points", 3)
-    polys = ET.SubElement(piece, "Polys")
-    appended.add(polys, faces, "connectivity", 1)
-    appended.add(polys, 3 * np.arange(1, len(faces) + 1, dtype=np.int64), "offsets", 1)
-    appended.write(Path(path), root)
+    surface = vtkPolyData()
+    vertices = vtkPoints()
+    vertices.SetData(_vtk_array(points.astype(np.float64), "Points"))
+    surface.SetPoints(vertices)
+    triangles = vtkCellArray()
+    # VTK's cell offsets start at 0 and end at the connectivity's length
+    offsets = 3 * np.arange(len(faces) + 1, dtype=np.int64)
+    if not triangles.SetData(
+        _vtk_array(offsets, "offsets", VTK_ID_TYPE),
+        _vtk_array(faces.ravel(), "connectivity", VTK_ID_TYPE),
+    ):
+        raise RuntimeError("VTK refused the triangles' offsets and connectivity")
+    surface.SetPolys(triangles)
+    surface.GetPointData().SetNormals(_vtk_array(normals, "Normals"))
+    _write(vtkXMLPolyDataWriter(), surface, path)
