@@ -12,6 +12,8 @@ What each objective costs, so that a planner or a sweep asks only for what it ne
   cubes of the target and the lethal zone;
 - `verdict`: complete ablation with margin or not (computes coverage and margin);
 - `structures`: per other tissue: volumes, coldest point, clearance (a surface each);
+- `organs`: per organ of an image's label map: volumes, coldest point, distance to the ice
+  (two distance transforms for all organs);
 - `reach`: each vessel's heat sink, the reach of the cold towards it and away (rays);
 - `histograms`: temperature–volume histograms per tissue (a sort each);
 - `time_series`: the recorded volumes against time (copies);
@@ -42,6 +44,7 @@ Objective = Literal[
     "margin",
     "verdict",
     "structures",
+    "organs",
     "reach",
     "histograms",
     "time_series",
@@ -81,6 +84,7 @@ class Outcome:
     margin: dict[str, Any] | None = None
     verdict: dict[str, Any] | None = None
     structures: dict[str, dict[str, Any]] | None = None
+    organs: dict[str, dict[str, Any]] | None = None  # image domains: per organ of the labels
     reach: dict[str, dict[str, Any]] | None = None  # vessel tissue → its heat sink
     histograms: dict[str, list[float]] | None = None
     time_series: dict[str, list[float]] | None = None
@@ -118,6 +122,7 @@ class Outcome:
             "verdict": self.verdict,
             "target": self.target,
             "structures": structures,
+            "organs": self.organs,
             "collateral_damage_ml": None
             if self.structures is None
             else {name: s["lethal_volume_ml"] for name, s in self.structures.items()},
@@ -377,7 +382,9 @@ def validation_warning(model: str, checked: ProbeValidation, frozen_properties: 
     return text
 
 
-def _warnings(run: Run, prepared: PreparedCase, zone: _Zone) -> list[str]:
+def _warnings(
+    run: Run, prepared: PreparedCase, zone: _Zone, organs: dict[str, dict[str, Any]] | None
+) -> list[str]:
     models = prepared.case.probe_models
     warnings = []
     uncalibrated = sorted(
@@ -419,7 +426,73 @@ def _warnings(run: Run, prepared: PreparedCase, zone: _Zone) -> list[str]:
     for name, (coldest_c, limit_c) in _limits(prepared, zone).items():
         if not coldest_c > limit_c:
             warnings.append(f"{name} reaches {coldest_c:.1f} °C, below its limit {limit_c:g} °C")
+    for name, organ in (organs or {}).items():
+        if organ["role"] == "nearby" and organ["frozen_volume_ml"] > 0.0:
+            warnings.append(
+                f"{name} freezes: {organ['frozen_volume_ml']:.2f} mL at or below 0 °C, "
+                f"{organ['lethal_volume_ml']:.2f} mL in the lethal zone, coldest "
+                f"{organ['minimum_temperature_c']:.1f} °C"
+            )
     return warnings
+
+
+def _organ_metrics(prepared: PreparedCase, zone: _Zone) -> dict[str, dict[str, Any]] | None:
+    """Per organ of the label map on the grid (image domains; None otherwise).
+
+    `role`: "target" (mostly target voxels), "host" (the organ holding most of the target,
+    whose freezing is the margin), "vessel" (a large vessel, held at blood temperature: it
+    never freezes in the model, so its distance to the ice is what matters), or "nearby".
+    `ice_clearance_mm` is the distance from the organ to the visible ice ball {T_min ≤ 0 °C}
+    to a voxel: the distance between the nearest voxel centres less one voxel (0 when they
+    touch), negative as deep as the ice reaches into the organ; None with no ice.
+    """
+    organs = prepared.tissue_map.organs
+    if organs is None:
+        return None
+    grid = prepared.grid
+    spacing = grid.spacing_mm
+    voxel_mm = float(np.mean(spacing))
+    ice = zone.tmin_c <= 0.0
+    to_ice = ndimage.distance_transform_edt(~ice, sampling=spacing) if ice.any() else None
+    into_ice = ndimage.distance_transform_edt(ice, sampling=spacing)
+    target = (
+        prepared.tissue_mask(prepared.case.target)
+        if prepared.case.target in prepared.tissue_names
+        else np.zeros(grid.shape, bool)
+    )
+    under_target = np.bincount(organs.labels[target].ravel(), minlength=1)
+    under_target[0] = 0
+    host = int(np.argmax(under_target)) if under_target.any() else None
+    out: dict[str, dict[str, Any]] = {}
+    for value, name in organs.names.items():
+        region = organs.labels == value
+        voxels = int(region.sum())
+        if voxels == 0:
+            continue
+        tissue = prepared.tissues[int(np.bincount(prepared.material[region]).argmax())]
+        if (region & target).sum() * 2 > voxels:
+            role = "target"
+        elif value == host:
+            role = "host"
+        elif tissue.blood_vessel:
+            role = "vessel"
+        else:
+            role = "nearby"
+        clearance = None
+        if to_ice is not None:
+            depth = float(into_ice[region].max())
+            clearance = -depth if depth > 0.0 else float(to_ice[region].min()) - voxel_mm
+        out[name] = {
+            "label": value,
+            "tissue": tissue.name,
+            "role": role,
+            "volume_in_grid_ml": voxels * grid.voxel_volume_ml,
+            "frozen_volume_ml": int((region & ice).sum()) * grid.voxel_volume_ml,
+            "lethal_volume_ml": int((region & zone.lethal).sum()) * grid.voxel_volume_ml,
+            "minimum_temperature_c": float(zone.tmin_c[region].min()),
+            "ice_clearance_mm": clearance,
+        }
+    return out
 
 
 def evaluate(
@@ -446,6 +519,7 @@ def evaluate(
         coverage = _target_coverage(prepared, zone)
     if has_target and asked & {"margin", "verdict"}:
         margin = _target_margin(prepared, zone)
+    organs = _organ_metrics(prepared, zone) if asked & {"organs", "warnings"} else None
     verdict = None
     if "verdict" in asked:
         violated = [n for n, (cold, limit) in _limits(prepared, zone).items() if not cold > limit]
@@ -461,8 +535,9 @@ def evaluate(
         margin=margin if "margin" in asked else None,
         verdict=verdict,
         structures=_structure_metrics(prepared, zone) if "structures" in asked else None,
+        organs=organs if "organs" in asked else None,
         reach=_heat_sinks(prepared, zone.tmin_c) if "reach" in asked else None,
         histograms=_histograms(prepared, zone.tmin_c) if "histograms" in asked else None,
         time_series=_time_series(run) if "time_series" in asked else None,
-        warnings=_warnings(run, prepared, zone) if "warnings" in asked else None,
+        warnings=_warnings(run, prepared, zone, organs) if "warnings" in asked else None,
     )

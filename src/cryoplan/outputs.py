@@ -3,6 +3,9 @@
 - summary.json, tmin.nii.gz (minimum temperature, °C), sensors.csv: the command-line contract;
 - lethal.nii.gz (1 inside the lethal zone), tissues.nii.gz (tissue index, named in
   summary.json's tissue_labels): what the report and other tools need;
+- image domains: organs.nii.gz (the label map on the simulation grid, each value named in
+  summary.json's organ_labels), image.nii.gz (the image's intensities on that grid), and
+  T_min and the lethal zone on the image's own grid (`write_on_image_grid`);
 - temperature_<minutes>min.nii.gz for each requested snapshot;
 - on request (`vtk=True`, `cryoplan simulate --vtk`): fields.vti and isotherm_<T>c.vtp for
   ParaView (VTK XML, zlib-compressed binary). Opt-in because no other file needs them and
@@ -45,6 +48,7 @@ from cryoplan.simulator import ISOTHERMS_C
 OUTPUT_FILES = ("summary.json", "tmin.nii.gz", "sensors.csv", "lethal.nii.gz", "tissues.nii.gz")
 COMPLETE_MARKER = ".cryoplan-complete.json"
 IMAGE_ON_GRID = "image.nii.gz"  # a patient image resampled onto the simulation grid
+ORGANS_ON_GRID = "organs.nii.gz"  # a patient label map on the simulation grid (image domains)
 STAGING_PREFIX = ".cryoplan-staging."
 REPLACED_PREFIX = ".cryoplan-replaced."
 
@@ -363,6 +367,9 @@ def write_result(
         write_nifti(staging / "lethal.nii.gz", result.outcome.lethal_zone.astype(np.uint8), grid)
         # tissue index per voxel; summary.json's tissue_labels names each index
         write_nifti(staging / "tissues.nii.gz", result.prepared.material, grid)
+        organs = result.prepared.tissue_map.organs
+        if organs is not None:  # the label map's organs; summary.json's organ_labels names them
+            write_nifti(staging / ORGANS_ON_GRID, organs.labels, grid)
         write_on_image_grid(staging, result)
         write_markups(staging / "probes.mrk.json", result)
         if vtk:

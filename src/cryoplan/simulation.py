@@ -114,6 +114,14 @@ class SimulationResult:
         """Cell death and every metric (computed once, on first use)."""
         return evaluate(self.run, self.prepared, ALL_OBJECTIVES)
 
+    @cached_property
+    def paths(self) -> list[dict[str, Any]] | None:
+        """Each probe's way in from the skin (image cases; `planning.access.probe_paths`):
+        reads the image again for the body's outline, so only on first use."""
+        from cryoplan.planning.access import probe_paths  # noqa: PLC0415  (the planner's rules)
+
+        return probe_paths(self.case, list(self.run.probes))
+
     def isotherm(self, threshold_c: float) -> dict[str, Any]:
         """Volume (mL) and bounding extent (mm, along the grid axes) of T_min ≤ threshold."""
         grid = self.grid
@@ -146,6 +154,14 @@ class SimulationResult:
             planning.lethal_margin_mm,
             self.outcome.probability_of_death,  # the case's injury model, already applied
         ).as_dict()
+
+    def _organ_labels(self) -> dict[str, Any] | None:
+        """organs.nii.gz's label values named (image domains), and where the names come from."""
+        organs = self.prepared.tissue_map.organs
+        if organs is None:
+            return None
+        names = {str(value): name for value, name in organs.names.items()}
+        return {"names": names, "names_from": organs.names_from}
 
     def summary(self) -> dict[str, Any]:
         """The contents of summary.json."""
@@ -183,6 +199,7 @@ class SimulationResult:
                 }
                 for probe in self.run.probes
             ],
+            "paths": self.paths,
             "probe_models": {
                 name: {
                     "calibrated": model.calibrated,
@@ -216,6 +233,7 @@ class SimulationResult:
             "outcome": self.outcome.as_dict(),
             "planning_objective": self.planning_objective(),
             "tissue_labels": {str(i): t.name for i, t in enumerate(p.tissues)},
+            "organ_labels": self._organ_labels(),
             "minimum_temperature_c": float(h.minimum_temperature_c.min()),
             "energy_balance": h.ledger.as_dict(),
             "timing": {

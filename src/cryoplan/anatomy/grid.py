@@ -84,6 +84,21 @@ class Grid:
         return np.minimum(lo, hi), np.maximum(lo, hi)
 
 
+@dataclass(frozen=True, eq=False)  # arrays: compared by identity
+class OrganMap:
+    """The patient's label map on the simulation grid, each label value with its organ name.
+
+    Tissues group labels for the physics (every unmapped organ is the default tissue); organs
+    keep them apart for the report: the right adrenal is not "muscle" there. `names_from`
+    says where the names come from (the label map's own names, TotalSegmentator's 'total'
+    table, or the case's tissue names for a map known by values only).
+    """
+
+    labels: np.ndarray  # integer (grid.shape), 0 = unlabelled
+    names: dict[int, str]  # label value → organ name, for every value present but 0
+    names_from: str
+
+
 @dataclass(frozen=True)
 class TissueMap:
     """A label volume on a grid with the tissue name of each label (meaning in the type)."""
@@ -93,3 +108,4 @@ class TissueMap:
     tissue_of_label: dict[int, str]
     source_grid: Grid | None = None  # the patient image's grid, when the map came from one
     provenance: dict[str, Any] = field(default_factory=dict)
+    organs: OrganMap | None = None  # image domains: the label map's organs on this grid

@@ -19,7 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 from cryoplan.anatomy.body import body_outline, skin_layer
-from cryoplan.anatomy.grid import Grid, TissueMap
+from cryoplan.anatomy.grid import Grid, OrganMap, TissueMap
 from cryoplan.anatomy.images import (
     Volume,
     dicom_modality,
@@ -286,9 +286,42 @@ def build_patient_anatomy(case: Case) -> TissueMap:
         simulation,
         dict(enumerate(names)),
         source_grid=labels.grid,
+        organs=organ_map(case, labels, grid),
         provenance={
             "labels": str(labels_path),
             "image": str(case.resolve_path(image.file)) if image.file else None,
             "synthetic_lesions": [lesion.model_dump() for lesion in image.lesions],
         },
     )
+
+
+def organ_names(case: Case, labels: Volume, values: list[int]) -> tuple[dict[int, str], str]:
+    """An organ name for each label value, and where the names come from: the label map's
+    own names (DICOM-SEG, RTSTRUCT); else TotalSegmentator's 'total' names when the case maps
+    labels by those names (the map is then TotalSegmentator's); else the tissue a value is
+    mapped to, or "label N"."""
+    image = case.domain.image
+    assert image is not None
+    by_value = {key: tissue for key, tissue in image.tissues.items() if isinstance(key, int)}
+    if labels.label_names:
+        known, source = dict(labels.label_names), "the label map's own names"
+    elif any(isinstance(key, str) for key in image.tissues):
+        known = {value: name for name, value in totalsegmentator_names().items()}
+        source = "TotalSegmentator 'total' label names"
+    else:
+        known, source = {}, "the case's tissues (the label map names no labels)"
+    names = {v: known.get(v) or by_value.get(v) or f"label {v}" for v in values}
+    return names, source
+
+
+def organ_map(case: Case, labels: Volume, grid: Grid) -> OrganMap:
+    """The label map resampled (nearest neighbour) onto the simulation grid, with names.
+
+    An organ thinner than a simulation voxel may miss every voxel centre and vanish here; the
+    physics keeps thin vessels (`keep_thin_vessels`), the organ list reports what is left.
+    """
+    on_grid = resample(labels, grid, nearest=True)
+    values = sorted(int(v) for v in np.unique(on_grid) if v != 0)
+    dtype = np.uint8 if not values or max(values) < 256 else np.int32
+    names, source = organ_names(case, labels, values)
+    return OrganMap(on_grid.astype(dtype), names, source)

@@ -66,6 +66,10 @@ class AccessMap:
     target: np.ndarray  # bool: the target's voxels
     entry_face: str | None  # a box or phantom: the face probes enter through
     notes: tuple[str, ...]  # what was assumed (the body's outline, organs let through)
+    # what each voxel is, for the tissues a shaft crosses: an index into `region_names`
+    # (an image: the organ's name where the label map has one, else the tissue's)
+    region: np.ndarray | None = None
+    region_names: tuple[str, ...] = ()
 
     @property
     def half_voxel_mm(self) -> float:
@@ -166,7 +170,29 @@ def image_access(case: Case) -> AccessMap:
     _check_names_known(case, list(wanted), set(label_name.values()) | set(anatomy.tissue_names))
     distance, nearest = _distance_map(which >= 0, which, grid)
     in_target = anatomy.tissue_index == target
-    return AccessMap(grid, body, distance, nearest, tuple(names), in_target, None, tuple(notes))
+    region, region_names = _regions(anatomy.tissue_index, anatomy.tissue_names, labels,
+                                    label_name, target)  # fmt: skip
+    return AccessMap(grid, body, distance, nearest, tuple(names), in_target, None, tuple(notes),
+                     region, region_names)  # fmt: skip
+
+
+def _regions(
+    tissue_index: np.ndarray,
+    tissue_names: list[str],
+    labels: np.ndarray,
+    label_name: dict[int, str],
+    target: int,
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Each voxel's region: its organ (a named label) where it has one, else its tissue
+    (the default tissue, which the label map leaves unnamed; skin); the target's voxels
+    stay the target."""
+    names = list(tissue_names)
+    names[0] = f"unlabelled (simulated as {names[0]})"  # index 0: the default tissue
+    region = tissue_index.astype(np.int16)
+    for value, name in sorted(label_name.items()):
+        names.append(name)
+        region[(labels == value) & (tissue_index != target)] = len(names) - 1
+    return region, tuple(names)
 
 
 def box_access(case: Case, grid: Grid, material: np.ndarray, tissue_names: list[str]) -> AccessMap:
@@ -189,7 +215,8 @@ def box_access(case: Case, grid: Grid, material: np.ndarray, tissue_names: list[
     body = np.ones(grid.shape, bool)
     notes = (f"entry through the domain's {face} face",)
     in_target = material == tissue_names.index(case.target)  # type: ignore[arg-type]
-    return AccessMap(grid, body, distance, nearest, tuple(names), in_target, face, notes)
+    return AccessMap(grid, body, distance, nearest, tuple(names), in_target, face, notes,
+                     material.astype(np.int16), tuple(tissue_names))  # fmt: skip
 
 
 def _no_fly_names(planning: PlanningSpec) -> list[str]:
@@ -292,3 +319,73 @@ def candidate_directions(plane: str, count: int = 400) -> np.ndarray:
         [np.cos(azimuth) * np.sin(polar), np.sin(azimuth) * np.sin(polar), np.cos(polar)], axis=1
     )
     return np.concatenate([np.asarray(list(FACE_OUTWARD.values())), lattice])
+
+
+def shaft_crossings(access: AccessMap, shaft: Shaft) -> list[tuple[str, float]]:
+    """The regions a shaft passes through from the skin entry to its tip, in that order,
+    each with its length along the shaft [mm] (sampled every half of the finest spacing)."""
+    if access.region is None:
+        return []
+    grid = access.grid
+    step = 0.5 * min(grid.spacing_mm)
+    n = max(2, int(np.ceil(shaft.depth_mm / step)) + 1)
+    points = shaft.entry_mm + np.linspace(0.0, 1.0, n)[:, None] * (shaft.tip_mm - shaft.entry_mm)
+    index = np.rint(grid.index_from_lps(points)).astype(int)
+    index = np.clip(index, 0, np.asarray(grid.shape) - 1)
+    codes = access.region[tuple(index.T)]
+    piece = shaft.depth_mm / (n - 1)
+    out: list[tuple[str, float]] = []
+    for code in codes[1:]:  # n - 1 pieces, each named by its far end
+        name = access.region_names[int(code)]
+        if out and out[-1][0] == name:
+            out[-1] = (name, out[-1][1] + piece)
+        else:
+            out.append((name, piece))
+    return out
+
+
+def path_angles_deg(outward: np.ndarray) -> tuple[float, float]:
+    """(angle to the axial plane, angle in the axial plane) of a shaft [degrees].
+
+    `outward` points from the tip to the skin (LPS). The first is the cranio-caudal tilt:
+    positive when the skin entry lies superior to the tip. The second is the direction of
+    the shaft's axial projection from the anterior: 0° straight anterior, +90° the patient's
+    left, −90° the patient's right, ±180° posterior.
+    """
+    d = np.asarray(outward, float) / np.linalg.norm(outward)
+    tilt = float(np.degrees(np.arcsin(np.clip(d[2], -1.0, 1.0))))
+    in_plane = float(np.degrees(np.arctan2(d[0], -d[1]))) if np.hypot(d[0], d[1]) > 1e-9 else 0.0
+    return tilt, in_plane
+
+
+def probe_paths(case: Case, probes: list[Any]) -> list[dict[str, Any]] | None:
+    """Each probe's way in on an image case, by the planner's own rules (`trace_shaft`): the
+    skin entry, depth, angles, the regions crossed and the nearest no-fly structure, with the
+    case's `planning:` settings or their defaults. None for a box or phantom (no skin)."""
+    if case.domain.image is None or case.target is None:
+        return None
+    spec = case.planning or PlanningSpec()
+    access = image_access(case.model_copy(update={"planning": spec}))
+    out = []
+    for probe in probes:
+        tip = np.asarray(probe.tip_mm, float)
+        outward = np.asarray(probe.entry_mm, float) - tip
+        model = case.probe_models.get(probe.model) if probe.model else None
+        usable = getattr(model, "usable_length_mm", None) or 1e4  # inline probes: no limit
+        shaft = trace_shaft(access, tip, outward, float(usable), probe.diameter_mm / 2.0,
+                            spec.clearance_mm)  # fmt: skip
+        tilt, in_plane = path_angles_deg(outward)
+        out.append({
+            "probe": probe.name,
+            "skin_entry_mm": shaft.entry_mm.tolist(),
+            "depth_mm": shaft.depth_mm,
+            "angle_to_axial_plane_deg": tilt,
+            "angle_in_axial_plane_deg": in_plane,
+            "crosses": [{"region": name, "length_mm": length}
+                        for name, length in shaft_crossings(access, shaft)],
+            "nearest_no_fly": shaft.closest_structure,
+            "clearance_mm": shaft.clearance_mm,
+            "clearance_wanted_mm": spec.clearance_mm,
+            "problem": shaft.problem,
+        })  # fmt: skip
+    return out
