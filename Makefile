@@ -1,11 +1,13 @@
 # The two set-up commands of the README. Each creates .venv from nothing and installs the
-# project with pinned dependencies, so that a clean clone needs nothing installed by hand.
+# project with pinned dependencies, and builds the report's 3-D viewer from web/ (npm ci with
+# its lock file), so that a clean clone needs nothing installed by hand.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+VIEWER := src/cryoplan/report/static/view3d.js
 
-.PHONY: demo test lint bench bench-cases clean
+.PHONY: demo test lint web browser bench bench-cases clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,10 +15,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# The report's interactive 3-D view: NiiVue bundled by esbuild into one script (web/README.md)
+$(VIEWER): web/package.json web/package-lock.json web/build.mjs web/src/view3d.js
+	cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+
+web: $(VIEWER)
+
+# The browser tests drive Debian's Chromium (a browser build cannot be downloaded here);
+# installed with apt-get where it is missing (CI runs as root)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+demo: $(STAMP) $(VIEWER)
 	$(BIN)/cryoplan demo
 
-test: $(STAMP)
+test: $(STAMP) $(VIEWER) browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -34,4 +48,4 @@ bench-cases: $(STAMP)
 	$(BIN)/python benchmarks/bench_cases.py L
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache web/node_modules $(VIEWER)

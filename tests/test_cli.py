@@ -23,16 +23,8 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module", params=[p.name for p in EXAMPLES])
-def example_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    case_file = REPO / "examples" / request.param
-    shared = REPO.parent / "shared" / "data"
-    if "shared/data" in case_file.read_text("utf-8") and not shared.is_dir():
-        pytest.skip(
-            f"{shared} is absent: example {request.param} needs ../shared beside the checkout"
-        )
-    out = tmp_path_factory.mktemp("out") / "result"
-    result = runner.invoke(app, ["simulate", str(case_file), "--out", str(out), "--vtk"])
-    return case_file, out, result
+def example_run(request: pytest.FixtureRequest, run_example):
+    return run_example(request.param)
 
 
 def test_example_runs_and_writes_the_contract_files(example_run) -> None:

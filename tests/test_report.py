@@ -13,7 +13,8 @@ from cryoplan.cli import app
 from cryoplan.outputs import write_result
 from cryoplan.report import write_report
 from cryoplan.report.data import load_report_data
-from cryoplan.report.html import probe_geometry
+from cryoplan.report.html import probe_geometry, render_html
+from cryoplan.report.scene import viewer_script
 from cryoplan.simulation import simulate
 
 runner = CliRunner()
@@ -46,11 +47,19 @@ def result_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_report_is_one_self_contained_html_file(result_dir: Path) -> None:
     (html_path,) = write_report(result_dir)
     text = html_path.read_text("utf-8")
-    # slices, the axial strip, slices through the smallest margin, 3-D, sensors, growth,
-    # histogram
-    assert text.count("data:image/png;base64,") == 7
-    for external in ("<script", "<link", 'src="http', "src='http", "@import"):
+    # slices, the axial strip, slices through the smallest margin, sensors, growth,
+    # histogram; the 3-D view is the inlined viewer (built by `make web`)
+    script = viewer_script()
+    assert script is not None
+    assert script[:200] in text  # inlined, not linked
+    page = text.replace(script, "")  # the bundle carries pictures of its own
+    assert page.count("data:image/png;base64,") == 6
+    assert "CryoplanView.show(" in page
+    for external in ("<script src", "<link", 'src="http', "src='http", "@import", "url("):
         assert external not in text
+    # nothing escaped twice, nothing left unrendered
+    assert "&amp;lt;" not in text
+    assert "{{" not in text
     assert "Verdict:" in text
     assert "generic-17g" in text  # the plan
     assert "not calibrated" in text  # the warning about uncalibrated probes
@@ -75,6 +84,19 @@ def test_pdf_on_request(result_dir: Path) -> None:
     pdf = result_dir / "report.pdf"
     assert pdf in paths
     assert pdf.read_bytes()[:5] == b"%PDF-"
+
+
+def test_the_pdf_is_the_print_variant_of_the_same_page(result_dir: Path) -> None:
+    data = load_report_data(result_dir)
+    screen, paper = render_html(data), render_html(data, for_print=True)
+    # the still 3-D picture in place of the viewer, and otherwise the same sections
+    assert "CryoplanView" not in paper
+    assert paper.count("data:image/png;base64,") == 7
+
+    def headings(text: str) -> list[str]:
+        return [part.split("</h2>")[0] for part in text.split("<h2>")[1:]]
+
+    assert headings(screen) == headings(paper)
 
 
 def test_report_command_and_a_directory_that_is_not_a_result(

@@ -32,6 +32,7 @@ class ReportData:
     sensor_c: np.ndarray  # (n_times, n_sensors)
     plan: dict[str, Any] | None = None  # the planner's summary, when the case is a plan file
     image: np.ndarray | None = None  # the patient image on the grid (image domains)
+    organs: np.ndarray | None = None  # the label map on the grid (image domains), 0 = none
 
     @property
     def affine_lps(self) -> np.ndarray:
@@ -55,6 +56,12 @@ class ReportData:
     @property
     def outcome(self) -> dict[str, Any]:
         return self.summary["outcome"]
+
+    @property
+    def organ_names(self) -> dict[int, str]:
+        """Label value → organ name of `organs` (summary.json's organ_labels)."""
+        named = (self.summary.get("organ_labels") or {}).get("names") or {}
+        return {int(value): name for value, name in named.items()}
 
 
 SUMMARY_KEYS = {"grid": dict, "tissue_labels": dict, "outcome": dict, "isotherms": dict}
@@ -85,17 +92,9 @@ def load_report_data(directory: str | Path) -> ReportData:
     if len(shapes) != 1 or len(next(iter(shapes))) != 3:
         raise CaseError(str(d), "", "tmin, lethal and tissues volumes of one 3-D shape")
     names, times, values = _read_sensors(d / "sensors.csv")
-    image = None
-    if (d / "image.nii.gz").is_file():
-        try:
-            image = np.asarray(nib.load(d / "image.nii.gz").dataobj, dtype=np.float32)
-        except (OSError, ValueError, EOFError, zlib.error, ImageFileError) as exc:
-            reason = str(exc) or type(exc).__name__
-            raise CaseError(
-                str(d / "image.nii.gz"), "", f"a whole NIfTI volume ({reason})"
-            ) from None
-        if image.shape != volumes["tmin.nii.gz"].shape:
-            raise CaseError(str(d / "image.nii.gz"), "", "the simulation grid's shape")
+    shape = volumes["tmin.nii.gz"].shape
+    image = _optional_volume(d / "image.nii.gz", shape, np.float32)
+    organs = _optional_volume(d / "organs.nii.gz", shape, np.int32)
     return ReportData(
         d,
         summary,
@@ -107,7 +106,22 @@ def load_report_data(directory: str | Path) -> ReportData:
         values,
         _plan_of(summary),
         image,
+        organs,
     )
+
+
+def _optional_volume(path: Path, shape: tuple[int, ...], dtype: type) -> np.ndarray | None:
+    """A volume on the simulation grid that only some results have (image domains)."""
+    if not path.is_file():
+        return None
+    try:
+        volume = np.asarray(nib.load(path).dataobj, dtype=dtype)
+    except (OSError, ValueError, EOFError, zlib.error, ImageFileError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise CaseError(str(path), "", f"a whole NIfTI volume ({reason})") from None
+    if volume.shape != shape:
+        raise CaseError(str(path), "", "the simulation grid's shape")
+    return volume
 
 
 def _check_summary(path: Path, summary: Any) -> None:

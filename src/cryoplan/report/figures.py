@@ -7,7 +7,8 @@ the left. Every panel carries mm axes and the patient-direction letters at its e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 
 import matplotlib
 
@@ -21,7 +22,6 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 from scipy import ndimage
-from skimage import measure
 
 from cryoplan.report.data import ReportData
 
@@ -40,6 +40,18 @@ NAMED_TISSUE_COLOURS = {
     "agar": "#dde7ee", "bowel": "#d6b4c8",
 }  # fmt: skip
 OTHER_TISSUE_COLOURS = ["#9fd6cf", "#c8d9a3", "#d6c4a3", "#b3b3d9", "#d9a3c8", "#a3d9b3"]
+# Fixed colours for the organs a liver, kidney or prostate case meets most; any other
+# name takes a colour from ORGAN_PALETTE chosen by its CRC-32, so it too keeps its colour
+# from one report to the next.
+NAMED_ORGAN_COLOURS = {
+    "liver": "#c9a27e", "inferior_vena_cava": "#2f6fd0", "portal_vein_and_splenic_vein": "#009e73",
+    "aorta": "#cc79a7", "kidney_right": "#a07cc5", "kidney_left": "#a07cc5",
+    "adrenal_gland_right": "#e69f00", "adrenal_gland_left": "#e69f00", "gallbladder": "#7fbf3f",
+    "duodenum": "#d6609a", "small_bowel": "#e377c2", "colon": "#b85c8a", "stomach": "#c98bb5",
+    "pancreas": "#d2a35a", "spleen": "#8c564b", "prostate": "#c8d9a3", "urinary_bladder": "#9edae5",
+}  # fmt: skip
+ORGAN_PALETTE = ["#17becf", "#9467bd", "#8c564b", "#bcbd22", "#7f7f7f", "#aec7e8", "#ff9896",
+                 "#98df8a", "#c5b0d5", "#c49c94"]  # fmt: skip
 TARGET_COLOUR = "#d55e00"
 COVERED_COLOUR = "#8c8c8c"
 LETHAL_COLOUR = "#f0e442"
@@ -51,6 +63,13 @@ def tissue_colours(names: list[str]) -> list[str]:
     """A colour per tissue, the same for a name in every report."""
     others = iter(OTHER_TISSUE_COLOURS * (1 + len(names)))
     return [NAMED_TISSUE_COLOURS.get(n) or next(others) for n in names]
+
+
+def organ_colour(name: str) -> str:
+    """A fixed colour per organ name (hex)."""
+    if name in NAMED_ORGAN_COLOURS:
+        return NAMED_ORGAN_COLOURS[name]
+    return ORGAN_PALETTE[zlib.crc32(name.encode("utf-8")) % len(ORGAN_PALETTE)]
 
 
 def image_window(image: np.ndarray) -> tuple[float, float]:
@@ -129,6 +148,8 @@ class _Overlay:
     grown: np.ndarray | None  # mm outside the target (its contour at margin_mm)
     margin_mm: float | None
     marked: np.ndarray | None  # the voxel of smallest margin, or None
+    organ_names: dict[int, str] = field(default_factory=dict)  # image cases: outlined organs
+    drawn: set[int] = field(default_factory=set)  # the organs the figure's panels outlined
 
 
 def _overlay(data: ReportData, marked: np.ndarray | None = None) -> _Overlay:
@@ -140,7 +161,8 @@ def _overlay(data: ReportData, marked: np.ndarray | None = None) -> _Overlay:
     if target_index is not None and margin_mm:
         grown = _target_plus_margin(data, data.tissue_index == target_index)
     window = image_window(data.image) if data.image is not None else None
-    return _Overlay(names, tissue_colours(names), window, target_index, grown, margin_mm, marked)
+    return _Overlay(names, tissue_colours(names), window, target_index, grown, margin_mm, marked,
+                    data.organ_names if data.organs is not None else {})  # fmt: skip
 
 
 def _panel(ax, data: ReportData, view: str, focus: np.ndarray, o: _Overlay):
@@ -157,10 +179,13 @@ def _panel(ax, data: ReportData, view: str, focus: np.ndarray, o: _Overlay):
         picture = _slice(data.image, fixed, focus[fixed], h, v)
         ax.pcolormesh(xs, ys, picture.T, cmap="gray", vmin=window[0], vmax=window[1],
                       shading="nearest")  # fmt: skip
-    ax.pcolormesh(
-        xs, ys, tissue.T, cmap=tissue_cmap, vmin=-0.5, vmax=len(names) - 0.5,
-        shading="nearest", alpha=0.22 if window is not None else 1.0,
-    )  # fmt: skip
+    if o.organ_names and data.organs is not None:  # the label map's organs, tinted and outlined
+        _organs(ax, xs, ys, _slice(data.organs, fixed, focus[fixed], h, v), o)
+    else:
+        ax.pcolormesh(
+            xs, ys, tissue.T, cmap=tissue_cmap, vmin=-0.5, vmax=len(names) - 0.5,
+            shading="nearest", alpha=0.22 if window is not None else 1.0,
+        )  # fmt: skip
     cold = np.ma.masked_greater(tmin, 0.0 if window is not None else 20.0)
     mesh = ax.pcolormesh(
         xs, ys, cold.T, cmap="Blues_r", vmin=TMIN_RANGE_C[0], vmax=TMIN_RANGE_C[1],
@@ -224,6 +249,20 @@ def _panel(ax, data: ReportData, view: str, focus: np.ndarray, o: _Overlay):
     return mesh
 
 
+def _organs(ax, xs: np.ndarray, ys: np.ndarray, organs: np.ndarray, o: _Overlay) -> None:
+    """Each organ in a slice: a light tint and an outline in its own colour."""
+    tint = np.zeros((*organs.T.shape, 4))
+    for value in np.unique(organs):
+        if value == 0 or int(value) not in o.organ_names:
+            continue
+        colour = organ_colour(o.organ_names[int(value)])
+        inside = (organs == value).T
+        tint[inside] = (*matplotlib.colors.to_rgb(colour), 0.18)
+        ax.contour(xs, ys, inside.astype(float), levels=[0.5], colors=[colour], linewidths=1.0)
+        o.drawn.add(int(value))
+    ax.pcolormesh(xs, ys, tint, shading="nearest")
+
+
 def slices_figure(data: ReportData, worst: bool = False) -> Figure:
     """Three orthogonal slices through the target (or, `worst`, through the point where the
     margin is smallest, marked): T_min, isotherms, target, target + margin, lethal zone."""
@@ -281,73 +320,36 @@ def _legend(fig: Figure, axes, mesh, data: ReportData, o: _Overlay) -> None:
     if data.summary.get("sensors"):
         handles.append(Line2D([], [], ls="", marker="s", color="white", mec="black",
                               label="thermocouple (within 2 mm)"))  # fmt: skip
-    handles += [Patch(color=c, label=n) for c, n in zip(colours, names, strict=True)]
+    if o.organ_names:
+        handles += [Patch(facecolor=organ_colour(o.organ_names[v]) + "40",
+                          edgecolor=organ_colour(o.organ_names[v]), label=o.organ_names[v])
+                    for v in sorted(o.drawn)]  # fmt: skip
+    else:
+        handles += [Patch(color=c, label=n) for c, n in zip(colours, names, strict=True)]
     fig.legend(
-        handles=handles, loc="outside lower center", ncol=min(len(handles), 8), frameon=False
+        handles=handles, loc="outside lower center", ncol=min(len(handles), 6), frameon=False
     )
-
-
-def _mesh(
-    ax, volume: np.ndarray, level: float, data: ReportData, colour: str, alpha: float,
-    covered_by: np.ndarray | None = None,
-) -> bool:  # fmt: skip
-    """Add an isosurface; with `covered_by`, faces inside that mask are grey, outside red."""
-    if not (volume.min() < level < volume.max()):
-        return False
-    step = max(1, int(np.ceil(max(volume.shape) / 90)))  # keep the mesh light
-    vol = np.pad(volume[::step, ::step, ::step].astype(float), 1, constant_values=volume.min())
-    verts, faces, _, _ = measure.marching_cubes(vol, level=level)
-    verts = (verts - 1.0) * step
-    a = data.affine_lps
-    pts = verts @ a[:3, :3].T + a[:3, 3]
-    colours: str | list[str] = colour
-    if covered_by is not None:
-        centres = verts[faces].mean(axis=1)
-        inside = ndimage.map_coordinates(covered_by.astype(float), centres.T, order=1) >= 0.5
-        colours = [COVERED_COLOUR if c else colour for c in inside]
-    ax.add_collection3d(
-        Poly3DCollection(pts[faces], facecolor=colours, edgecolor="none", alpha=alpha)
-    )
-    return True
 
 
 def three_d_figure(data: ReportData) -> Figure:
-    """Lethal zone, target and probes in 3-D (LPS mm)."""
+    """The 3-D scene of the report's viewer (`report.scene`) as a still picture for the PDF:
+    the same surfaces in the same colours, seen from the same side (LPS mm axes)."""
+    from cryoplan.report import scene  # noqa: PLC0415  (scene draws on this module's colours)
+
     fig = plt.figure(figsize=(8.5, 7.5), constrained_layout=True)
     ax = fig.add_subplot(projection="3d")
-    handles = []
-    names = data.tissue_names
-    target_name = (data.outcome.get("target") or {}).get("tissue")
-    if target_name in names:
-        target = data.tissue_index == names.index(target_name)
-        if _mesh(ax, target.astype(float), 0.5, data, TARGET_COLOUR, 0.9, covered_by=data.lethal):
-            handles.append(
-                Patch(color=COVERED_COLOUR, label=f"target ({target_name}) inside the lethal zone")
-            )
-            handles.append(
-                Patch(color=TARGET_COLOUR, label=f"target ({target_name}) NOT in the lethal zone")
-            )
-    if _mesh(ax, data.lethal.astype(float), 0.5, data, LETHAL_COLOUR, 0.12):
-        handles.append(Patch(color=LETHAL_COLOUR, alpha=0.25, label="lethal zone"))
-    for name in names:
-        if name != target_name and data.summary["outcome"]["structures"].get(name, {}).get(
-            "volume_ml", 1e9
-        ) < 0.5 * sum(data.summary["tissues"].values()):
-            region = data.tissue_index == names.index(name)
-            if _mesh(ax, region.astype(float), 0.5, data, "#4a90d9", 0.25):
-                handles.append(Patch(color="#4a90d9", alpha=0.35, label=name))
+    surfaces = scene.scene_surfaces(data, clip_to_grid=True)
+    for item in surfaces:
+        lps, faces = item.vertices_ras * scene.LPS_TO_RAS, item.faces
+        colours: np.ndarray | str = item.colour
+        if item.vertex_rgba is not None:  # a face takes the mean of its corners' colours
+            colours = item.vertex_rgba[faces].mean(axis=1) / 255.0
+        ax.add_collection3d(Poly3DCollection(lps[faces], facecolor=colours, edgecolor="none",
+                                             alpha=item.opacity))  # fmt: skip
+    handles = [Patch(color=e.colour, alpha=max(e.opacity, 0.35), label=e.label)
+               for e in scene.scene_legend(data, surfaces)]  # fmt: skip
     lo = data.affine_lps[:3, 3]
     hi = lo + np.diag(data.affine_lps[:3, :3]) * (np.asarray(data.tmin_c.shape) - 1)
-    for tip, end, entry in probe_segments(data):
-        ax.plot(*zip(tip, end, strict=True), color="black", lw=4)
-        # the shaft up to where it leaves the domain
-        t = np.linspace(0, 1, 200)
-        shaft = end[None, :] + t[:, None] * (entry - end)[None, :]
-        inside = np.all((shaft >= lo - 1e-6) & (shaft <= hi + 1e-6), axis=1)
-        if inside.any():
-            last = shaft[inside][-1]
-            ax.plot(*zip(end, last, strict=True), color="grey", lw=1.5)
-    handles.append(Line2D([], [], color="black", lw=4, label="probe active length"))
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
     ax.set_zlim(lo[2], hi[2])
@@ -356,8 +358,8 @@ def three_d_figure(data: ReportData) -> Figure:
     ax.set_ylabel(AXIS_NAMES[1])
     ax.set_zlabel(AXIS_NAMES[2])
     ax.view_init(elev=20, azim=-60)
-    ax.legend(handles=handles, loc="upper left")
-    ax.set_title("lethal zone, target and probes (patient LPS coordinates)")
+    ax.legend(handles=handles, loc="upper left", fontsize=8)
+    ax.set_title("target, lethal zone, ice ball, organs near the ice and probes (LPS mm)")
     return fig
 
 

@@ -1,39 +1,33 @@
-"""One self-contained HTML report (pictures embedded as PNG data), and the same as a PDF."""
+"""The report: one self-contained HTML page (templates/report.html.j2) and the same as PDF.
+
+`report_context` gathers what the page shows from a results folder, as plain values; the
+Jinja2 template lays it out (autoescaped). The HTML inlines its pictures (PNG data) and the
+interactive 3-D viewer (report/static/view3d.js, with the scene of `report.scene`), so it
+opens with no server and no network. The PDF is the template's print variant (A4 pages,
+the static 3-D picture in place of the viewer) laid out by WeasyPrint.
+"""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-import html
 import io
+import json
 import shutil
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 from scipy import ndimage
 
 from cryoplan import __version__
-from cryoplan.report import figures
+from cryoplan.report import figures, scene
 from cryoplan.report.data import ReportData, load_report_data
-
-CSS = """
-body { font-family: system-ui, sans-serif; max-width: 1280px; margin: 1.5em auto; color: #222; }
-h1 { margin-bottom: 0.1em; } .sub { color: #666; margin-top: 0; }
-.verdict { padding: 0.9em 1.2em; border-radius: 6px; font-size: 1.15em; margin: 1em 0; }
-.ok { background: #e3f6e3; border-left: 6px solid #2e7d32; }
-.bad { background: #fde8e8; border-left: 6px solid #c62828; }
-.none { background: #eef1f5; border-left: 6px solid #607d8b; }
-table { border-collapse: collapse; margin: 0.6em 0 1.2em; }
-td, th { border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: right; }
-th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
-img { max-width: 100%; } .warn { color: #b71c1c; } .note { color: #555; }
-.trust { background: #fff8e1; border-left: 6px solid #f9a825; padding: 0.6em 1.2em; }
-"""
 
 
 def _png(fig: Figure) -> str:
@@ -43,12 +37,9 @@ def _png(fig: Figure) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
+def _table(header: list[str], rows: list[list[Any]]) -> dict[str, Any]:
+    """A table for the template's `table` macro: a cell is a string, or {text, cls}."""
+    return {"header": header, "rows": rows}
 
 
 def _xyz(point: list[float]) -> str:
@@ -62,10 +53,9 @@ def _f(x: float | None, digits: int = 1) -> str:
     return "—" if x is None else f"{x:.{digits}f}"
 
 
-def _sections(data: ReportData) -> list[tuple[str, str]]:
-    """(title, HTML) of the text sections, shared by the HTML and the PDF."""
+def _plan_context(data: ReportData) -> dict[str, Any]:
+    """The probes, the protocol, the cycles and the thermocouples."""
     s = data.summary
-    o = data.outcome
     spacing, to_edge = probe_geometry(data)
     probes = _table(
         ["probe", "model", "diameter mm", "active mm", "tip (LPS mm)", "entry (LPS mm)",
@@ -85,50 +75,109 @@ def _sections(data: ReportData) -> list[tuple[str, str]]:
             for p in s["protocol"]
         ],
     )  # fmt: skip
-    cycles = o.get("verdict", {}).get("freeze_thaw_cycles")
-    cycle_note = (
-        f"<p>{cycles} freeze cycle{'s' if cycles != 1 else ''}; the injury model credits a "
-        "repeated cycle with no extra kill (none is sourced: injury.yaml).</p>"
-        if cycles
-        else ""
-    )
-    sensors = s.get("sensors") or []
-    sensor_note = (
-        "<p>Thermocouples (shown on the slices): "
-        + "; ".join(f"{html.escape(x['name'])} at {_xyz(x['at_mm'])}" for x in sensors)
-        + " (LPS mm).</p>"
-        if sensors
-        else ""
-    )
-    out = [("Plan", probes + protocol + cycle_note + sensor_note)]
-    if data.plan is not None:
-        out.append(("How the plan was chosen", _planning_html(data.plan)))
-    t = o.get("target")
-    if t:
-        cov = t["coverage_percent"]
-        rows = [
-            ["target volume (mL)", _f(t["volume_ml"], 2)],
-            ["target in the lethal zone (%)", _f(cov["lethal"])],
-            ["target at or below −20 °C (%)", _f(cov["-20"])],
-            ["target at or below 0 °C (%)", _f(cov["0"])],
-        ]
-        rows += [
-            [f"target + {m} mm in the lethal zone (%)", _f(v)]
-            for m, v in t["margin_coverage_percent"].items()
-        ]
-        m = t["margin_mm"]
-        rows += [
-            ["minimum margin (mm)", _f(m["minimum"])],
-            ["mean margin (mm)", _f(m["mean"])],
-            [
-                "minimum margin at (LPS mm)",
-                ", ".join(f"{v:.1f}" for v in m.get("minimum_at_lps_mm", [])),
-            ],
-            ["side of the minimum margin", m.get("minimum_side", "—")],
-        ]
-        out.append(("Target", _table(["measure", "value"], rows)))
-    structures = _table(
-        ["structure", "volume mL", "in lethal zone mL", "frozen (≤ 0 °C) mL", "coldest °C",
+    return {
+        "probes": probes,
+        "protocol": protocol,
+        "cycles": data.outcome.get("verdict", {}).get("freeze_thaw_cycles"),
+        "sensors": [f"{x['name']} at {_xyz(x['at_mm'])}" for x in s.get("sensors") or []],
+    }
+
+
+def _paths_context(data: ReportData) -> dict[str, Any] | None:
+    """Each probe's way in from the skin (summary.json's `paths`; image cases)."""
+    paths = data.summary.get("paths")
+    if not paths:
+        return None
+    rows = []
+    for p in paths:
+        crosses = " → ".join(f"{c['region']} {c['length_mm']:.0f}" for c in p["crosses"])
+        nearest = p["nearest_no_fly"] or "none near"
+        problem = p["problem"]
+        rows.append([
+            p["probe"], _xyz(p["skin_entry_mm"]), _f(p["depth_mm"]),
+            f"{p['angle_to_axial_plane_deg']:+.0f}", f"{p['angle_in_axial_plane_deg']:+.0f}",
+            {"text": crosses, "cls": "text"}, nearest, _f(p["clearance_mm"]),
+            {"text": "allowed" if problem is None else problem,
+             "cls": "text" if problem is None else "text warn"},
+        ])  # fmt: skip
+    wanted = paths[0]["clearance_wanted_mm"]
+    return {
+        "no_fly_note": f"{wanted:g} mm wanted beyond the probe's radius",
+        "table": _table(
+            ["probe", "skin entry (LPS mm)", "depth mm", "to axial plane °", "in axial plane °",
+             "crosses, skin to tip (mm)", "nearest no-fly", "clearance mm", "check"],
+            rows,
+        ),
+    }  # fmt: skip
+
+
+def _target_table(data: ReportData) -> dict[str, Any] | None:
+    t = data.outcome.get("target")
+    if not t:
+        return None
+    cov = t["coverage_percent"]
+    rows = [
+        ["target volume (mL)", _f(t["volume_ml"], 2)],
+        ["target in the lethal zone (%)", _f(cov["lethal"])],
+        ["target at or below −20 °C (%)", _f(cov["-20"])],
+        ["target at or below 0 °C (%)", _f(cov["0"])],
+    ]
+    rows += [
+        [f"target + {m} mm in the lethal zone (%)", _f(v)]
+        for m, v in t["margin_coverage_percent"].items()
+    ]
+    m = t["margin_mm"]
+    rows += [
+        ["minimum margin (mm)", _f(m["minimum"])],
+        ["mean margin (mm)", _f(m["mean"])],
+        ["minimum margin at (LPS mm)", _xyz(m.get("minimum_at_lps_mm", []))],
+        ["side of the minimum margin", m.get("minimum_side", "—")],
+    ]
+    return _table(["measure", "value"], rows)
+
+
+ROLE_WORDS = {
+    "target": "target",
+    "host": "holds the target",
+    "vessel": "vessel (blood temperature)",
+    "nearby": "",
+}
+
+
+def _organs_context(data: ReportData) -> dict[str, Any] | None:
+    """Per organ of the label map, nearest the ice first; a frozen organ other than the
+    target's host is marked as the warnings are."""
+    organs = data.outcome.get("organs")
+    if not organs:
+        return None
+
+    def order(item: tuple[str, dict[str, Any]]) -> float:
+        clearance = item[1]["ice_clearance_mm"]
+        return np.inf if clearance is None else clearance
+
+    rows = []
+    for name, o in sorted(organs.items(), key=order):
+        frozen = o["role"] == "nearby" and o["frozen_volume_ml"] > 0.0
+        rows.append([
+            {"text": name, "cls": "warn" if frozen else ""}, ROLE_WORDS[o["role"]],
+            o["tissue"], _f(o["volume_in_grid_ml"]), _f(o["frozen_volume_ml"], 2),
+            _f(o["lethal_volume_ml"], 2), _f(o["minimum_temperature_c"]),
+            _f(o["ice_clearance_mm"]),
+        ])  # fmt: skip
+    names_from = (data.summary.get("organ_labels") or {}).get("names_from", "")
+    return {
+        "names_from": names_from,
+        "table": _table(
+            ["organ", "role", "simulated as", "in the region mL", "frozen (≤ 0 °C) mL",
+             "in lethal zone mL", "coldest °C", "ice clearance mm"],
+            rows,
+        ),
+    }  # fmt: skip
+
+
+def _structures_table(data: ReportData) -> dict[str, Any]:
+    return _table(
+        ["tissue", "volume mL", "in lethal zone mL", "frozen (≤ 0 °C) mL", "coldest °C",
          "clearance from lethal zone mm", "clearance from ice mm", "limit °C", "met"],
         [
             [name, _f(v["volume_ml"]), _f(v["lethal_volume_ml"], 2), _f(v["frozen_volume_ml"], 2),
@@ -136,22 +185,25 @@ def _sections(data: ReportData) -> list[tuple[str, str]]:
              _f(v.get("clearance_from_ice_mm")), _f(v.get("keep_above_c")),
              "held at blood temperature (see the ice clearance)"
              if v.get("constraint_note") else MET[v.get("constraint_met")]]
-            for name, v in o["structures"].items()
+            for name, v in data.outcome["structures"].items()
         ],
     )  # fmt: skip
-    out.append(("Other structures (collateral damage)", structures))
-    sinks = [(n, v["heat_sink"]) for n, v in o["structures"].items() if "heat_sink" in v]
-    if sinks:
-        out.append((
-            "Heat sinks: how far the lethal zone reaches from the target's centre",
-            _table(
-                ["vessel", "vessel from target centre mm", "reach toward it mm", "reach away mm"],
-                [[n, _f(h["vessel_distance_from_target_centre_mm"]),
-                  _f(h["lethal_reach_toward_mm"]), _f(h["lethal_reach_away_mm"])]
-                 for n, h in sinks],
-            ),
-        ))  # fmt: skip
-    iso = _table(
+
+
+def _heat_sinks_table(data: ReportData) -> dict[str, Any] | None:
+    sinks = [(n, v["heat_sink"]) for n, v in data.outcome["structures"].items() if "heat_sink" in v]
+    if not sinks:
+        return None
+    return _table(
+        ["vessel", "vessel from target centre mm", "reach toward it mm", "reach away mm"],
+        [[n, _f(h["vessel_distance_from_target_centre_mm"]), _f(h["lethal_reach_toward_mm"]),
+          _f(h["lethal_reach_away_mm"])] for n, h in sinks],
+    )  # fmt: skip
+
+
+def _ice_ball_table(data: ReportData) -> dict[str, Any]:
+    s = data.summary
+    return _table(
         ["isotherm of T_min", "volume mL", "extent x × y × z mm"],
         [
             [f"{k} °C", _f(v["volume_ml"]), " × ".join(f"{e:.0f}" for e in v["extent_mm"])]
@@ -159,19 +211,37 @@ def _sections(data: ReportData) -> list[tuple[str, str]]:
         ]
         + [["lethal zone", _f(s["lethal_zone"]["volume_ml"]), ""]],
     )
-    out.append(("Ice ball", iso))
-    items = "".join(f'<li class="warn">{html.escape(w)}</li>' for w in o["warnings"])
-    items += "".join(f'<li class="note">{html.escape(n)}</li>' for n in o["notes"])
+
+
+def _run_note(data: ReportData) -> str:
+    s = data.summary
     e = s["energy_balance"]
     tm = s["timing"]
     shape = " × ".join(str(n) for n in s["grid"]["shape"])
-    items += (
-        f'<li class="note">energy balance error {e["relative_error"]:.1e} '
-        f"(probes {e['probes_j'] / 1e3:.1f} kJ); {tm['simulated_s'] / 60:.1f} min simulated in "
-        f"{tm['wall_time_s']:.1f} s on a {shape} grid at {s['grid']['spacing_mm'][0]:g} mm</li>"
+    return (
+        f"energy balance error {e['relative_error']:.1e} (probes {e['probes_j'] / 1e3:.1f} kJ); "
+        f"{tm['simulated_s'] / 60:.1f} min simulated in {tm['wall_time_s']:.1f} s on a {shape} "
+        f"grid at {s['grid']['spacing_mm'][0]:g} mm"
     )
-    out.append(("Warnings and notes", f"<ul>{items}</ul>"))
-    return out
+
+
+def _identity(data: ReportData) -> str:
+    """The case's and the series' identity (digests, never a patient's name or a path)."""
+    s = data.summary
+    parts = [f"case file SHA-256 {str(s.get('case_file_sha256'))[:12]}…"]
+    anatomy = s.get("anatomy") or {}
+    if anatomy.get("labels_sha256"):
+        image = f"image: {anatomy['image']}" if anatomy.get("image") else "no image"
+        parts.append(f"{image}; label map SHA-256 {anatomy['labels_sha256'][:12]}…")
+    lesions = anatomy.get("synthetic_lesions") or []
+    if lesions:
+        parts.append(f"{len(lesions)} synthetic lesion{'s' if len(lesions) != 1 else ''}")
+    parts += [
+        f"cryoplan {__version__}",
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        f"cell death model: {data.outcome['injury_model']}",
+    ]
+    return " · ".join(parts)
 
 
 def probe_geometry(data: ReportData) -> tuple[list[float | None], list[float | None]]:
@@ -205,27 +275,25 @@ def probe_geometry(data: ReportData) -> tuple[list[float | None], list[float | N
     return spacing, to_edge
 
 
-def _figures(data: ReportData) -> list[tuple[str, Figure]]:
-    figs = [("Slices through the target", figures.slices_figure(data))]
+def _figures(data: ReportData) -> tuple[list[tuple[str, Figure]], list[tuple[str, Figure]]]:
+    """(the slice figures, the curves) in the order the report shows them."""
+    slices = [("Slices through the target", figures.slices_figure(data))]
     strip = figures.axial_strip_figure(data)
     if strip is not None:
-        figs.append(("Axial slices across the target, inferior to superior", strip))
+        slices.append(("Axial slices across the target, inferior to superior", strip))
     if figures.worst_point_index(data) is not None:
-        figs.append(
+        slices.append(
             ("Slices through the point of smallest margin (×)", figures.slices_figure(data, True))
         )
-    figs += [
-        ("3-D view", figures.three_d_figure(data)),
-        ("Ice-ball growth", figures.growth_figure(data)),
-        ("Temperature–volume histograms", figures.histogram_figure(data)),
-    ]
+    curves = [("Ice-ball growth", figures.growth_figure(data))]
     sensors = figures.sensors_figure(data)
     if sensors is not None:
-        figs.insert(len(figs) - 2, ("Thermocouples", sensors))
-    return figs
+        curves.append(("Thermocouples", sensors))
+    curves.append(("Temperature–volume histograms", figures.histogram_figure(data)))
+    return slices, curves
 
 
-def _planning_html(plan: dict[str, Any]) -> str:
+def _planning_context(plan: dict[str, Any]) -> dict[str, Any]:
     """The planner's account of this plan (its summary.json): status, P(met), the paths,
     the sessions of a staged plan, and every alternative it tried."""
     error = plan["settings"]["placement_error_mm"]
@@ -253,7 +321,6 @@ def _planning_html(plan: dict[str, Any]) -> str:
             else ("met" if verified["met"] else "NOT met: " + "; ".join(verified["missed"])),
         ],
     ]
-    parts = [_table(["", ""], rows)]
     sessions = (plan.get("staged") or {}).get("sessions") or [
         {"session": 1, "probes": plan.get("probes") or []}
     ]
@@ -264,63 +331,33 @@ def _planning_html(plan: dict[str, Any]) -> str:
         for s in sessions
         for q in s["probes"]
     ]  # fmt: skip
-    parts.append(
-        "<p>Paths from the skin:</p>"
-        + _table(
-            [
-                "session",
-                "probe",
-                "depth mm",
-                "angle from axial plane °",
-                "clearance mm",
-                "nearest no-fly structure",
-            ],
-            paths,
-        )
-    )
     staged = plan.get("staged")
-    if staged:
-        parts.append(
-            f"<p>Staged plan: {html.escape(staged['reason'])}.</p>"
-            + _table(
-                ["session", "part of the target mL", "part centre (LPS mm)", "probes", "protocol"],
-                [
-                    [
-                        str(s["session"]),
-                        _f(s["part_volume_ml"]),
-                        _xyz(s["part_centre_lps_mm"]),
-                        str(s["probe_count"]),
-                        s["protocol"],
-                    ]
-                    for s in staged["sessions"]
-                ],
-            )
-        )
     alternatives = [
         [str(a["probes"]), a["protocol"], _f(a["spread"], 2), _f(a["depth_offset_mm"]),
          _f(a["lethal_coverage_percent"]), _f(a["ice_margin_mm"]), MET[a["met_on_model"]],
          "—" if a["success_probability"] is None else f"{a['success_probability']:.2f}"]
         for a in plan.get("alternatives", [])
     ]  # fmt: skip
-    if alternatives:
-        parts.append(
-            "<p>Alternatives tried (on the search model):</p>"
-            + _table(
-                [
-                    "probes",
-                    "protocol",
-                    "spread",
-                    "depth offset mm",
-                    "target lethal %",
-                    "ice margin mm",
-                    "met",
-                    "P(met)",
-                ],
-                alternatives,
-            )
-        )
-    notes = "".join(f'<li class="note">{html.escape(n)}</li>' for n in plan.get("notes", []))
-    return "".join(parts) + f"<ul>{notes}</ul>"
+    return {
+        "summary": _table(["", ""], rows),
+        "paths": _table(
+            ["session", "probe", "depth mm", "angle from axial plane °", "clearance mm",
+             "nearest no-fly structure"],
+            paths,
+        ),
+        "staged": None if not staged else _table(
+            ["session", "part of the target mL", "part centre (LPS mm)", "probes", "protocol"],
+            [[str(s["session"]), _f(s["part_volume_ml"]), _xyz(s["part_centre_lps_mm"]),
+              str(s["probe_count"]), s["protocol"]] for s in staged["sessions"]],
+        ),
+        "staged_reason": (staged or {}).get("reason"),
+        "alternatives": None if not alternatives else _table(
+            ["probes", "protocol", "spread", "depth offset mm", "target lethal %",
+             "ice margin mm", "met", "P(met)"],
+            alternatives,
+        ),
+        "notes": plan.get("notes", []),
+    }  # fmt: skip
 
 
 def _objective_text(objective: dict[str, Any]) -> str:
@@ -340,20 +377,6 @@ INTENDED_USE = (
     "are validated on phantoms and two swine organs (docs/validation.md), to plan and compare, "
     "not to decide a treatment alone."
 )
-
-
-def _verdict_html(data: ReportData) -> str:
-    v = data.outcome["verdict"]
-    cls = {True: "ok", False: "bad", None: "none"}[v["complete_ablation_with_margin"]]
-    parts = [f'<div class="verdict {cls}"><b>Verdict:</b> {html.escape(v["text"])}</div>']
-    margin = _margin_sentence(data.outcome.get("target"))
-    if margin:
-        parts.append(f"<p>{html.escape(margin)}</p>")
-    advice = advice_sentence(data)
-    if advice:
-        parts.append(f"<p><b>What would help:</b> {html.escape(advice)}</p>")
-    parts.append(_trust_html(data))
-    return "".join(parts)
 
 
 def advice_sentence(data: ReportData) -> str | None:
@@ -402,9 +425,9 @@ def _margin_sentence(target: dict[str, Any] | None) -> str | None:
     return f"Margin asked for: {asked:g} mm. Reached: {reached:+.1f} mm: {where}; {verdict}."
 
 
-def _trust_html(data: ReportData) -> str:
-    """How far to trust the figures: the intended use, each probe model's calibration and
-    validation residuals (the uncertainty of its sizes), the frozen-properties setting."""
+def _trust_table(data: ReportData) -> dict[str, Any] | None:
+    """Each probe model's calibration and validation residuals (the uncertainty of its
+    sizes)."""
     rows = []
     for name, model in sorted((data.summary.get("probe_models") or {}).items()):
         checked = model.get("validation")
@@ -420,67 +443,86 @@ def _trust_html(data: ReportData) -> str:
         else:
             residual = "not validated"
         rows.append([name, "yes" if model.get("calibrated") else "no", residual])
-    table = (
-        _table(["probe model", "calibrated", "zone sizes against measurements"], rows)
-        if rows
-        else ""
-    )
-    setting = data.summary.get("frozen_properties", "constant")
-    return (
-        "<div class='trust'><b>How far to trust these figures.</b> "
-        f"{html.escape(INTENDED_USE)} Negative residuals: the model's zones are smaller than "
-        f"measured. Frozen properties: {html.escape(setting)}.{table}</div>"
-    )
+    if not rows:
+        return None
+    return _table(["probe model", "calibrated", "zone sizes against measurements"], rows)
 
 
-def render_html(data: ReportData) -> str:
-    s = data.summary
-    name = html.escape(s["name"])
-    parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>cryoplan report: {name}</title><style>{CSS}</style></head><body>",
-        f"<h1>cryoplan report: {name}</h1>",
-        f"<p class='sub'>case file SHA-256 {html.escape(str(s.get('case_file_sha256'))[:12])}… · "
-        f"cryoplan {__version__} · "
-        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC · "
-        f"cell death model: {html.escape(data.outcome['injury_model'])}</p>",
-        _verdict_html(data),
-    ]
-    sections = _sections(data)
-    parts += [f"<h2>{html.escape(t)}</h2>{body}" for t, body in sections[:1]]
-    for title, fig in _figures(data):
-        alt = html.escape(title)
-        parts.append(f"<h2>{alt}</h2><img alt='{alt}' src='data:image/png;base64,{_png(fig)}'>")
-    parts += [f"<h2>{html.escape(t)}</h2>{body}" for t, body in sections[1:]]
-    parts.append("</body></html>")
-    return "\n".join(parts)
+VIEWER_MISSING = (
+    "The interactive 3-D view was not built into this installation (make web builds it: "
+    "npm ci and esbuild in web/); the static picture stands in."
+)
 
 
-def _text_page(data: ReportData) -> Figure:
-    """A PDF page with the verdict and the key numbers."""
+def _viewer_context(data: ReportData) -> dict[str, Any] | None:
+    """The inlined viewer, its scene and legend; None where the viewer was not built."""
+    script = scene.viewer_script()
+    if script is None:
+        return None
+    payload, legend = scene.scene_payload(data)
+    # inside <script> elements: no "</" may close them early
+    return {
+        "script": script.replace("</script", "<\\/script"),
+        "payload_json": json.dumps(payload).replace("</", "<\\/"),
+        "legend": legend,
+    }
+
+
+def report_context(data: ReportData, for_print: bool) -> dict[str, Any]:
+    """Everything templates/report.html.j2 shows, as plain values."""
+    slices, curves = _figures(data)
+    viewer = None if for_print else _viewer_context(data)
     o = data.outcome
-    lines = [f"cryoplan report: {data.summary['name']}", "", "Verdict: " + o["verdict"]["text"]]
-    margin = _margin_sentence(o.get("target"))
-    lines += [margin, ""] if margin else [""]
-    lines += [INTENDED_USE, ""]
-    t = o.get("target")
-    if t:
-        m = t["margin_mm"]
-        lines += [
-            f"target {t['tissue']}: {t['volume_ml']:.2f} mL; "
-            f"in the lethal zone {t['coverage_percent']['lethal']:.1f} %",
-            f"margin: minimum {m['minimum']:.1f} mm ({m.get('minimum_side', '—')}), "
-            f"mean {m['mean']:.1f} mm; required {t['required_margin_mm']:g} mm",
-        ]
-    for name, v in o["structures"].items():
-        lines.append(
-            f"{name}: {v['lethal_volume_ml']:.2f} mL in the lethal zone, "
-            f"coldest {v['minimum_temperature_c']:.1f} °C"
-        )
-    lines += ["", *("WARNING: " + w for w in o["warnings"]), *o["notes"]]
-    fig = plt.figure(figsize=(8.27, 11.69))
-    fig.text(0.06, 0.95, "\n".join(lines), va="top", ha="left", fontsize=9.5, wrap=True)
-    return fig
+    v = o["verdict"]
+    return {
+        "print": for_print,
+        "name": data.summary["name"],
+        "identity": _identity(data),
+        "verdict": {"cls": {True: "ok", False: "bad", None: "none"}[
+            v["complete_ablation_with_margin"]], "text": v["text"]},
+        "margin_sentence": _margin_sentence(o.get("target")),
+        "advice": advice_sentence(data),
+        "intended_use": INTENDED_USE,
+        "frozen_properties": data.summary.get("frozen_properties", "constant"),
+        "trust_table": _trust_table(data),
+        "plan": _plan_context(data),
+        "paths": _paths_context(data),
+        "planning": None if data.plan is None else _planning_context(data.plan),
+        "slice_figures": [{"title": t, "png_b64": _png(f)} for t, f in slices],
+        "viewer": viewer,
+        "viewer_missing": VIEWER_MISSING,
+        "static_3d": _png(figures.three_d_figure(data)) if viewer is None else None,
+        "other_figures": [{"title": t, "png_b64": _png(f)} for t, f in curves],
+        "target_table": _target_table(data),
+        "organs": _organs_context(data),
+        "structures": _structures_table(data),
+        "heat_sinks": _heat_sinks_table(data),
+        "ice_ball": _ice_ball_table(data),
+        "warnings": o["warnings"],
+        "notes": [*o["notes"], _run_note(data)],
+    }  # fmt: skip
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("cryoplan.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,  # a name the context lacks is an error, not blank
+        keep_trailing_newline=True,
+    )
+
+
+def render_html(data: ReportData, for_print: bool = False) -> str:
+    """The report as one self-contained HTML page (`for_print`: the PDF's variant)."""
+    return _environment().get_template("report.html.j2").render(report_context(data, for_print))
+
+
+def write_pdf(data: ReportData, path: Path) -> None:
+    """The same report as A4 PDF pages, laid out by WeasyPrint from the print variant."""
+    import weasyprint  # noqa: PLC0415  (heavy; only --pdf needs it)
+
+    weasyprint.HTML(string=render_html(data, for_print=True)).write_pdf(path)
 
 
 def write_report(
@@ -501,10 +543,7 @@ def write_report(
         (staging / "report.html").write_text(render_html(data), "utf-8")
         names = ["report.html"]
         if pdf:
-            with PdfPages(staging / "report.pdf") as pages:
-                for fig in [_text_page(data)] + [f for _, f in _figures(data)]:
-                    pages.savefig(fig)
-                    plt.close(fig)
+            write_pdf(data, staging / "report.pdf")
             names.append("report.pdf")
         for name in names:
             (staging / name).replace(d / name)
