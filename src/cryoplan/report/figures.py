@@ -45,7 +45,7 @@ OTHER_TISSUE_COLOURS = ["#9fd6cf", "#c8d9a3", "#d6c4a3", "#b3b3d9", "#d9a3c8", "
 # from one report to the next.
 NAMED_ORGAN_COLOURS = {
     "liver": "#c9a27e", "inferior_vena_cava": "#2f6fd0", "portal_vein_and_splenic_vein": "#009e73",
-    "aorta": "#cc79a7", "kidney_right": "#a07cc5", "kidney_left": "#a07cc5",
+    "aorta": "#cc79a7", "kidney_right": "#a07cc5", "kidney_left": "#a07cc5", "vessel": "#3f7fbf",
     "adrenal_gland_right": "#e69f00", "adrenal_gland_left": "#e69f00", "gallbladder": "#7fbf3f",
     "duodenum": "#d6609a", "small_bowel": "#e377c2", "colon": "#b85c8a", "stomach": "#c98bb5",
     "pancreas": "#d2a35a", "spleen": "#8c564b", "prostate": "#c8d9a3", "urinary_bladder": "#9edae5",

@@ -7,7 +7,8 @@ is taken from the grid's LPS affine and turned to RAS by negating x and y.
 - the target's surface, each vertex coloured by whether it lies in the lethal zone;
 - the lethal zone and the visible ice ball (T_min ≤ 0 °C) as see-through surfaces;
 - each organ of the label map that comes within `NEAR_ICE_MM` of the ice, and every vessel,
-  in its own colour (`figures.organ_colour`, the same name → colour in every report);
+  in its own colour (`figures.organ_colour`, the same name → colour in every report); a
+  case without a label map shows its vessel tissues;
 - each probe's shaft as a thin cylinder from its tip to the skin (the active length darker);
 - the patient's image on the grid as the background volume, when the result has one.
 
@@ -205,6 +206,10 @@ def scene_surfaces(data: ReportData, clip_to_grid: bool = False) -> list[SceneSu
         surface = _surface(data, data.organs == value)  # type: ignore[operator]
         if surface is not None:
             out.append(SceneSurface(name, *surface, colour, 0.45))
+    for index, name in _vessel_tissues_to_draw(data):
+        surface = _surface(data, data.tissue_index == index)
+        if surface is not None:
+            out.append(SceneSurface(name, *surface, figures.organ_colour(name), 0.45))
     return out + _probe_surfaces(data, clip_to_grid)
 
 
@@ -271,3 +276,13 @@ def _organs_to_draw(data: ReportData) -> list[tuple[int, str, str]]:
         if organ["role"] == "vessel" or (organ["role"] == "nearby" and near):
             out.append((int(organ["label"]), name, figures.organ_colour(name)))
     return out
+
+
+def _vessel_tissues_to_draw(data: ReportData) -> list[tuple[int, str]]:
+    """(tissue index, name) of the vessels of a case without a label map (a box or the
+    phantom): the tissues with a heat sink in summary.json's structures."""
+    if data.organs is not None:
+        return []
+    structures = data.outcome.get("structures") or {}
+    return [(i, name) for i, name in enumerate(data.tissue_names)
+            if "heat_sink" in structures.get(name, {})]  # fmt: skip
