@@ -47,13 +47,13 @@ def result_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_report_is_one_self_contained_html_file(result_dir: Path) -> None:
     (html_path,) = write_report(result_dir)
     text = html_path.read_text("utf-8")
-    # slices, the axial strip, slices through the smallest margin, sensors, growth,
-    # histogram; the 3-D view is the inlined viewer (built by `make web`)
+    # slices, the axial, coronal and sagittal strips, slices through the smallest margin,
+    # sensors, growth, histogram; the 3-D view is the inlined viewer (built by `make web`)
     script = viewer_script()
     assert script is not None
     assert script[:200] in text  # inlined, not linked
     page = text.replace(script, "")  # the bundle carries pictures of its own
-    assert page.count("data:image/png;base64,") == 6
+    assert page.count("data:image/png;base64,") == 8
     assert "CryoplanView.show(" in page
     for external in ("<script src", "<link", 'src="http', "src='http", "@import", "url("):
         assert external not in text
@@ -91,7 +91,7 @@ def test_the_pdf_is_the_print_variant_of_the_same_page(result_dir: Path) -> None
     screen, paper = render_html(data), render_html(data, for_print=True)
     # the still 3-D picture in place of the viewer, and otherwise the same sections
     assert "CryoplanView" not in paper
-    assert paper.count("data:image/png;base64,") == 7
+    assert paper.count("data:image/png;base64,") == 9
 
     def headings(text: str) -> list[str]:
         return [part.split("</h2>")[0] for part in text.split("<h2>")[1:]]
@@ -127,6 +127,7 @@ def test_report_states_the_margin_asked_for_and_how_far_to_trust_it(result_dir: 
         assert name in text
         assert model["calibrated"] is False  # generic-17g: never fitted
     assert "not validated" in text
+    assert "Uncertainty: generic-17g is not validated against measured ice balls" in text
 
 
 def test_report_plan_gives_spacings_edges_phases_and_thermocouples(result_dir: Path) -> None:

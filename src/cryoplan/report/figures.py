@@ -277,21 +277,29 @@ def slices_figure(data: ReportData, worst: bool = False) -> Figure:
     return fig
 
 
-def axial_strip_figure(data: ReportData, count: int = 5) -> Figure | None:
-    """`count` axial slices evenly across the target's extent, or None without a target."""
+def strip_figure(data: ReportData, view: str = "axial", count: int = 5) -> Figure | None:
+    """`count` slices of one view (axial, coronal, sagittal) evenly across the target's
+    extent along that view's fixed axis, in increasing LPS coordinate; None without a
+    target."""
     o = _overlay(data)
     if o.target_index is None:
         return None
-    z = np.flatnonzero((data.tissue_index == o.target_index).any(axis=(0, 1)))
-    if z.size == 0:
+    fixed = VIEWS[view][2]
+    others = tuple(a for a in range(3) if a != fixed)
+    levels = np.flatnonzero((data.tissue_index == o.target_index).any(axis=others))
+    if levels.size == 0:
         return None
-    levels = np.unique(np.rint(np.linspace(z[0], z[-1], count)).astype(int))
+    levels = np.unique(np.rint(np.linspace(levels[0], levels[-1], count)).astype(int))
+    # in increasing LPS coordinate: inferior → superior, anterior → posterior, right → left
+    levels = levels[np.argsort(data.axis_mm(fixed)[levels])]
     fig, axes = plt.subplots(1, len(levels), figsize=(3.3 * len(levels) + 1.5, 4.4),
                              constrained_layout=True, squeeze=False)  # fmt: skip
     mesh = None
     centre = focus_index(data)
-    for ax, k in zip(axes[0], levels, strict=True):
-        mesh = _panel(ax, data, "axial", np.array([centre[0], centre[1], k]), o)
+    for ax, level in zip(axes[0], levels, strict=True):
+        focus = centre.copy()
+        focus[fixed] = level
+        mesh = _panel(ax, data, view, focus, o)
     _legend(fig, axes[0], mesh, data, o)
     return fig
 

@@ -275,12 +275,20 @@ def probe_geometry(data: ReportData) -> tuple[list[float | None], list[float | N
     return spacing, to_edge
 
 
+STRIPS = (
+    ("axial", "inferior to superior"),
+    ("coronal", "anterior to posterior"),
+    ("sagittal", "right to left"),
+)
+
+
 def _figures(data: ReportData) -> tuple[list[tuple[str, Figure]], list[tuple[str, Figure]]]:
     """(the slice figures, the curves) in the order the report shows them."""
     slices = [("Slices through the target", figures.slices_figure(data))]
-    strip = figures.axial_strip_figure(data)
-    if strip is not None:
-        slices.append(("Axial slices across the target, inferior to superior", strip))
+    for view, order in STRIPS:
+        strip = figures.strip_figure(data, view)
+        if strip is not None:
+            slices.append((f"{view.capitalize()} slices across the target, {order}", strip))
     if figures.worst_point_index(data) is not None:
         slices.append(
             ("Slices through the point of smallest margin (×)", figures.slices_figure(data, True))
@@ -425,6 +433,26 @@ def _margin_sentence(target: dict[str, Any] | None) -> str | None:
     return f"Margin asked for: {asked:g} mm. Reached: {reached:+.1f} mm: {where}; {verdict}."
 
 
+def uncertainty_sentence(data: ReportData) -> str | None:
+    """The probe models' validation residuals said beside the margin they make uncertain."""
+    parts = []
+    for name, model in sorted((data.summary.get("probe_models") or {}).items()):
+        checked = model.get("validation")
+        if not checked:
+            parts.append(f"{name} is not validated against measured ice balls")
+            continue
+        low, high = checked["residual_range_mm"]
+        spread = f"{low:+.1f} mm" if checked["points"] == 1 else f"{low:+.1f} to {high:+.1f} mm"
+        points = checked["points"]
+        parts.append(
+            f"{name}'s zones differ from measured ones by {spread} "
+            f"({points} validation point{'s' if points != 1 else ''})"
+        )
+    if not parts or not (data.outcome.get("target") or {}).get("margin_mm"):
+        return None
+    return "Uncertainty: " + "; ".join(parts) + ". The margin is uncertain by as much."
+
+
 def _trust_table(data: ReportData) -> dict[str, Any] | None:
     """Each probe model's calibration and validation residuals (the uncertainty of its
     sizes)."""
@@ -482,6 +510,7 @@ def report_context(data: ReportData, for_print: bool) -> dict[str, Any]:
             v["complete_ablation_with_margin"]], "text": v["text"]},
         "margin_sentence": _margin_sentence(o.get("target")),
         "advice": advice_sentence(data),
+        "uncertainty": uncertainty_sentence(data),
         "intended_use": INTENDED_USE,
         "frozen_properties": data.summary.get("frozen_properties", "constant"),
         "trust_table": _trust_table(data),
