@@ -424,6 +424,56 @@ def demo_command(
     console.print(f"report: {report}")
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@app.command("serve")
+def serve_command(
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="The store (cases, jobs). Default: $CRYOPLAN_DATA, else ~/.local/share/cryoplan.",
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to bind.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Job processes.")] = 2,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="CRYOPLAN_TOKEN",
+            help="Required of every request; needed to bind beyond loopback.",
+        ),
+    ] = None,
+) -> None:
+    """Serve the browser application at http://HOST:PORT/ (loopback unless told otherwise)."""
+    import uvicorn  # noqa: PLC0415
+
+    from cryoplan.server.app import create_app  # noqa: PLC0415
+    from cryoplan.server.store import default_data_dir  # noqa: PLC0415
+
+    if host not in LOOPBACK and not token:
+        raise _fail(
+            CaseError(
+                "--host",
+                "",
+                f"binding to {host} needs --token (or "
+                "CRYOPLAN_TOKEN): only loopback is served without one",
+            )
+        )
+    folder = data or default_data_dir()
+    try:
+        application = create_app(folder, workers=workers, token=token)
+    except OSError as error:
+        raise _fail(
+            CaseError(str(folder), "--data", f"a writable folder ({error.strerror})")
+        ) from None
+    console.print(f"cryoplan: serving http://{host}:{port}/ (data in {folder})")
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
 lesion_app = typer.Typer(help="Synthetic lesions in label maps.", no_args_is_help=True)
 app.add_typer(lesion_app, name="lesion")
 

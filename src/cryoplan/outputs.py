@@ -274,10 +274,14 @@ def results_folder(
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def write_on_image_grid(folder: Path, result: SimulationResult) -> list[str]:
+def write_on_image_grid(
+    folder: Path, result: SimulationResult, suffixes: tuple[str, ...] = (".nii.gz", ".nrrd"),
+    with_image: bool = True,
+) -> list[str]:  # fmt: skip
     """T_min and the lethal zone resampled onto the patient image's grid (NIfTI and NRRD), so
     that they overlay the input image with no manual step. Outside the simulated crop, T_min
-    is body temperature and the lethal zone empty."""
+    is body temperature and the lethal zone empty. `with_image` adds the image on the
+    simulation grid (for the report) and, for a DICOM series, the lethal zone as DICOM-SEG."""
     tissue_map = result.prepared.tissue_map
     if tissue_map.source_grid is None:
         return []
@@ -292,7 +296,7 @@ def write_on_image_grid(folder: Path, result: SimulationResult) -> list[str]:
     lethal = resample(Volume(result.outcome.lethal_zone.astype(np.uint8), grid),
                       tissue_map.source_grid, nearest=True, default=0)  # fmt: skip
     written = []
-    for suffix in (".nii.gz", ".nrrd"):
+    for suffix in suffixes:
         write_image(
             folder / f"tmin_on_image{suffix}", tmin.astype(np.float32), tissue_map.source_grid
         )
@@ -300,7 +304,7 @@ def write_on_image_grid(folder: Path, result: SimulationResult) -> list[str]:
             folder / f"lethal_on_image{suffix}", lethal.astype(np.uint8), tissue_map.source_grid
         )
         written += [f"tmin_on_image{suffix}", f"lethal_on_image{suffix}"]
-    image = tissue_map.provenance.get("image")
+    image = tissue_map.provenance.get("image") if with_image else None
     if image is not None:
         # the image's intensities on the simulation grid, for the report's slices to show
         # the anatomy under the isotherms (no header of the source is copied)

@@ -120,7 +120,7 @@ class SimulationResult:
         reads the image again for the body's outline, so only on first use."""
         from cryoplan.planning.access import probe_paths  # noqa: PLC0415  (the planner's rules)
 
-        return probe_paths(self.case, list(self.run.probes))
+        return probe_paths(self.case, list(self.run.probe_specs))
 
     def isotherm(self, threshold_c: float) -> dict[str, Any]:
         """Volume (mL) and bounding extent (mm, along the grid axes) of T_min ≤ threshold."""

@@ -32,8 +32,9 @@ import numpy as np
 from scipy import ndimage
 
 from cryoplan.anatomy import Grid
-from cryoplan.case import Case, EntryFace, PlanningSpec
+from cryoplan.case import Case, EntryFace, PlanningSpec, ProbeSpec, probe_names
 from cryoplan.errors import CaseError
+from cryoplan.probes.geometry import probe_geometry
 from cryoplan.yamlio import load_yaml
 
 # LPS unit vector pointing out of the body through each face of a box (patient directions)
@@ -358,25 +359,30 @@ def path_angles_deg(outward: np.ndarray) -> tuple[float, float]:
     return tilt, in_plane
 
 
-def probe_paths(case: Case, probes: list[Any]) -> list[dict[str, Any]] | None:
+def probe_paths(
+    case: Case, probes: list[ProbeSpec], access: AccessMap | None = None
+) -> list[dict[str, Any]] | None:
     """Each probe's way in on an image case, by the planner's own rules (`trace_shaft`): the
     skin entry, depth, angles, the regions crossed and the nearest no-fly structure, with the
-    case's `planning:` settings or their defaults. None for a box or phantom (no skin)."""
+    case's `planning:` settings or their defaults. None for a box or phantom (no skin).
+    `access` is the case's access map where the caller keeps one (else it is built)."""
     if case.domain.image is None or case.target is None:
         return None
     spec = case.planning or PlanningSpec()
-    access = image_access(case.model_copy(update={"planning": spec}))
+    if access is None:
+        access = image_access(case.model_copy(update={"planning": spec}))
     out = []
-    for probe in probes:
-        tip = np.asarray(probe.tip_mm, float)
-        outward = np.asarray(probe.entry_mm, float) - tip
+    for name, probe in zip(probe_names(probes), probes, strict=True):
+        geometry = probe_geometry(probe, case.probe_models)
+        tip = np.asarray(geometry.tip_mm, float)
+        outward = np.asarray(geometry.entry_mm, float) - tip
         model = case.probe_models.get(probe.model) if probe.model else None
         usable = getattr(model, "usable_length_mm", None) or 1e4  # inline probes: no limit
-        shaft = trace_shaft(access, tip, outward, float(usable), probe.diameter_mm / 2.0,
+        shaft = trace_shaft(access, tip, outward, float(usable), geometry.diameter_mm / 2.0,
                             spec.clearance_mm)  # fmt: skip
         tilt, in_plane = path_angles_deg(outward)
         out.append({
-            "probe": probe.name,
+            "probe": name,
             "skin_entry_mm": shaft.entry_mm.tolist(),
             "depth_mm": shaft.depth_mm,
             "angle_to_axial_plane_deg": tilt,

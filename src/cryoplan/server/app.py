@@ -1,0 +1,480 @@
+"""The browser application's HTTP API (FastAPI) and its static front end.
+
+    GET  /                                  the application (static/index.html)
+    GET  /api/examples                      example cases to open
+    POST /api/cases                         upload an image and its labels (multipart)
+    POST /api/cases/example/{name}          open an example as a new case
+    GET  /api/cases, /api/cases/{id}        cases; one case: its case file and label names
+    PUT  /api/cases/{id}                    edit target, lesions, margin, probes, protocol
+    POST /api/cases/{id}/paths              probes' paths from the skin (depth, angles, …)
+    GET  /api/cases/{id}/files/{image|labels}   the case's volumes (NIfTI/NRRD as stored)
+    GET  /api/cases/{id}/markups            the case's probes as 3D Slicer Markups
+    POST /api/cases/{id}/jobs               run: {"kind": "preview" | "simulate" | "plan"}
+    GET  /api/jobs/{id}, /api/jobs/{id}/events  a job; its progress as server-sent events
+    POST /api/jobs/{id}/cancel
+    GET  /api/jobs/{id}/files/{name}        a finished job's result file
+
+Every position is LPS millimetres, as in case files. A mistake in what a client sends gets
+status 400 (a bad file or case: the command line's one line) or 404 (no such id or file),
+with {"error": "…"}; nothing is stored half-way. Files are served by id and name from the
+store, never by a path the client gives. Where the server is bound beyond loopback, every
+request must carry the token (`Authorization: Bearer …`, or `?token=…` once, which sets a
+cookie).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+import shutil
+import tempfile
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
+from pydantic import BaseModel
+
+from cryoplan.errors import CaseError
+from cryoplan.server.store import JOB_KINDS, Store
+from cryoplan.server.workers import WorkerPool
+from cryoplan.yamlio import load_yaml
+
+MAX_UPLOAD_BYTES = 1 << 30  # one upload at most (1 GiB): a whole-body CT fits
+VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+EDITABLE = ("target", "margin_mm", "probes", "protocol", "sensors", "critical_structures",
+            "planning", "frozen_properties", "grid")  # fmt: skip
+IMAGE_EDITABLE = ("tissues", "lesions", "default_tissue")
+DEFAULT_PROTOCOL = [
+    {"phase": "freeze", "duration_min": 10},
+    {"phase": "passive_thaw", "duration_min": 5},
+    {"phase": "freeze", "duration_min": 10},
+]
+TOKEN_COOKIE = "cryoplan_token"
+
+
+class ApiError(Exception):
+    """A request the API refuses: (status, one line)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class JobRequest(BaseModel):
+    kind: str
+
+
+def examples_dir() -> Path | None:
+    """The source checkout's examples/ folder, where cryoplan runs from one."""
+    folder = Path(__file__).resolve().parents[3] / "examples"
+    return folder if folder.is_dir() else None
+
+
+def _suffix(name: str) -> str:
+    lower = name.lower()
+    for suffix in VOLUME_SUFFIXES:
+        if lower.endswith(suffix):
+            return suffix
+    raise ApiError(400, f"{name}: a volume file ({', '.join(VOLUME_SUFFIXES)}) was expected")
+
+
+class Application:
+    """The state behind the routes: the store, the workers, cached access maps."""
+
+    def __init__(self, store: Store, pool: WorkerPool | None) -> None:
+        self.store = store
+        self.pool = pool
+        self.access: OrderedDict[str, Any] = OrderedDict()  # case key → AccessMap
+        self.names: dict[str, dict[str, str]] = {}  # case id and image → label names
+
+    # --- cases ------------------------------------------------------------------------------
+
+    def case_data(self, case_id: str) -> dict[str, Any]:
+        if self.store.case(case_id) is None:
+            raise ApiError(404, f"no case {case_id}")
+        text = (self.store.case_dir(case_id) / "case.yaml").read_text("utf-8")
+        return load_yaml(text)
+
+    def validated(self, case_id: str, data: dict[str, Any]) -> Any:
+        """The case as cryoplan reads it; a mistake is a 400 with the one-line error."""
+        from cryoplan.case import case_from_dict  # noqa: PLC0415
+
+        try:
+            return case_from_dict(data, str(self.store.case_dir(case_id) / "case.yaml"))
+        except CaseError as error:
+            raise ApiError(400, str(error)) from None
+
+    def save_case(self, case_id: str, data: dict[str, Any]) -> None:
+        import yaml  # noqa: PLC0415
+
+        folder = self.store.case_dir(case_id)
+        temporary = folder / ".case.yaml.tmp"
+        temporary.write_text(yaml.safe_dump(data, sort_keys=False), "utf-8")
+        temporary.replace(folder / "case.yaml")
+
+    def describe(self, case_id: str) -> dict[str, Any]:
+        """A case for the front end: its case file, the label names it may target."""
+        data = self.case_data(case_id)
+        row = self.store.case(case_id) or {}
+        image = (data.get("domain") or {}).get("image") or {}
+        return {
+            "id": case_id,
+            "name": row.get("name"),
+            "source": row.get("source"),
+            "case": data,
+            "files": {
+                key: f"/api/cases/{case_id}/files/{key}"
+                for key in ("image", "labels")
+                if image.get("file" if key == "image" else "labels")
+            },
+            "label_names": self.label_names(case_id),
+            "jobs": [job.public() for job in self.store.jobs(case_id)],
+        }
+
+    def label_names(self, case_id: str) -> dict[str, str]:
+        """The label map's values present → names (its own, else TotalSegmentator's when
+        the case maps labels by those names, else the value)."""
+        from cryoplan.anatomy.images import read_labels  # noqa: PLC0415
+        from cryoplan.anatomy.patient import organ_names  # noqa: PLC0415
+
+        data = self.case_data(case_id)
+        key = json.dumps([case_id, (data.get("domain") or {}).get("image")], sort_keys=True)
+        if key not in self.names:
+            case = self.validated(case_id, data)
+            image = case.domain.image
+            if image is None:
+                return {}
+            labels = read_labels(case.resolve_path(image.labels), "domain.image.labels")
+            values = sorted(int(v) for v in np.unique(labels.array) if v != 0)
+            names, _ = organ_names(case, labels, values)
+            self.names[key] = {str(v): n for v, n in names.items()}
+        return self.names[key]
+
+    def new_upload(self, name: str, image: UploadFile | None, labels: UploadFile) -> str:
+        from cryoplan.anatomy.images import read_labels, read_volume  # noqa: PLC0415
+
+        with self.store.new_case(name, "upload") as (case_id, staging):
+            files = {}
+            for key, upload in (("image", image), ("labels", labels)):
+                if upload is None or not upload.filename:
+                    continue
+                target = staging / f"{key}{_suffix(upload.filename)}"
+                _save_upload(upload, target)
+                try:
+                    if key == "image":
+                        read_volume(target, f"{key} ({upload.filename})")
+                    else:
+                        read_labels(target, f"{key} ({upload.filename})")
+                except CaseError as error:
+                    message = str(error).replace(str(target), upload.filename)
+                    raise ApiError(400, message) from None
+                files[key] = target.name
+            if "labels" not in files:
+                raise ApiError(400, "labels: a label map file is required")
+            data = {
+                "name": name,
+                "domain": {"image": {"file": files.get("image"), "labels": files["labels"],
+                                     "tissues": {}, "default_tissue": "muscle"}},
+                "protocol": DEFAULT_PROTOCOL,
+            }  # fmt: skip
+            if data["domain"]["image"]["file"] is None:
+                del data["domain"]["image"]["file"]
+            import yaml  # noqa: PLC0415
+
+            (staging / "case.yaml").write_text(yaml.safe_dump(data, sort_keys=False), "utf-8")
+        return case_id
+
+    def new_from_example(self, name: str) -> str:
+        folder = examples_dir()
+        path = (folder / f"{name}.yaml") if folder is not None and SAFE_NAME.match(name) else None
+        if path is None or not path.is_file():
+            raise ApiError(404, f"no example {name}")
+        data = load_yaml(path.read_text("utf-8"))
+        with self.store.new_case(name, f"example:{name}") as (case_id, staging):
+            image = (data.get("domain") or {}).get("image")
+            if image is not None:
+                for key, field in (("image", "file"), ("labels", "labels")):
+                    if image.get(field):
+                        source = (path.parent / image[field]).resolve()
+                        if not source.is_file():
+                            raise ApiError(404, f"example {name}: {source.name} is not here")
+                        copy = f"{key}{_suffix(source.name)}"
+                        shutil.copyfile(source, staging / copy)
+                        image[field] = copy
+            import yaml  # noqa: PLC0415
+
+            (staging / "case.yaml").write_text(yaml.safe_dump(data, sort_keys=False), "utf-8")
+        return case_id
+
+    def edit(self, case_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        data = self.case_data(case_id)
+        unknown = sorted(set(changes) - set(EDITABLE) - {"image"})
+        if unknown:
+            raise ApiError(400, f"{', '.join(unknown)}: not editable here (one of {EDITABLE})")
+        for key in EDITABLE:
+            if key in changes:
+                if changes[key] is None:
+                    data.pop(key, None)
+                else:
+                    data[key] = changes[key]
+        image_changes = changes.get("image") or {}
+        image = (data.get("domain") or {}).get("image")
+        for key, value in image_changes.items():
+            if key not in IMAGE_EDITABLE or image is None:
+                raise ApiError(400, f"image.{key}: not editable here (one of {IMAGE_EDITABLE})")
+            image[key] = value
+        self.validated(case_id, data)
+        self.save_case(case_id, data)
+        return self.describe(case_id)
+
+    def paths(self, case_id: str, probes: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        from cryoplan.case import PlanningSpec  # noqa: PLC0415
+        from cryoplan.planning.access import image_access, probe_paths  # noqa: PLC0415
+
+        data = {**self.case_data(case_id), "probes": probes}
+        case = self.validated(case_id, data)
+        if case.domain.image is None or case.target is None:
+            return None
+        key = json.dumps({k: data.get(k) for k in ("domain", "target", "planning", "tissues")},
+                         sort_keys=True)  # fmt: skip
+        if key not in self.access:
+            spec = case.planning or PlanningSpec()
+            self.access[key] = image_access(case.model_copy(update={"planning": spec}))
+            while len(self.access) > 4:
+                self.access.popitem(last=False)
+        try:
+            return probe_paths(case, list(case.probes or []), self.access[key])
+        except CaseError as error:
+            raise ApiError(400, str(error)) from None
+
+    # --- jobs -------------------------------------------------------------------------------
+
+    def submit(self, case_id: str, kind: str) -> dict[str, Any]:
+        if kind not in JOB_KINDS:
+            raise ApiError(400, f"kind: one of {', '.join(JOB_KINDS)} (got {kind!r})")
+        data = self.case_data(case_id)
+        case = self.validated(case_id, data)
+        if kind == "plan":
+            if case.target is None:
+                raise ApiError(400, "target: the planner needs a target")
+        else:
+            try:
+                case.require_plan()
+            except CaseError as error:
+                raise ApiError(400, str(error)) from None
+        return self.store.submit(case_id, kind, {"case": data}).public()
+
+    def job(self, job_id: str) -> Any:
+        job = self.store.job(job_id)
+        if job is None:
+            raise ApiError(404, f"no job {job_id}")
+        return job
+
+    def job_file(self, job_id: str, name: str) -> Path:
+        job = self.job(job_id)
+        if job.state != "done":
+            raise ApiError(404, f"job {job_id} is {job.state}: no files yet")
+        folder = self.store.job_dir(job_id)
+        # only a name listed in the job's own folder: no path reaches outside it
+        if not SAFE_NAME.match(name) or name not in {p.name for p in folder.iterdir()}:
+            raise ApiError(404, f"no file {name!r} in job {job_id}")
+        path = folder / name
+        if not path.is_file():
+            raise ApiError(404, f"no file {name!r} in job {job_id}")
+        return path
+
+
+def _save_upload(upload: UploadFile, target: Path) -> None:
+    """Copy an upload to `target`, refusing one beyond MAX_UPLOAD_BYTES."""
+    written = 0
+    with target.open("wb") as out:
+        while chunk := upload.file.read(1 << 20):
+            written += len(chunk)
+            if written > MAX_UPLOAD_BYTES:
+                raise ApiError(413, f"{upload.filename}: larger than {MAX_UPLOAD_BYTES >> 20} MiB")
+            out.write(chunk)
+
+
+def _static(name: str) -> Path | None:
+    path = resources.files("cryoplan.server").joinpath("static", name)
+    return Path(str(path)) if path.is_file() else None
+
+
+def create_app(
+    data_dir: str | Path, workers: int = 2, token: str | None = None, start_workers: bool = True
+) -> FastAPI:
+    """The application on a data folder; `workers` job processes are started with it (and
+    stopped with it) unless `start_workers` is False (tests of the API alone)."""
+    store = Store(data_dir)
+    pool = WorkerPool(store, workers) if start_workers else None
+    state = Application(store, pool)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if pool is not None:
+            pool.start()
+        try:
+            yield
+        finally:
+            if pool is not None:
+                pool.stop()
+
+    app = FastAPI(title="cryoplan", lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
+    app.state.cryoplan = state
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, error: ApiError) -> JSONResponse:
+        return JSONResponse({"error": str(error)}, status_code=error.status)
+
+    @app.middleware("http")
+    async def require_token(request: Request, call_next):
+        if token is None:
+            return await call_next(request)
+        given = (
+            request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            or request.cookies.get(TOKEN_COOKIE, "")
+            or request.query_params.get("token", "")
+        )
+        if not secrets.compare_digest(given.encode(), token.encode()):
+            return JSONResponse({"error": "a valid token is required"}, status_code=401)
+        response = await call_next(request)
+        if request.query_params.get("token"):
+            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+        return response
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> Any:
+        page = _static("index.html")
+        if page is None:
+            raise ApiError(404, "the front end is not built (make web)")
+        return FileResponse(page, media_type="text/html")
+
+    @app.get("/static/{name}")
+    def static(name: str) -> Any:
+        page = _static(name) if SAFE_NAME.match(name) else None
+        if page is None:
+            raise ApiError(404, f"no static file {name!r}")
+        return FileResponse(page)
+
+    @app.get("/api/examples")
+    def examples() -> list[dict[str, str]]:
+        folder = examples_dir()
+        if folder is None:
+            return []
+        out = []
+        for path in sorted(folder.glob("*.yaml")):
+            first = path.read_text("utf-8").splitlines()[:1]
+            title = first[0].lstrip("# ").strip() if first and first[0].startswith("#") else ""
+            out.append({"name": path.stem, "title": title})
+        return out
+
+    @app.get("/api/cases")
+    def cases() -> list[dict[str, Any]]:
+        return store.cases()
+
+    @app.post("/api/cases")
+    def upload(
+        labels: UploadFile = File(...),  # noqa: B008
+        image: UploadFile | None = File(None),  # noqa: B008
+        name: str = Form("uploaded case"),
+    ) -> dict[str, Any]:
+        return state.describe(state.new_upload(name, image, labels))
+
+    @app.post("/api/cases/example/{name}")
+    def from_example(name: str) -> dict[str, Any]:
+        return state.describe(state.new_from_example(name))
+
+    @app.get("/api/cases/{case_id}")
+    def case(case_id: str) -> dict[str, Any]:
+        return state.describe(case_id)
+
+    @app.put("/api/cases/{case_id}")
+    def edit(case_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return state.edit(case_id, changes)
+
+    @app.post("/api/cases/{case_id}/paths")
+    def paths(case_id: str, body: dict[str, Any]) -> Any:
+        return {"paths": state.paths(case_id, body.get("probes") or [])}
+
+    @app.get("/api/cases/{case_id}/files/{key}")
+    def case_file(case_id: str, key: str) -> Any:
+        image = (state.case_data(case_id).get("domain") or {}).get("image") or {}
+        name = {"image": image.get("file"), "labels": image.get("labels")}.get(key)
+        if not name:
+            raise ApiError(404, f"case {case_id} has no {key}")
+        return FileResponse(store.case_dir(case_id) / Path(name).name)
+
+    @app.get("/api/cases/{case_id}/markups")
+    def markups(case_id: str) -> Any:
+        from cryoplan.markups import probes_to_markups  # noqa: PLC0415
+        from cryoplan.probes.geometry import probe_geometry  # noqa: PLC0415
+
+        case = state.validated(case_id, state.case_data(case_id))
+        placed = []
+        for name, spec in zip(case.probe_names(), case.probes or [], strict=True):
+            g = probe_geometry(spec, case.probe_models)
+            placed.append(SimpleNamespace(
+                name=name, model=spec.model, diameter_mm=g.diameter_mm,
+                active_length_mm=g.active_length_mm, tip_mm=g.tip_mm, entry_mm=g.entry_mm,
+            ))  # fmt: skip
+        return JSONResponse(probes_to_markups(placed))
+
+    @app.post("/api/cases/{case_id}/jobs")
+    def submit(case_id: str, body: JobRequest) -> dict[str, Any]:
+        return state.submit(case_id, body.kind)
+
+    @app.get("/api/jobs/{job_id}")
+    def job(job_id: str) -> dict[str, Any]:
+        found = state.job(job_id)
+        out = found.public()
+        if found.state == "done":
+            folder = store.job_dir(job_id)
+            out["files"] = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+        return out
+
+    @app.get("/api/jobs/{job_id}/events")
+    async def events(job_id: str) -> StreamingResponse:
+        state.job(job_id)  # 404 before the stream starts
+
+        async def stream() -> AsyncIterator[str]:
+            last = None
+            while True:
+                current = store.job(job_id)
+                assert current is not None
+                shown = current.public()
+                if shown != last:
+                    yield f"data: {json.dumps(shown)}\n\n"
+                    last = shown
+                if current.final:
+                    return
+                await asyncio.sleep(0.1)
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    @app.post("/api/jobs/{job_id}/cancel")
+    def cancel(job_id: str) -> dict[str, Any]:
+        state.job(job_id)
+        cancelled = store.cancel(job_id)
+        assert cancelled is not None
+        return cancelled.public()
+
+    @app.get("/api/jobs/{job_id}/files/{name}")
+    def job_file(job_id: str, name: str) -> Any:
+        return FileResponse(state.job_file(job_id, name))
+
+    return app
+
+
+def temporary_data_dir() -> Path:
+    """A fresh data folder (tests, demos)."""
+    return Path(tempfile.mkdtemp(prefix="cryoplan-data-"))

@@ -1,0 +1,292 @@
+"""The browser application's server: its API (FastAPI's test client), its jobs on real
+worker processes, and its faults: a bad upload, path traversal, two jobs at once, a cancel,
+and a server killed with `kill -9` while a job runs."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import nibabel as nib
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from cryoplan.server.app import create_app
+from cryoplan.server.store import Store
+
+REPO = Path(__file__).parent.parent
+GEL = {  # a small box case: about a second a run
+    "probes": [{"name": "a", "model": "argon-17g", "tip_mm": [0, 0, -11], "entry_mm": [0, 0, 60]}],
+    "protocol": [{"phase": "freeze", "duration_min": 4}],
+    "grid": {"spacing_mm": 2.0},
+}
+
+
+def _labels_nifti(path: Path) -> Path:
+    """A 40 mm cube of labels at 2 mm: liver (5) with a 10 mm tumour label (1)."""
+    labels = np.full((20, 20, 20), 5, np.uint8)
+    labels[8:13, 8:13, 8:13] = 1
+    nib.save(nib.Nifti1Image(labels, np.diag([2.0, 2.0, 2.0, 1.0])), path)
+    return path
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[TestClient]:
+    """The API alone, on a fresh store, without workers."""
+    with TestClient(create_app(tmp_path / "data", start_workers=False)) as client:
+        yield client
+
+
+def _ok(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _error(response: httpx.Response, status: int) -> str:
+    assert response.status_code == status, response.text
+    message = response.json()["error"]
+    assert "\n" not in message
+    assert "Traceback" not in message
+    return message
+
+
+def test_an_uploaded_label_map_becomes_a_case_to_plan(api: TestClient, tmp_path: Path) -> None:
+    labels = _labels_nifti(tmp_path / "labels.nii.gz")
+    with labels.open("rb") as f:
+        case = api.post("/api/cases", files={"labels": ("seg.nii.gz", f)}, data={"name": "cube"})
+    assert case.status_code == 200, case.text
+    body = case.json()
+    assert body["name"] == "cube"
+    assert body["label_names"] == {"1": "label 1", "5": "label 5"}  # names none: values
+    case_id = body["id"]
+    # choose the target and place a probe: the edit is validated as a case file is
+    edited = api.put(f"/api/cases/{case_id}", json={
+        "image": {"tissues": {1: "tumour", 5: "liver"}},
+        "target": "tumour",
+        "probes": [{"name": "a", "model": "argon-17g", "tip_mm": [19, 19, 10],
+                    "entry_mm": [19, 19, 60]}],
+    })  # fmt: skip
+    assert edited.status_code == 200, edited.text
+    assert edited.json()["case"]["target"] == "tumour"
+    stored = api.get(f"/api/cases/{case_id}/files/labels")
+    assert stored.status_code == 200
+    assert gzip.decompress(stored.content)[:4] == gzip.decompress(labels.read_bytes())[:4]
+    markups = api.get(f"/api/cases/{case_id}/markups").json()
+    assert markups["markups"][0]["controlPoints"][0]["position"] == [19.0, 19.0, 10.0]
+
+
+def test_a_bad_upload_gets_one_line_and_nothing_is_stored(api: TestClient, tmp_path: Path) -> None:
+    data_dir = Path(api.app.state.cryoplan.store.root)
+    garbage = tmp_path / "labels.nii.gz"
+    garbage.write_bytes(b"not a volume at all")
+    with garbage.open("rb") as f:
+        message = _error(api.post("/api/cases", files={"labels": ("mine.nii.gz", f)}), 400)
+    assert message.startswith("mine.nii.gz")  # names the file as the user knows it
+    assert str(data_dir) not in message  # not the store's own path
+    with garbage.open("rb") as f:
+        message = _error(api.post("/api/cases", files={"labels": ("notes.txt", f)}), 400)
+    assert "notes.txt" in message
+    assert ".nii.gz" in message
+    assert api.get("/api/cases").json() == []
+    assert list((data_dir / "cases").iterdir()) == []  # no staging left behind
+
+
+def test_a_bad_edit_is_refused_whole(api: TestClient) -> None:
+    case_id = api.post("/api/cases/example/single-probe-gel").json()["id"]
+    before = api.get(f"/api/cases/{case_id}").json()["case"]
+    bad = api.put(f"/api/cases/{case_id}", json={
+        "probes": [{"name": "a", "model": "no-such-probe", "tip_mm": [0, 0, 0],
+                    "entry_mm": [0, 0, 50]}],
+    })  # fmt: skip
+    message = _error(bad, 400)
+    assert "probes[0].model" in message
+    assert _error(api.put(f"/api/cases/{case_id}", json={"domain": {}}), 400).startswith("domain")
+    assert api.get(f"/api/cases/{case_id}").json()["case"] == before
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/jobs/{job}/files/..%2F..%2Fcryoplan.sqlite",
+        "/api/jobs/{job}/files/%2E%2E",
+        "/api/jobs/../cases/{case}/files/labels",
+        "/api/cases/{case}/files/..%2F..%2Fcryoplan.sqlite",
+        "/api/cases/..%2F{case}/files/labels",
+        "/static/..%2Fapp.py",
+        "/static/%2E%2E%2F%2E%2E%2Fcryoplan.sqlite",
+        "/api/jobs/{job}/files/",
+    ],
+)
+def test_no_path_reaches_outside_the_store(api: TestClient, url: str) -> None:
+    case_id = api.post("/api/cases/example/single-probe-gel").json()["id"]
+    store: Store = api.app.state.cryoplan.store
+    job = store.submit(case_id, "preview", {"case": {}})
+    response = api.get(url.format(job=job.id, case=case_id))
+    assert response.status_code in (404, 405), response.text
+    assert b"SQLite" not in response.content
+
+
+def test_a_token_is_required_when_one_is_set(tmp_path: Path) -> None:
+    app = create_app(tmp_path / "data", start_workers=False, token="s3cret")
+    with TestClient(app) as client:
+        assert _error(client.get("/api/cases"), 401) == "a valid token is required"
+        assert client.get("/api/cases", headers={"Authorization": "Bearer s3cret"}).json() == []
+        assert client.get("/api/cases?token=s3cret").status_code == 200
+        assert client.get("/api/cases").status_code == 200  # the cookie it set
+
+
+def test_binding_beyond_loopback_needs_a_token(tmp_path: Path) -> None:
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from cryoplan.cli import app  # noqa: PLC0415
+
+    result = CliRunner().invoke(app, ["serve", "--data", str(tmp_path), "--host", "0.0.0.0"])
+    assert result.exit_code == 2
+    assert "needs --token" in result.stderr
+
+
+# --- jobs on real workers ------------------------------------------------------------------
+
+
+def _wait(client: Any, job_id: str, timeout_s: float = 120.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if job["state"] in ("done", "failed", "cancelled"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish in {timeout_s} s")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """The application with two worker processes."""
+    app = create_app(tmp_path_factory.mktemp("served") / "data", workers=2)
+    with TestClient(app) as client:
+        yield client
+
+
+def test_two_jobs_at_once_both_finish_with_their_own_results(served: TestClient) -> None:
+    case_id = served.post("/api/cases/example/single-probe-gel").json()["id"]
+    _ok(served.put(f"/api/cases/{case_id}", json={k: GEL[k] for k in ("grid", "protocol")}))
+    first = served.post(f"/api/cases/{case_id}/jobs", json={"kind": "simulate"}).json()
+    moved = [{**GEL["probes"][0], "tip_mm": [4, 0, -11], "entry_mm": [4, 0, 60]}]
+    _ok(served.put(f"/api/cases/{case_id}", json={"probes": moved}))
+    second = served.post(f"/api/cases/{case_id}/jobs", json={"kind": "simulate"}).json()
+    done = [_wait(served, job["id"]) for job in (first, second)]
+    assert [j["state"] for j in done] == ["done", "done"], done
+    tips = [
+        json.loads(served.get(f"/api/jobs/{j['id']}/files/summary.json").content)["probes"][0][
+            "tip_mm"
+        ]
+        for j in done
+    ]
+    assert tips == [[0.0, 0.0, -11.0], [4.0, 0.0, -11.0]]  # each job ran the case it was given
+    report = served.get(f"/api/jobs/{done[0]['id']}/files/report.html")
+    assert report.status_code == 200
+    assert "Verdict:" in report.text
+
+
+def test_a_preview_comes_back_with_the_overlay_and_a_cancel_stops_a_job(
+    served: TestClient,
+) -> None:
+    case_id = served.post("/api/cases/example/single-probe-gel").json()["id"]
+    preview = served.post(f"/api/cases/{case_id}/jobs", json={"kind": "preview"}).json()
+    preview = _wait(served, preview["id"])
+    assert preview["state"] == "done", preview
+    assert "tmin.nii.gz" in preview["files"]
+    figures = json.loads(served.get(f"/api/jobs/{preview['id']}/files/preview.json").content)
+    assert figures["spacing_mm"] >= 3.0
+    assert figures["lethal_volume_ml"] > 0
+    # a long job, cancelled while it runs
+    long = {"protocol": [{"phase": "freeze", "duration_min": 60}]}
+    _ok(served.put(f"/api/cases/{case_id}", json=long))
+    job = served.post(f"/api/cases/{case_id}/jobs", json={"kind": "simulate"}).json()
+    deadline = time.monotonic() + 60
+    while served.get(f"/api/jobs/{job['id']}").json()["state"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    served.post(f"/api/jobs/{job['id']}/cancel")
+    stopped = _wait(served, job["id"], timeout_s=30)
+    assert stopped["state"] == "cancelled"
+    assert _error(served.get(f"/api/jobs/{job['id']}/files/summary.json"), 404)
+
+
+def test_a_failing_case_says_why(served: TestClient) -> None:
+    case_id = served.post("/api/cases/example/single-probe-gel").json()["id"]
+    # a probe outside the prepared box: the worker's one-line case error
+    outside = [{**GEL["probes"][0], "tip_mm": [0, 0, -200], "entry_mm": [0, 0, 60]}]
+    _ok(served.put(f"/api/cases/{case_id}", json={"probes": outside}))
+    job = served.post(f"/api/cases/{case_id}/jobs", json={"kind": "simulate"}).json()
+    failed = _wait(served, job["id"])
+    assert failed["state"] == "failed"
+    assert "probes[0]" in failed["error"]
+    assert "\n" not in failed["error"]
+
+
+# --- kill -9 ---------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(data: Path, port: int) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from cryoplan.cli import main; main()", "serve", "--data",
+         str(data), "--port", str(port), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/api/cases", timeout=1)
+            return process
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    raise AssertionError("the server did not start")
+
+
+def test_a_job_survives_a_kill_of_the_server(tmp_path: Path) -> None:
+    data, port = tmp_path / "data", _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = _serve(data, port)
+    try:
+        case_id = httpx.post(f"{url}/api/cases/example/single-probe-gel").json()["id"]
+        long = {"protocol": [{"phase": "freeze", "duration_min": 30}], "grid": GEL["grid"]}
+        _ok(httpx.put(f"{url}/api/cases/{case_id}", json=long))
+        job_id = httpx.post(f"{url}/api/cases/{case_id}/jobs", json={"kind": "simulate"}).json()[
+            "id"
+        ]
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{url}/api/jobs/{job_id}").json()["state"] != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        os.kill(server.pid, signal.SIGKILL)  # the server only: its worker dies with it
+        server.wait(timeout=10)
+        time.sleep(0.5)
+        store = Store(data)
+        assert store.job(job_id).state == "running"  # as the dead server left it
+        server = _serve(data, port)
+        finished = _wait(httpx.Client(base_url=url, timeout=10), job_id, timeout_s=180)
+        assert finished["state"] == "done", finished
+        assert finished["attempts"] == 2  # run again once, not lost, not twice at once
+        assert len(store.jobs(case_id)) == 1
+        summary = json.loads(httpx.get(f"{url}/api/jobs/{job_id}/files/summary.json").content)
+        assert summary["timing"]["simulated_s"] == 30 * 60
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
