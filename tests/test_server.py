@@ -207,7 +207,7 @@ def test_a_preview_comes_back_with_the_overlay_and_a_cancel_stops_a_job(
     assert preview["state"] == "done", preview
     assert "tmin.nii.gz" in preview["files"]
     figures = json.loads(served.get(f"/api/jobs/{preview['id']}/files/preview.json").content)
-    assert figures["spacing_mm"] >= 3.0
+    assert figures["spacing_mm"] >= 4.0
     assert figures["lethal_volume_ml"] > 0
     # a long job, cancelled while it runs
     long = {"protocol": [{"phase": "freeze", "duration_min": 60}]}

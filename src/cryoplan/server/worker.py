@@ -37,7 +37,7 @@ from cryoplan.errors import CaseError
 from cryoplan.server.store import Job, Store
 
 POLL_S = 0.05  # how often an idle worker looks for a job
-PREVIEW_SPACING_MM = 3.0  # a preview's grid is at least this coarse
+PREVIEW_SPACING_MM = 4.0  # a preview's grid is at least this coarse (about 1 s for a liver case)
 PROGRESS_EVERY_S = 0.25  # progress is written to the store at most this often
 CACHED_CASES = 3  # prepared cases a worker keeps
 PR_SET_PDEATHSIG = 1
