@@ -574,7 +574,9 @@ def main() -> None:
     signal.signal(signal.SIGINT, on_interrupt)
     try:
         app()
-    except SystemExit:
+    except BaseException:
+        # typer turns an interrupt into an exit; one that lands in an import or a library's
+        # own handler may come out as another exception: either way, one line
         if interrupted:
             sys.stderr.write("cryoplan: interrupted; nothing written\n")
             raise SystemExit(130) from None
