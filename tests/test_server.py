@@ -102,6 +102,27 @@ def test_a_bad_upload_gets_one_line_and_nothing_is_stored(api: TestClient, tmp_p
     assert list((data_dir / "cases").iterdir()) == []  # no staging left behind
 
 
+def test_probes_round_trip_through_slicer_markups(api: TestClient, tmp_path: Path) -> None:
+    case_id = api.post("/api/cases/example/single-probe-gel").json()["id"]
+    _ok(api.put(f"/api/cases/{case_id}", json={"probes": [
+        {"name": "a", "model": "argon-2.4mm", "tip_mm": [1, 2, -11], "entry_mm": [1, 2, 60]},
+        {"name": "b", "model": "argon-17g", "tip_mm": [-5, 0, -11], "entry_mm": [-5, 0, 60]},
+    ]}))  # fmt: skip
+    document = api.get(f"/api/cases/{case_id}/markups").content
+    other = api.post("/api/cases/example/single-probe-gel").json()["id"]
+    _ok(api.put(f"/api/cases/{other}", json={"probes": [
+        {"name": "a", "model": "argon-2.4mm", "tip_mm": [0, 0, -11], "entry_mm": [0, 0, 60]},
+    ]}))  # fmt: skip
+    loaded = _ok(api.post(f"/api/cases/{other}/markups",
+                          files={"markups": ("plan.mrk.json", document)}))  # fmt: skip
+    probes = loaded["case"]["probes"]
+    assert [(p["name"], p["model"]) for p in probes] == [("a", "argon-2.4mm"), ("b", "argon-17g")]
+    assert [p["tip_mm"] for p in probes] == [[1.0, 2.0, -11.0], [-5.0, 0.0, -11.0]]
+    message = _error(api.post(f"/api/cases/{other}/markups",
+                              files={"markups": ("mine.mrk.json", b"{")}), 400)  # fmt: skip
+    assert message.startswith("mine.mrk.json")
+
+
 def test_a_bad_edit_is_refused_whole(api: TestClient) -> None:
     case_id = api.post("/api/cases/example/single-probe-gel").json()["id"]
     before = api.get(f"/api/cases/{case_id}").json()["case"]

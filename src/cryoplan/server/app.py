@@ -9,6 +9,7 @@
     POST /api/cases/{id}/paths              probes' paths from the skin (depth, angles, …)
     GET  /api/cases/{id}/files/{image|labels}   the case's volumes (NIfTI/NRRD as stored)
     GET  /api/cases/{id}/markups            the case's probes as 3D Slicer Markups
+    POST /api/cases/{id}/markups            probes from a 3D Slicer Markups file (multipart)
     POST /api/cases/{id}/jobs               run: {"kind": "preview" | "simulate" | "plan"}
     GET  /api/jobs/{id}, /api/jobs/{id}/events  a job; its progress as server-sent events
     POST /api/jobs/{id}/cancel
@@ -237,6 +238,24 @@ class Application:
         self.save_case(case_id, data)
         return self.describe(case_id)
 
+    def probes_from_upload(
+        self, case_id: str, upload: UploadFile, model: str
+    ) -> list[dict[str, Any]]:
+        """Probes from an uploaded Slicer Markups file (its lines: tip, then entry); a probe
+        keeps the model of the case's probe of the same name, else takes `model`."""
+        from cryoplan.markups import probes_from_markups  # noqa: PLC0415
+
+        known = {p.get("name"): p for p in self.case_data(case_id).get("probes") or []}
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "probes.mrk.json"
+            _save_upload(upload, path)
+            try:
+                probes = probes_from_markups(path)
+            except CaseError as error:
+                name = upload.filename or "markups"
+                raise ApiError(400, str(error).replace(str(path), name)) from None
+        return [{"model": (known.get(p["name"]) or {}).get("model", model), **p} for p in probes]
+
     def paths(self, case_id: str, probes: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
         from cryoplan.case import PlanningSpec  # noqa: PLC0415
         from cryoplan.planning.access import image_access, probe_paths  # noqa: PLC0415
@@ -428,6 +447,14 @@ def create_app(
                 active_length_mm=g.active_length_mm, tip_mm=g.tip_mm, entry_mm=g.entry_mm,
             ))  # fmt: skip
         return JSONResponse(probes_to_markups(placed))
+
+    @app.post("/api/cases/{case_id}/markups")
+    def markups_in(
+        case_id: str,
+        markups: UploadFile = File(...),  # noqa: B008
+        model: str = Form("argon-17g"),
+    ) -> dict[str, Any]:
+        return state.edit(case_id, {"probes": state.probes_from_upload(case_id, markups, model)})
 
     @app.post("/api/cases/{case_id}/jobs")
     def submit(case_id: str, body: JobRequest) -> dict[str, Any]:
