@@ -496,9 +496,21 @@ def _viewer_context(data: ReportData) -> dict[str, Any] | None:
     }
 
 
-def report_context(data: ReportData, for_print: bool) -> dict[str, Any]:
-    """Everything templates/report.html.j2 shows, as plain values."""
+def figure_pngs(data: ReportData) -> dict[str, list[dict[str, str]]]:
+    """The report's pictures as PNG data, drawn once for the HTML and the PDF alike."""
     slices, curves = _figures(data)
+    return {
+        "slice_figures": [{"title": t, "png_b64": _png(f)} for t, f in slices],
+        "other_figures": [{"title": t, "png_b64": _png(f)} for t, f in curves],
+    }
+
+
+def report_context(
+    data: ReportData, for_print: bool, pictures: dict[str, list[dict[str, str]]] | None = None
+) -> dict[str, Any]:
+    """Everything templates/report.html.j2 shows, as plain values (`pictures`: from
+    `figure_pngs`, where the caller has them already)."""
+    pictures = pictures or figure_pngs(data)
     viewer = None if for_print else _viewer_context(data)
     o = data.outcome
     v = o["verdict"]
@@ -517,11 +529,11 @@ def report_context(data: ReportData, for_print: bool) -> dict[str, Any]:
         "plan": _plan_context(data),
         "paths": _paths_context(data),
         "planning": None if data.plan is None else _planning_context(data.plan),
-        "slice_figures": [{"title": t, "png_b64": _png(f)} for t, f in slices],
+        "slice_figures": pictures["slice_figures"],
         "viewer": viewer,
         "viewer_missing": VIEWER_MISSING,
         "static_3d": _png(figures.three_d_figure(data)) if viewer is None else None,
-        "other_figures": [{"title": t, "png_b64": _png(f)} for t, f in curves],
+        "other_figures": pictures["other_figures"],
         "target_table": _target_table(data),
         "organs": _organs_context(data),
         "structures": _structures_table(data),
@@ -542,16 +554,19 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render_html(data: ReportData, for_print: bool = False) -> str:
+def render_html(
+    data: ReportData, for_print: bool = False, pictures: dict[str, Any] | None = None
+) -> str:
     """The report as one self-contained HTML page (`for_print`: the PDF's variant)."""
-    return _environment().get_template("report.html.j2").render(report_context(data, for_print))
+    context = report_context(data, for_print, pictures)
+    return _environment().get_template("report.html.j2").render(context)
 
 
-def write_pdf(data: ReportData, path: Path) -> None:
+def write_pdf(data: ReportData, path: Path, pictures: dict[str, Any] | None = None) -> None:
     """The same report as A4 PDF pages, laid out by WeasyPrint from the print variant."""
     import weasyprint  # noqa: PLC0415  (heavy; only --pdf needs it)
 
-    weasyprint.HTML(string=render_html(data, for_print=True)).write_pdf(path)
+    weasyprint.HTML(string=render_html(data, True, pictures)).write_pdf(path)
 
 
 def write_report(
@@ -569,10 +584,11 @@ def write_report(
     staging = Path(tempfile.mkdtemp(prefix=".report.", dir=d))
     written = []
     try:
-        (staging / "report.html").write_text(render_html(data), "utf-8")
+        pictures = figure_pngs(data)
+        (staging / "report.html").write_text(render_html(data, False, pictures), "utf-8")
         names = ["report.html"]
         if pdf:
-            write_pdf(data, staging / "report.pdf")
+            write_pdf(data, staging / "report.pdf", pictures)
             names.append("report.pdf")
         for name in names:
             (staging / name).replace(d / name)
