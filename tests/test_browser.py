@@ -77,7 +77,9 @@ def test_the_phantom_report_draws_its_scene(phantom_report: Path) -> None:
 def test_the_ct_report_draws_the_image_and_its_organs(run_example) -> None:
     _, out, result = run_example("ct-liver-ivc.yaml")
     assert result.exit_code == 0, result.output
-    (html,) = write_report(out)
+    html = out / "report.html"
+    if not html.is_file():  # written already where test_report_ct.py ran first
+        (html,) = write_report(out)
     image, _ = _drawn_scene(html)
     # the CT's volume rendering (greys) and coloured surfaces both show
     grey = (np.ptp(image, axis=2) < 12) & (image.mean(axis=2) > 90)

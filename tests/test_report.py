@@ -13,7 +13,7 @@ from cryoplan.cli import app
 from cryoplan.outputs import write_result
 from cryoplan.report import write_report
 from cryoplan.report.data import load_report_data
-from cryoplan.report.html import probe_geometry, render_html
+from cryoplan.report.html import figure_pngs, probe_geometry, render_html
 from cryoplan.report.scene import viewer_script
 from cryoplan.simulation import simulate
 
@@ -44,8 +44,14 @@ def result_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_report_is_one_self_contained_html_file(result_dir: Path) -> None:
-    (html_path,) = write_report(result_dir)
+@pytest.fixture(scope="module")
+def written(result_dir: Path) -> list[Path]:
+    """report.html and report.pdf, written once for the tests that read them."""
+    return write_report(result_dir, pdf=True)
+
+
+def test_report_is_one_self_contained_html_file(written: list[Path]) -> None:
+    html_path = written[0]
     text = html_path.read_text("utf-8")
     # slices, the axial, coronal and sagittal strips, slices through the smallest margin,
     # sensors, growth, histogram; the 3-D view is the inlined viewer (built by `make web`)
@@ -65,10 +71,10 @@ def test_report_is_one_self_contained_html_file(result_dir: Path) -> None:
     assert "not calibrated" in text  # the warning about uncalibrated probes
 
 
-def test_report_verdict_matches_the_summary(result_dir: Path) -> None:
+def test_report_verdict_matches_the_summary(result_dir: Path, written: list[Path]) -> None:
     summary = json.loads((result_dir / "summary.json").read_text("utf-8"))
     verdict = summary["outcome"]["verdict"]
-    (html_path,) = write_report(result_dir)
+    html_path = written[0]
     assert verdict["text"].split(";")[0] in html_path.read_text("utf-8").replace("&#x27;", "'")
     vessel = summary["outcome"]["structures"]["vessel"]
     # held at blood temperature by the model: its 30 °C limit is not a test that can fail;
@@ -79,16 +85,16 @@ def test_report_verdict_matches_the_summary(result_dir: Path) -> None:
     assert vessel["clearance_from_ice_mm"] <= vessel["clearance_from_lethal_zone_mm"]
 
 
-def test_pdf_on_request(result_dir: Path) -> None:
-    paths = write_report(result_dir, pdf=True)
+def test_pdf_on_request(result_dir: Path, written: list[Path]) -> None:
     pdf = result_dir / "report.pdf"
-    assert pdf in paths
+    assert pdf in written
     assert pdf.read_bytes()[:5] == b"%PDF-"
 
 
 def test_the_pdf_is_the_print_variant_of_the_same_page(result_dir: Path) -> None:
     data = load_report_data(result_dir)
-    screen, paper = render_html(data), render_html(data, for_print=True)
+    pictures = figure_pngs(data)
+    screen, paper = render_html(data, False, pictures), render_html(data, True, pictures)
     # the still 3-D picture in place of the viewer, and otherwise the same sections
     assert "CryoplanView" not in paper
     assert paper.count("data:image/png;base64,") == 9
@@ -112,9 +118,11 @@ def test_report_command_and_a_directory_that_is_not_a_result(
     assert not (tmp_path / "report.html").exists()
 
 
-def test_report_states_the_margin_asked_for_and_how_far_to_trust_it(result_dir: Path) -> None:
+def test_report_states_the_margin_asked_for_and_how_far_to_trust_it(
+    result_dir: Path, written: list[Path]
+) -> None:
     summary = json.loads((result_dir / "summary.json").read_text("utf-8"))
-    (html_path,) = write_report(result_dir)
+    html_path = written[0]
     text = html_path.read_text("utf-8")
     asked = summary["outcome"]["target"]["required_margin_mm"]
     reached = summary["outcome"]["target"]["margin_mm"]["minimum"]
@@ -130,8 +138,10 @@ def test_report_states_the_margin_asked_for_and_how_far_to_trust_it(result_dir: 
     assert "Uncertainty: generic-17g is not validated against measured ice balls" in text
 
 
-def test_report_plan_gives_spacings_edges_phases_and_thermocouples(result_dir: Path) -> None:
-    (html_path,) = write_report(result_dir)
+def test_report_plan_gives_spacings_edges_phases_and_thermocouples(
+    result_dir: Path, written: list[Path]
+) -> None:
+    html_path = written[0]
     text = html_path.read_text("utf-8")
     plan = text[text.index("<h2>Plan</h2>") :]
     plan = plan[: plan.index("<h2>", 5)]
@@ -154,11 +164,11 @@ def test_probe_geometry_signs_the_distance_to_the_target_edge(result_dir: Path) 
 
 
 def test_an_incomplete_plan_gets_advice_naming_the_worst_point_and_nearest_probe(
-    result_dir: Path,
+    result_dir: Path, written: list[Path]
 ) -> None:
     summary = json.loads((result_dir / "summary.json").read_text("utf-8"))
     target = summary["outcome"]["target"]
-    (html_path,) = write_report(result_dir)
+    html_path = written[0]
     text = html_path.read_text("utf-8").replace("&#x27;", "'")
     short = target["required_margin_mm"] - target["margin_mm"]["minimum"]
     assert short > 0  # the test plan falls short of its 5 mm margin
