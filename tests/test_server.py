@@ -5,6 +5,7 @@ and a server killed with `kill -9` while a job runs."""
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import signal
@@ -311,3 +312,52 @@ def test_a_job_survives_a_kill_of_the_server(tmp_path: Path) -> None:
         assert summary["timing"]["simulated_s"] == 30 * 60
     finally:
         os.killpg(server.pid, signal.SIGKILL)
+
+
+# --- a zipped DICOM series ---------------------------------------------------------------
+
+
+@pytest.mark.shared_data
+def test_a_zipped_dicom_series_with_its_rtstruct_becomes_a_case(
+    api: TestClient, tmp_path: Path
+) -> None:
+    import zipfile  # noqa: PLC0415
+
+    from dicom_series import IDENTITY_STRINGS, ct_subvolume, write_series  # noqa: PLC0415
+    from test_rtstruct import circle, contour_item, write_rtstruct  # noqa: PLC0415
+
+    from cryoplan.anatomy.images import read_volume  # noqa: PLC0415
+
+    shared = REPO.parent / "shared" / "data" / "abdomen_ct"
+    if not shared.is_dir():
+        pytest.skip(f"{shared} is absent: the DICOM test needs ../shared beside the checkout")
+    folder = tmp_path / "series"
+    write_series(ct_subvolume(shared / "ct.nii.gz", (10, 28)), folder,
+                 "1.2.826.0.1.3680043.8.498.11", "1.2.826.0.1.3680043.8.498.12")  # fmt: skip
+    grid = read_volume(folder, "series").grid
+    zs = [float(grid.lps_from_index(np.array([0.0, 0.0, k]))[2]) for k in range(grid.shape[2])]
+    items = [contour_item(circle((-47.0, -161.3), 12.0, z)) for z in zs if abs(z - 148.3) <= 7.5]
+    write_rtstruct(folder / "rt.dcm", [(1, "Lesion GTV")], {1: items})
+    archive = tmp_path / "study.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in sorted(folder.iterdir()):
+            z.write(path, f"STUDY/SERIES/{path.name}")
+    with archive.open("rb") as f:
+        body = _ok(api.post("/api/cases", files={"image": ("study.zip", f)}))
+    assert body["label_names"] == {"1": "Lesion GTV"}  # the RTSTRUCT's own ROI name
+    assert body["case"]["domain"]["image"]["file"] == "dicom"
+    # the viewer gets NIfTI copies on the series' grid, with nothing of the patient in them
+    for key in ("image", "labels"):
+        view = api.get(f"/api/cases/{body['id']}/files/{key}")
+        assert view.status_code == 200
+        raw = gzip.decompress(view.content)
+        header = nib.Nifti1Header.from_fileobj(io.BytesIO(raw))
+        assert tuple(int(n) for n in header.get_data_shape()) == grid.shape
+        for identity in IDENTITY_STRINGS:
+            assert identity.encode() not in raw
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"PK\x03\x04 not really")
+    with bad.open("rb") as f:
+        assert _error(api.post("/api/cases", files={"image": ("bad.zip", f)}), 400).startswith(
+            "bad.zip"
+        )

@@ -145,8 +145,14 @@ class Application:
     def label_names(self, case_id: str) -> dict[str, str]:
         """The label map's values present → names (its own, else TotalSegmentator's when
         the case maps labels by those names, else the value)."""
-        from cryoplan.anatomy.images import read_labels  # noqa: PLC0415
+        from cryoplan.anatomy.images import (  # noqa: PLC0415
+            Volume,
+            dicom_modality,
+            read_labels,
+            read_volume,
+        )
         from cryoplan.anatomy.patient import organ_names  # noqa: PLC0415
+        from cryoplan.anatomy.rtstruct import read_rtstruct  # noqa: PLC0415
 
         data = self.case_data(case_id)
         key = json.dumps([case_id, (data.get("domain") or {}).get("image")], sort_keys=True)
@@ -155,17 +161,26 @@ class Application:
             image = case.domain.image
             if image is None:
                 return {}
-            labels = read_labels(case.resolve_path(image.labels), "domain.image.labels")
+            path = case.resolve_path(image.labels)
+            if dicom_modality(path) == "RTSTRUCT":  # its ROIs drawn on the image's grid
+                picture = read_volume(case.resolve_path(image.file), "domain.image.file")
+                drawn, rois = read_rtstruct(path, picture.grid)
+                labels = Volume(drawn.array, drawn.grid, rois)
+            else:
+                labels = read_labels(path, "domain.image.labels")
             values = sorted(int(v) for v in np.unique(labels.array) if v != 0)
             names, _ = organ_names(case, labels, values)
             self.names[key] = {str(v): n for v, n in names.items()}
         return self.names[key]
 
-    def new_upload(self, name: str, image: UploadFile | None, labels: UploadFile) -> str:
+    def new_upload(self, name: str, image: UploadFile | None, labels: UploadFile | None) -> str:
         from cryoplan.anatomy.images import read_labels, read_volume  # noqa: PLC0415
 
         with self.store.new_case(name, "upload") as (case_id, staging):
             files = {}
+            if image is not None and (image.filename or "").lower().endswith(".zip"):
+                files = dicom_upload(image, staging, labels)
+                image = labels = None  # read and converted by dicom_upload
             for key, upload in (("image", image), ("labels", labels)):
                 if upload is None or not upload.filename:
                     continue
@@ -313,6 +328,80 @@ class Application:
         return path
 
 
+VIEW_FILES = {"image": "image_view.nii.gz", "labels": "labels_view.nii.gz"}
+MAX_ZIP_MEMBERS = 20_000
+
+
+def dicom_upload(archive: UploadFile, staging: Path, labels: UploadFile | None) -> dict[str, str]:
+    """A zipped DICOM series with its SEG or RTSTRUCT (or a label map uploaded beside it),
+    unpacked into `staging` and read back: the series in `dicom/`, the label object as
+    `labels.dcm`, and NIfTI copies of both on the image's grid for the viewer (pixels and
+    geometry only: no DICOM attribute is copied). Returns the case's image and labels."""
+    import zipfile  # noqa: PLC0415
+
+    from cryoplan.anatomy.images import (  # noqa: PLC0415
+        Volume,
+        dicom_modality,
+        read_labels,
+        read_volume,
+        resample,
+        write_image,
+    )
+    from cryoplan.anatomy.rtstruct import read_rtstruct  # noqa: PLC0415
+
+    name = archive.filename or "image.zip"
+    zipped = staging / ".upload.zip"
+    _save_upload(archive, zipped)
+    series = staging / "dicom"
+    series.mkdir()
+    try:
+        with zipfile.ZipFile(zipped) as z:
+            members = [m for m in z.infolist() if not m.is_dir()]
+            if len(members) > MAX_ZIP_MEMBERS:
+                raise ApiError(400, f"{name}: more than {MAX_ZIP_MEMBERS} files")
+            if sum(m.file_size for m in members) > MAX_UPLOAD_BYTES:
+                raise ApiError(413, f"{name}: unpacks to more than {MAX_UPLOAD_BYTES >> 20} MiB")
+            for i, member in enumerate(members):
+                # written under a name of ours: no member's path is used as a path
+                with z.open(member) as source, (series / f"{i:06d}.dcm").open("wb") as out:
+                    shutil.copyfileobj(source, out)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ApiError(400, f"{name}: a readable zip archive ({error})") from None
+    finally:
+        zipped.unlink(missing_ok=True)
+    objects = [p for p in sorted(series.iterdir()) if dicom_modality(p) in ("SEG", "RTSTRUCT")]
+    if len(objects) > 1:
+        raise ApiError(400, f"{name}: one SEG or RTSTRUCT at most ({len(objects)} found)")
+    if objects:
+        objects[0].rename(staging / "labels.dcm")
+    try:
+        picture = read_volume(series, f"image ({name})")
+    except CaseError as error:
+        raise ApiError(400, str(error).replace(str(series), name)) from None
+    write_image(staging / VIEW_FILES["image"], picture.array, picture.grid)
+    files = {"image": "dicom"}
+    if labels is not None and labels.filename:
+        files["labels"] = f"labels{_suffix(labels.filename)}"
+        _save_upload(labels, staging / files["labels"])
+        field = f"labels ({labels.filename})"
+    elif objects:
+        files["labels"] = "labels.dcm"
+        field = f"labels (the {dicom_modality(staging / 'labels.dcm')} in {name})"
+    else:
+        raise ApiError(400, f"{name}: a SEG or RTSTRUCT in the archive, or a label map beside it")
+    path = staging / files["labels"]
+    try:
+        if dicom_modality(path) == "RTSTRUCT":
+            label_map, _ = read_rtstruct(path, picture.grid, field)
+        else:
+            label_map = read_labels(path, field)
+    except CaseError as error:
+        raise ApiError(400, str(error).replace(str(path), field)) from None
+    on_image = resample(Volume(label_map.array, label_map.grid), picture.grid, nearest=True)
+    write_image(staging / VIEW_FILES["labels"], on_image.astype("int16"), picture.grid)
+    return files
+
+
 def _save_upload(upload: UploadFile, target: Path) -> None:
     """Copy an upload to `target`, refusing one beyond MAX_UPLOAD_BYTES."""
     written = 0
@@ -403,7 +492,7 @@ def create_app(
 
     @app.post("/api/cases")
     def upload(
-        labels: UploadFile = File(...),  # noqa: B008
+        labels: UploadFile | None = File(None),  # noqa: B008
         image: UploadFile | None = File(None),  # noqa: B008
         name: str = Form("uploaded case"),
     ) -> dict[str, Any]:
@@ -431,7 +520,10 @@ def create_app(
         name = {"image": image.get("file"), "labels": image.get("labels")}.get(key)
         if not name:
             raise ApiError(404, f"case {case_id} has no {key}")
-        return FileResponse(store.case_dir(case_id) / Path(name).name)
+        path = store.case_dir(case_id) / Path(name).name
+        view = store.case_dir(case_id) / VIEW_FILES[key]
+        # a DICOM series or object is shown from its NIfTI copy (dicom_upload)
+        return FileResponse(view if view.is_file() else path)
 
     @app.get("/api/cases/{case_id}/markups")
     def markups(case_id: str) -> Any:
