@@ -124,6 +124,17 @@ def test_probes_round_trip_through_slicer_markups(api: TestClient, tmp_path: Pat
     assert message.startswith("mine.mrk.json")
 
 
+def test_an_upload_over_the_bound_is_refused(
+    api: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("cryoplan.server.app.MAX_UPLOAD_BYTES", 1024)
+    labels = _labels_nifti(tmp_path / "labels.nii")  # uncompressed: 8 kB of voxels
+    with labels.open("rb") as f:
+        message = _error(api.post("/api/cases", files={"labels": ("big.nii", f)}), 413)
+    assert message == "big.nii: larger than 0.000976562 MiB"
+    assert api.get("/api/cases").json() == []
+
+
 def test_a_bad_edit_is_refused_whole(api: TestClient) -> None:
     case_id = api.post("/api/cases/example/single-probe-gel").json()["id"]
     before = api.get(f"/api/cases/{case_id}").json()["case"]

@@ -360,7 +360,8 @@ def dicom_upload(archive: UploadFile, staging: Path, labels: UploadFile | None) 
             if len(members) > MAX_ZIP_MEMBERS:
                 raise ApiError(400, f"{name}: more than {MAX_ZIP_MEMBERS} files")
             if sum(m.file_size for m in members) > MAX_UPLOAD_BYTES:
-                raise ApiError(413, f"{name}: unpacks to more than {MAX_UPLOAD_BYTES >> 20} MiB")
+                limit = f"{MAX_UPLOAD_BYTES / 2**20:g} MiB"
+                raise ApiError(413, f"{name}: unpacks to more than {limit}")
             for i, member in enumerate(members):
                 # written under a name of ours: no member's path is used as a path
                 with z.open(member) as source, (series / f"{i:06d}.dcm").open("wb") as out:
@@ -409,7 +410,8 @@ def _save_upload(upload: UploadFile, target: Path) -> None:
         while chunk := upload.file.read(1 << 20):
             written += len(chunk)
             if written > MAX_UPLOAD_BYTES:
-                raise ApiError(413, f"{upload.filename}: larger than {MAX_UPLOAD_BYTES >> 20} MiB")
+                limit = f"{MAX_UPLOAD_BYTES / 2**20:g} MiB"
+                raise ApiError(413, f"{upload.filename}: larger than {limit}")
             out.write(chunk)
 
 
