@@ -6,6 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 VIEWER := src/cryoplan/report/static/view3d.js
+APP    := src/cryoplan/server/static/app.js
 
 .PHONY: demo test lint web browser bench bench-cases clean
 
@@ -15,11 +16,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The report's interactive 3-D view: NiiVue bundled by esbuild into one script (web/README.md)
-$(VIEWER): web/package.json web/package-lock.json web/build.mjs web/src/view3d.js
+# The report's interactive 3-D view and the browser application: NiiVue and the project's
+# own front-end code bundled by esbuild (web/README.md)
+$(VIEWER) $(APP) &: web/package.json web/package-lock.json web/build.mjs web/src/view3d.js \
+		web/src/app.js $(wildcard web/src/app/*.js) web/app.html web/app.css
 	cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 
-web: $(VIEWER)
+web: $(VIEWER) $(APP)
 
 # The browser tests drive Debian's Chromium (a browser build cannot be downloaded here);
 # installed with apt-get where it is missing (CI runs as root)
@@ -27,10 +30,10 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-demo: $(STAMP) $(VIEWER)
+demo: $(STAMP) $(VIEWER) $(APP)
 	$(BIN)/cryoplan demo
 
-test: $(STAMP) $(VIEWER) browser
+test: $(STAMP) $(VIEWER) $(APP) browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -48,4 +51,5 @@ bench-cases: $(STAMP)
 	$(BIN)/python benchmarks/bench_cases.py L
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache web/node_modules $(VIEWER)
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache web/node_modules $(VIEWER) \
+		src/cryoplan/server/static

@@ -28,12 +28,14 @@ import ctypes
 import ctypes.util
 import errno
 import json
+import math
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -51,6 +53,24 @@ IMAGE_ON_GRID = "image.nii.gz"  # a patient image resampled onto the simulation 
 ORGANS_ON_GRID = "organs.nii.gz"  # a patient label map on the simulation grid (image domains)
 STAGING_PREFIX = ".cryoplan-staging."
 REPLACED_PREFIX = ".cryoplan-replaced."
+
+
+def finite(value: Any) -> Any:
+    """A JSON-able value with every NaN or infinity made None (a measure with nothing to
+    measure, as a margin with no lethal zone), so that the file is standard JSON that any
+    reader, a browser's included, accepts."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+def json_text(value: Any) -> str:
+    """Standard JSON (no NaN, no Infinity: `finite`), indented, with a final newline."""
+    return json.dumps(finite(value), indent=2, allow_nan=False) + "\n"
 
 
 def write_nifti(path: Path, data: np.ndarray, grid: Grid) -> None:
@@ -360,7 +380,7 @@ def write_result(
     the staged folder before it is published, so that it is part of the whole."""
     with results_folder(out_dir, overwrite) as staging:
         summary = result.summary()
-        (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", "utf-8")
+        (staging / "summary.json").write_text(json_text(summary), "utf-8")
         write_nifti(
             staging / "tmin.nii.gz",
             result.history.minimum_temperature_c.astype(np.float32),

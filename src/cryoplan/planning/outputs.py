@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 
 from cryoplan.markups import probes_to_markups
-from cryoplan.outputs import results_folder, write_nifti
+from cryoplan.outputs import json_text, results_folder, write_nifti
 from cryoplan.planning.planner import Candidate, PlanResult
 
 
@@ -82,7 +82,7 @@ def write_plan(result: PlanResult, out_dir: str | Path, overwrite: bool = False)
     out = Path(out_dir)
     with results_folder(out, overwrite) as staging:
         summary = result.summary()
-        (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", "utf-8")
+        (staging / "summary.json").write_text(json_text(summary), "utf-8")
         if result.candidates:
             for k, (plan_name, markups_name) in enumerate(plan_files(result)):
                 (staging / plan_name).write_text(plan_yaml(result, out, k), "utf-8")

@@ -10,6 +10,9 @@
     GET  /api/cases/{id}/files/{image|labels}   the case's volumes (NIfTI/NRRD as stored)
     GET  /api/cases/{id}/markups            the case's probes as 3D Slicer Markups
     POST /api/cases/{id}/markups            probes from a 3D Slicer Markups file (multipart)
+    POST /api/cases/{id}/accept-plan        {"job": id}: a plan job's probes and protocol
+    GET  /api/cases/{id}/case.yaml          the case file (the store's file names)
+    GET  /api/probe-models                  the probe catalogue
     POST /api/cases/{id}/jobs               run: {"kind": "preview" | "simulate" | "plan"}
     GET  /api/jobs/{id}, /api/jobs/{id}/events  a job; its progress as server-sent events
     POST /api/jobs/{id}/cancel
@@ -488,6 +491,16 @@ def create_app(
             out.append({"name": path.stem, "title": title})
         return out
 
+    @app.get("/api/probe-models")
+    def probe_models() -> list[dict[str, Any]]:
+        from cryoplan.probes.catalogue import load_catalogue  # noqa: PLC0415
+
+        return [
+            {"name": name, "description": model.description, "diameter_mm": model.diameter_mm,
+             "active_length_mm": model.active_length_mm, "calibrated": model.calibrated}
+            for name, model in load_catalogue().probes.items()
+        ]  # fmt: skip
+
     @app.get("/api/cases")
     def cases() -> list[dict[str, Any]]:
         return store.cases()
@@ -549,6 +562,21 @@ def create_app(
         model: str = Form("argon-17g"),
     ) -> dict[str, Any]:
         return state.edit(case_id, {"probes": state.probes_from_upload(case_id, markups, model)})
+
+    @app.post("/api/cases/{case_id}/accept-plan")
+    def accept_plan(case_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        job_id = str(body.get("job", ""))
+        found = state.job(job_id)
+        if found.kind != "plan" or found.case_id != case_id:
+            raise ApiError(400, f"job: a plan job of case {case_id} (got {job_id})")
+        planned = load_yaml(state.job_file(job_id, "plan.yaml").read_text("utf-8"))
+        return state.edit(case_id, {k: planned.get(k) for k in ("probes", "protocol")})
+
+    @app.get("/api/cases/{case_id}/case.yaml")
+    def case_yaml(case_id: str) -> Any:
+        state.case_data(case_id)  # 404 for an unknown case
+        return FileResponse(store.case_dir(case_id) / "case.yaml", media_type="application/yaml",
+                            filename="case.yaml")  # fmt: skip
 
     @app.post("/api/cases/{case_id}/jobs")
     def submit(case_id: str, body: JobRequest) -> dict[str, Any]:

@@ -1,0 +1,323 @@
+// cryoplan's browser application: open a case, place probes on its image,
+// preview / simulate / plan on the server, and look at the results.
+//
+// Built by web/build.mjs into src/cryoplan/server/static/app.js (one IIFE);
+// `cryoplan serve` serves it with app.html (as index.html) and app.css. It
+// loads nothing but the server's API: no CDN, no web fonts.
+//
+// The server is the truth: every probe change is saved there (PUT) before a
+// job is submitted, because a job runs the case as stored when it is submitted.
+
+import { ApiError, getBytes, getJson, postJson, putJson } from "./app/api.js";
+import { Jobs } from "./app/jobs.js";
+import { Viewer, WINDOWS, probeColour } from "./app/viewer.js";
+
+const $ = (id) => document.getElementById(id);
+const PREVIEW_DELAY_MS = 300; // a probe dragged around submits one preview, not ten
+let probeModels = ["argon-17g"]; // the catalogue's names (GET /api/probe-models at start)
+const round1 = (v) => Math.round(v * 10) / 10;
+const fmt = (v, digits = 1) => (typeof v === "number" && Number.isFinite(v) ? v.toFixed(digits) : "–");
+
+const state = {
+  case: null, // GET /api/cases/{id}
+  probes: [], // [{name, model, tip_mm, entry_mm}] in LPS mm, as in the case file
+  selected: 0,
+  placing: null, // "tip" | "entry" while waiting for a click on a slice
+  paths: [], // POST /api/cases/{id}/paths, by probe
+  crosshair: null, // the last crosshair position, LPS mm
+};
+
+let viewer;
+let jobs;
+
+function say(text, isError = false) {
+  const el = $("message");
+  el.textContent = text;
+  el.title = text; // the whole line, where the header cuts it
+  el.classList.toggle("error", isError);
+}
+
+// Errors the user caused (the server's 400 line) are shown; others also go to
+// the console, where they belong to us.
+function report(where, error) {
+  const text = error instanceof ApiError ? error.message : `${error.message || error}`;
+  if (!(error instanceof ApiError)) console.error(error);
+  if (where) $(where).textContent = text;
+  else say(text, true);
+}
+
+// --- opening a case ------------------------------------------------------------
+
+async function fillLists() {
+  const [examples, cases] = await Promise.all([getJson("/api/examples"), getJson("/api/cases")]);
+  $("examples").replaceChildren(
+    ...examples.map((e) => Object.assign(new Option(e.name, e.name), { title: e.title })),
+  );
+  $("open-example").disabled = examples.length === 0;
+  $("cases").replaceChildren(...cases.map((c) => new Option(`${c.name} (${c.id.slice(0, 6)})`, c.id)));
+  $("open-case").disabled = cases.length === 0;
+}
+
+async function openCase(fetchCase) {
+  $("open-error").textContent = "";
+  say("opening the case…");
+  try {
+    const info = await fetchCase();
+    await showCase(info);
+    await fillLists();
+  } catch (error) {
+    report("open-error", error);
+    say("");
+  }
+}
+
+async function showCase(info) {
+  state.case = info;
+  state.probes = (info.case.probes || []).map((p) => ({ ...p }));
+  state.selected = 0;
+  state.placing = null;
+  state.paths = [];
+  $("case-title").textContent = `${info.name} · ${info.id}`;
+  history.replaceState(null, "", `#case=${info.id}`); // a reload reopens it
+
+  const image = (info.case.domain && info.case.domain.image) || {};
+  say("loading the image…");
+  const [imageBytes, labelsBytes] = await Promise.all([
+    info.files.image ? getBytes(info.files.image) : null,
+    info.files.labels ? getBytes(info.files.labels) : null,
+  ]);
+  // The case file names the stored files (image.nii.gz, labels.nrrd, …): their
+  // suffix tells NiiVue the format, which the URL does not.
+  await viewer.showCase({
+    imageBytes,
+    imageName: image.file || "image.nii.gz",
+    labelsBytes,
+    labelsName: image.labels || "labels.nii.gz",
+    labelNames: info.label_names,
+  });
+  $("window").value = viewer.looksLikeCt() ? "CT soft tissue" : "MRI / auto";
+  viewer.setLabelOpacity(Number($("label-opacity").value));
+  goToTarget();
+  jobs.setCase(info);
+  renderProbes();
+  viewer.setProbes(state.probes, state.selected);
+  $("open-panel").open = false; // room for the probe list; a click reopens it
+  document.body.dataset.caseId = info.id;
+  say(`${info.name}: ${Object.keys(info.label_names).length} labels`);
+  if (state.probes.length) updatePaths();
+}
+
+// The target's centre: a lesion's centre, or the selected probe's tip.
+function targetCentre() {
+  const c = state.case && state.case.case;
+  if (!c) return null;
+  const lesions = (c.domain && c.domain.image && c.domain.image.lesions) || [];
+  const lesion = lesions.find((l) => (l.tissue || "tumour") === c.target) || lesions[0];
+  if (lesion && lesion.centre_mm) return lesion.centre_mm;
+  const probe = state.probes[state.selected];
+  return probe ? probe.tip_mm : null;
+}
+
+function goToTarget() {
+  const centre = targetCentre();
+  viewer.centreView(centre || undefined);
+}
+
+// --- probes --------------------------------------------------------------------
+
+function renderProbes() {
+  const list = $("probes");
+  list.replaceChildren(
+    ...state.probes.map((probe, i) => {
+      const li = document.createElement("li");
+      li.classList.toggle("selected", i === state.selected);
+      li.dataset.index = i;
+      const [r, g, b] = probeColour(i);
+      const models = [...new Set([...probeModels, probe.model])];
+      li.innerHTML = `
+        <div class="head">
+          <span class="swatch" style="background: rgb(${r},${g},${b})"></span>
+          <span class="name"></span>
+          <select class="model">${models.map((m) => `<option>${m}</option>`).join("")}</select>
+        </div>
+        <div class="coords"></div>
+        <div class="row">
+          <button class="set-tip">set tip</button>
+          <button class="set-entry">set entry</button>
+          <button class="remove" title="remove this probe">remove</button>
+        </div>
+        <div class="path"></div>
+        <div class="problem"></div>`;
+      li.querySelector(".name").textContent = probe.name || `p${i + 1}`;
+      li.querySelector(".model").value = probe.model;
+      li.querySelector(".coords").textContent =
+        `tip ${probe.tip_mm.map(round1).join(", ")} · entry ${probe.entry_mm.map(round1).join(", ")}`;
+      const placing = i === state.selected ? state.placing : null;
+      li.querySelector(".set-tip").classList.toggle("active", placing === "tip");
+      li.querySelector(".set-entry").classList.toggle("active", placing === "entry");
+      const path = state.paths[i];
+      if (path) {
+        li.querySelector(".path").textContent =
+          `depth ${fmt(path.depth_mm)} mm · ${fmt(path.angle_to_axial_plane_deg)}° to axial, ` +
+          `${fmt(path.angle_in_axial_plane_deg)}° in it · ` +
+          `nearest no-fly ${path.nearest_no_fly || "–"} at ${fmt(path.clearance_mm)} mm`;
+        li.querySelector(".problem").textContent = path.problem || "";
+      }
+      return li;
+    }),
+  );
+  $("canvas-box").classList.toggle("placing", !!state.placing);
+  $("placing-hint").textContent = state.placing
+    ? `Click a slice to place the ${state.placing} of ${state.probes[state.selected].name}.`
+    : "Select a probe, then “set tip” or “set entry” and click a slice.";
+}
+
+function onProbeListClick(event) {
+  const li = event.target.closest("li");
+  if (!li) return;
+  const i = Number(li.dataset.index);
+  const button = event.target.closest("button");
+  if (event.target.closest("select")) return; // handled by "change"
+  if (button && button.classList.contains("remove")) {
+    state.probes.splice(i, 1);
+    state.selected = Math.min(state.selected, Math.max(0, state.probes.length - 1));
+    state.placing = null;
+    probesChanged();
+    return;
+  }
+  const wanted = button ? (button.classList.contains("set-tip") ? "tip" : "entry") : null;
+  state.placing = wanted && !(state.selected === i && state.placing === wanted) ? wanted : null;
+  if (state.selected !== i) {
+    state.selected = i;
+    viewer.setProbes(state.probes, state.selected);
+  }
+  renderProbes();
+}
+
+function onProbeModelChange(event) {
+  const li = event.target.closest("li");
+  state.probes[Number(li.dataset.index)].model = event.target.value;
+  probesChanged();
+}
+
+function addProbe() {
+  // At the crosshair (or the target), entering from straight in front (LPS -y):
+  // a start the user then moves.
+  const tip = (state.crosshair || targetCentre() || [0, 0, 0]).map(round1);
+  const used = new Set(state.probes.map((p) => p.name));
+  let n = state.probes.length + 1;
+  while (used.has(`p${n}`)) n++;
+  state.probes.push({ name: `p${n}`, model: "argon-17g", tip_mm: tip, entry_mm: [tip[0], round1(tip[1] - 120), tip[2]] });
+  state.selected = state.probes.length - 1;
+  state.placing = "tip";
+  probesChanged();
+}
+
+// A click on a 2-D slice while placing: the crosshair is the new point.
+function onLocation(where) {
+  state.crosshair = where.lps;
+  $("location").textContent = where.text;
+  if (!state.placing || !(where.axCorSag >= 0 && where.axCorSag <= 2)) return;
+  const probe = state.probes[state.selected];
+  probe[state.placing === "tip" ? "tip_mm" : "entry_mm"] = where.lps.map(round1);
+  state.placing = null;
+  probesChanged();
+}
+
+// Saving is chained, so that two quick edits reach the server in order.
+let saving = Promise.resolve();
+let pathsSeq = 0;
+
+function probesChanged() {
+  renderProbes();
+  viewer.setProbes(state.probes, state.selected);
+  const probes = state.probes.map((p) => ({ ...p }));
+  const caseId = state.case.id;
+  $("probes-error").textContent = "";
+  jobs.probesMoving(); // stale previews are dropped now, not when the save returns
+  saving = saving.then(async () => {
+    try {
+      // An empty list is "no probes" for the case file (null removes the key)
+      const info = await putJson(`/api/cases/${caseId}`, { probes: probes.length ? probes : null });
+      state.case.case = info.case;
+      jobs.probesSaved(probes.length > 0);
+      updatePaths();
+    } catch (error) {
+      report("probes-error", error);
+    }
+  });
+}
+
+async function updatePaths() {
+  const seq = ++pathsSeq;
+  if (!state.probes.length) return;
+  try {
+    const result = await postJson(`/api/cases/${state.case.id}/paths`, { probes: state.probes });
+    if (seq !== pathsSeq) return; // a newer request is on its way
+    state.paths = result.paths || [];
+    if (!result.paths) $("probes-error").textContent = "no paths: they need an image and a target";
+    renderProbes();
+  } catch (error) {
+    if (seq === pathsSeq) report("probes-error", error);
+  }
+}
+
+// --- start -----------------------------------------------------------------------
+
+async function main() {
+  viewer = new Viewer($("gl"), { onLocation });
+  await viewer.init();
+  probeModels = (await getJson("/api/probe-models")).map((m) => m.name);
+  jobs = new Jobs({
+    say,
+    viewer,
+    previewDelayMs: PREVIEW_DELAY_MS,
+    // A plan accepted: the server copies its probes and protocol into the case
+    async acceptPlan(jobId) {
+      const info = await postJson(`/api/cases/${state.case.id}/accept-plan`, { job: jobId });
+      state.case.case = info.case;
+      state.probes = info.case.probes || [];
+      state.selected = 0;
+      state.placing = null;
+      probesChanged();
+    },
+    // "worst point" and similar: the crosshair to an LPS position
+    moveTo: (lps) => viewer.moveTo(lps),
+  });
+
+  $("window").replaceChildren(...Object.keys(WINDOWS).map((w) => new Option(w, w)));
+  $("window").onchange = () => viewer.setWindow($("window").value);
+  $("layout").onchange = () => viewer.setLayout($("layout").value);
+  $("label-opacity").oninput = (e) => viewer.setLabelOpacity(Number(e.target.value));
+  $("cold-opacity").oninput = (e) => viewer.setOverlayOpacity("cold", Number(e.target.value));
+  $("lethal-opacity").oninput = (e) => viewer.setOverlayOpacity("lethal", Number(e.target.value));
+  $("to-target").onclick = goToTarget;
+  $("open-example").onclick = () =>
+    openCase(() => postJson(`/api/cases/example/${encodeURIComponent($("examples").value)}`));
+  $("open-case").onclick = () => openCase(() => getJson(`/api/cases/${$("cases").value}`));
+  $("upload").onsubmit = (event) => {
+    event.preventDefault();
+    const form = new FormData(event.target);
+    // an empty file input would be sent as an empty part: leave it out
+    if (!form.get("image") || !form.get("image").name) form.delete("image");
+    openCase(() => postJson("/api/cases", form));
+  };
+  $("probes").addEventListener("click", onProbeListClick);
+  $("probes").addEventListener("change", onProbeModelChange);
+  $("add-probe").onclick = () => state.case && addProbe();
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && state.placing) {
+      state.placing = null;
+      renderProbes();
+    }
+  });
+
+  // for the tests and the console: NiiVue (`viewer.nv`) and the state
+  window.cryoplanApp = { viewer, state, jobs };
+  await fillLists();
+  const reopen = location.hash.match(/case=([0-9a-f]{16})/);
+  if (reopen) await openCase(() => getJson(`/api/cases/${reopen[1]}`));
+  document.body.dataset.ready = "1"; // for the tests: the page is wired up
+}
+
+main().catch((error) => report(null, error));

@@ -1,0 +1,258 @@
+// Jobs (preview / simulate / plan): submitting, following, cancelling, and
+// showing what they produced (the overlays, the figures, the plan, the files).
+
+import { followJob, getBytes, getJson, postJson } from "./api.js";
+
+const KINDS = ["preview", "simulate", "plan"];
+const fmt = (v, digits = 1) => (typeof v === "number" && Number.isFinite(v) ? v.toFixed(digits) : "–");
+const fileUrl = (job, name) => `/api/jobs/${job.id}/files/${encodeURIComponent(name)}`;
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+}
+
+function table(rows) {
+  return el("table", {}, ...rows.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, v))));
+}
+
+function fileLinks(job, files) {
+  return el(
+    "ul",
+    { class: "files" },
+    ...files.map((name) =>
+      el("li", {}, el("a", name.endsWith(".html") ? { href: fileUrl(job, name), target: "_blank" } : { href: fileUrl(job, name), download: name }, name)),
+    ),
+  );
+}
+
+export class Jobs {
+  constructor({ say, viewer, previewDelayMs, acceptPlan, moveTo }) {
+    Object.assign(this, { say, viewer, previewDelayMs, acceptPlan, moveTo });
+    this.caseInfo = null;
+    this.latest = {}; // kind -> {job, follower, version, seq}
+    this.version = 0; // the probes' placement, counted up at each move
+    this.seq = 0; // submissions, in order
+    this.shown = [-1, -1]; // (version, seq) of the result on screen
+    this.previewTimer = null;
+    document.getElementById("simulate").onclick = () => this.submit("simulate");
+    document.getElementById("plan").onclick = () => this.submit("plan");
+  }
+
+  setCase(info) {
+    for (const entry of Object.values(this.latest)) if (entry.follower) entry.follower.close();
+    clearTimeout(this.previewTimer);
+    Object.assign(this, { caseInfo: info, latest: {}, version: 0, seq: 0, shown: [-1, -1] });
+    document.getElementById("job-rows").replaceChildren();
+    document.getElementById("results").hidden = true;
+    document.getElementById("plan-result").hidden = true;
+    document.getElementById("simulate").disabled = false;
+    document.getElementById("plan").disabled = false;
+    this.viewer.clearResult();
+    const exportSection = document.getElementById("export");
+    exportSection.hidden = false;
+    document.getElementById("export-links").replaceChildren(
+      el("li", {}, el("a", { href: `/api/cases/${info.id}/markups`, download: `${info.name}-probes.mrk.json` }, "probes (3D Slicer markups)")),
+    );
+    // A case opened again: its last finished simulation (or preview) and plan
+    const done = (kind) => info.jobs.filter((j) => j.kind === kind && j.state === "done").sort((a, b) => a.created - b.created).pop();
+    const result = done("simulate") || done("preview");
+    if (result) this.showDone({ job: result, version: 0, seq: 0 });
+    const plan = done("plan");
+    if (plan) this.showDone({ job: plan, version: 0, seq: 0 });
+  }
+
+  // Probes are moving: a preview of the old placement is of no use any more.
+  probesMoving() {
+    this.version++;
+    clearTimeout(this.previewTimer);
+    const preview = this.latest.preview;
+    if (preview && !["done", "failed", "cancelled"].includes(preview.job.state)) this.cancel(preview);
+  }
+
+  // The new placement is saved: preview it once the user pauses.
+  probesSaved(hasProbes) {
+    clearTimeout(this.previewTimer);
+    if (hasProbes) this.previewTimer = setTimeout(() => this.submit("preview"), this.previewDelayMs);
+  }
+
+  async submit(kind) {
+    const caseId = this.caseInfo.id;
+    const entry = { version: this.version, seq: ++this.seq };
+    try {
+      entry.job = await postJson(`/api/cases/${caseId}/jobs`, { kind });
+    } catch (error) {
+      this.say(`${kind}: ${error.message}`, true);
+      return;
+    }
+    if (this.caseInfo.id !== caseId) return; // another case was opened meanwhile
+    const previous = this.latest[kind];
+    if (previous && previous.follower) previous.follower.close();
+    this.latest[kind] = entry;
+    this.renderRow(kind);
+    entry.follower = followJob(entry.job.id, (job) => {
+      entry.job = job;
+      this.renderRow(kind);
+    });
+    try {
+      const job = await entry.follower.promise;
+      // a preview of a placement that has changed since is dropped
+      const stale = kind === "preview" && entry.version < this.version;
+      if (job && job.state === "done" && this.latest[kind] === entry && !stale) await this.showDone(entry);
+      if (job && job.state === "failed") this.say(`${kind} failed: ${job.error}`, true);
+    } catch (error) {
+      this.say(error.message, true);
+    }
+  }
+
+  // The job stops at its next progress report; its event stream says when.
+  async cancel(entry) {
+    try {
+      entry.job = await postJson(`/api/jobs/${entry.job.id}/cancel`);
+    } catch (error) {
+      this.say(error.message, true);
+    }
+    const kind = entry.job.kind;
+    if (this.latest[kind] === entry) this.renderRow(kind);
+  }
+
+  renderRow(kind) {
+    const entry = this.latest[kind];
+    const job = entry.job;
+    const final = ["done", "failed", "cancelled"].includes(job.state);
+    const fresh = el(
+      "div",
+      { class: `job ${job.state}`, "data-kind": kind, "data-state": job.state, "data-id": job.id },
+      el(
+        "div",
+        { class: "head" },
+        el("b", {}, kind),
+        el("span", { class: "state" }, job.state),
+        final ? null : el("button", { class: "cancel", onclick: () => this.cancel(entry) }, "Cancel"),
+      ),
+      final ? null : el("progress", { max: "1", value: String(job.progress || 0) }),
+      job.state === "running" ? el("div", { class: "msg" }, `${job.message} (${Math.round(100 * job.progress)} %)`) : null,
+      job.error ? el("div", { class: "error" }, job.error) : null,
+    );
+    // one simulation and one plan at a time (a preview is replaced instead)
+    if (kind !== "preview") document.getElementById(kind).disabled = !final;
+    const rows = document.getElementById("job-rows");
+    const row = rows.querySelector(`.job[data-kind="${kind}"]`);
+    if (row) {
+      row.replaceWith(fresh);
+      return;
+    }
+    // rows in a fixed order: preview, simulate, plan
+    const next = KINDS.slice(KINDS.indexOf(kind) + 1)
+      .map((k) => rows.querySelector(`.job[data-kind="${k}"]`))
+      .find(Boolean);
+    rows.insertBefore(fresh, next || null);
+  }
+
+  async showDone(entry) {
+    const job = await getJson(`/api/jobs/${entry.job.id}`); // with its files
+    if (job.kind === "plan") return this.showPlan(job);
+    // A result older than the one on screen (a preview that finished after a
+    // later simulation, say) does not replace it.
+    const order = [entry.version, entry.seq];
+    if (order[0] < this.shown[0] || (order[0] === this.shown[0] && order[1] < this.shown[1])) return;
+    this.shown = order;
+    const has = (name) => job.files.includes(name);
+    const [tminBytes, lethalBytes, figures] = await Promise.all([
+      has("tmin_on_image.nii.gz") ? getBytes(fileUrl(job, "tmin_on_image.nii.gz")) : null,
+      has("lethal_on_image.nii.gz") ? getBytes(fileUrl(job, "lethal_on_image.nii.gz")) : null,
+      getJson(fileUrl(job, job.kind === "preview" ? "preview.json" : "summary.json")),
+    ]);
+    if (this.shown !== order) return; // overtaken while downloading
+    await this.viewer.showResult({
+      tminBytes,
+      lethalBytes,
+      coldOpacity: Number(document.getElementById("cold-opacity").value),
+      lethalOpacity: Number(document.getElementById("lethal-opacity").value),
+    });
+    document.body.dataset.overlayJob = job.id; // for the tests
+    const stale = entry.version < this.version ? el("p", { class: "muted" }, "The probes have moved since this run.") : null;
+    const body = job.kind === "preview" ? this.previewBody(figures) : this.summaryBody(job, figures);
+    document.getElementById("results-kind").textContent = job.kind;
+    document.getElementById("results-body").replaceChildren(...[stale, ...body].filter(Boolean));
+    document.getElementById("results").hidden = false;
+  }
+
+  previewBody(f) {
+    return [
+      table([
+        ["lethal zone", `${fmt(f.lethal_volume_ml)} mL`],
+        ["target in the lethal zone", `${fmt(f.target_lethal_percent)} %`],
+        ["minimum margin", `${fmt(f.minimum_margin_mm)} mm`],
+        ["grid", `${fmt(f.spacing_mm)} mm (a coarse preview: Simulate for the full result)`],
+      ]),
+    ];
+  }
+
+  summaryBody(job, summary) {
+    const outcome = summary.outcome || {};
+    const verdict = outcome.verdict || {};
+    const target = outcome.target || {};
+    const margin = target.margin_mm || {};
+    const worst = margin.minimum_at_lps_mm;
+    const report = job.files.includes("report.html")
+      ? el("p", {}, el("a", { href: fileUrl(job, "report.html"), target: "_blank", id: "report-link" }, "Open the report"))
+      : null;
+    return [
+      el("p", { class: `verdict ${verdict.complete_ablation_with_margin ? "good" : "bad"}` }, verdict.text || "no verdict"),
+      table([
+        ["target in the lethal zone", `${fmt((target.coverage_percent || {}).lethal)} %`],
+        ["minimum margin", `${fmt(margin.minimum)} mm${margin.minimum_side ? ` (${margin.minimum_side})` : ""}`],
+      ]),
+      worst ? el("button", { id: "worst-point", onclick: () => this.moveTo(worst) }, "Worst point") : null,
+      (outcome.warnings || []).length ? el("ul", { class: "warnings" }, ...outcome.warnings.map((w) => el("li", {}, w))) : null,
+      report,
+      el("details", {}, el("summary", {}, `All files (${job.files.length})`), fileLinks(job, job.files)),
+    ];
+  }
+
+  async showPlan(job) {
+    const summary = await getJson(fileUrl(job, "summary.json"));
+    const plan = summary.plan || {};
+    const probes = (plan.probes || []).map((p) => ({ name: p.name, model: p.model, tip_mm: p.tip_mm, entry_mm: p.entry_mm }));
+    const rows = (plan.probes || []).map((p) =>
+      el("tr", {}, ...[p.name, fmt(p.depth_mm, 0), fmt(p.angle_from_axial_plane_deg, 0), fmt(p.clearance_mm), p.closest_no_fly || "–"].map((v) => el("td", {}, v))),
+    );
+    const body = [
+      el("p", { class: `verdict ${plan.meets_objective ? "good" : "bad"}`, id: "plan-status" }, `${plan.status}${plan.blocked ? `: ${plan.blocked}` : ""}`),
+      table([
+        ["probes", `${plan.probe_count ?? probes.length}`],
+        ["protocol", plan.protocol || "–"],
+        ["target covered", `${fmt(plan.coverage_percent)} %`],
+        ["least ice margin", `${fmt(plan.minimum_ice_margin_mm)} mm`],
+        ["P(objective met)", fmt(plan.success_probability, 2)],
+      ]),
+      el(
+        "table",
+        { id: "plan-probes" },
+        el("tr", {}, ...["probe", "depth mm", "tilt °", "clear. mm", "closest no-fly"].map((h) => el("th", {}, h))),
+        ...rows,
+      ),
+      probes.length
+        ? el(
+            "button",
+            {
+              id: "accept-plan",
+              // its probes and its protocol (the server reads plan.yaml)
+              onclick: () => this.acceptPlan(job.id).catch((error) => this.say(error.message, true)),
+            },
+            "Use this plan",
+          )
+        : null,
+      fileLinks(job, job.files),
+    ];
+    document.getElementById("plan-body").replaceChildren(...body.filter(Boolean));
+    document.getElementById("plan-result").hidden = false;
+  }
+}

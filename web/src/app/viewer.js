@@ -1,0 +1,358 @@
+// The application's view: NiiVue with the case's image, its label map, the
+// simulated cold (Tmin) and lethal zone, and the probes as thin cylinders, in
+// three 2-D slices and a 3-D render (multiplanar).
+//
+// Positions: the API speaks LPS millimetres (DICOM, case files); NiiVue's
+// world is the NIfTI RAS millimetres of the sform. The two differ by the sign
+// of x and y, and nothing else: `lpsToRas`/`rasToLps` below are the only
+// places that convert.
+
+import { MULTIPLANAR_TYPE, Niivue, NVImage, NVMesh, SHOW_RENDER, SLICE_TYPE } from "@niivue/niivue";
+
+export const lpsToRas = ([x, y, z]) => [-x, -y, z];
+export const rasToLps = ([x, y, z]) => [-x, -y, z];
+
+// NiiVue's ImageType enum (not exported): we pass it explicitly, because our
+// volumes arrive from URLs without a file extension for NiiVue to guess from.
+const IMAGE_TYPES = [
+  [".nii.gz", 1],
+  [".nii", 1],
+  [".nrrd", 7],
+  [".mha", 9],
+];
+
+function imageType(name) {
+  const lower = (name || "").toLowerCase();
+  const found = IMAGE_TYPES.find(([suffix]) => lower.endsWith(suffix));
+  return found ? found[1] : 1;
+}
+
+// Window/level presets: [level, width] in HU; null = the image's robust range
+// (2nd-98th percentile, which NiiVue computes on load): right for MRI, whose
+// intensities have no absolute scale.
+export const WINDOWS = {
+  "CT soft tissue": [40, 400],
+  "CT liver": [60, 160],
+  "CT bone": [400, 1800],
+  "MRI / auto": null,
+};
+
+// Tmin colour map: the cold is blue, deeper the colder; at and above 0 °C
+// nothing. NiiVue makes values below cal_min transparent but saturates those
+// above cal_max to the last colour, so the last entry (index 255, reached by
+// every value >= cal_max = 0 °C) has alpha 0.
+// Every entry is a saturated blue, so the cold stays visible over dark
+// tissue as over bright (2-D overlays are all-or-nothing per voxel in NiiVue,
+// times the layer's opacity: only an alpha of 0 counts).
+const COLD = {
+  R: [60, 40, 110, 0],
+  G: [60, 140, 190, 0],
+  B: [255, 255, 255, 0],
+  A: [255, 255, 255, 0],
+  I: [0, 128, 254, 255],
+};
+const COLDEST_C = -200; // below any cryoprobe's gas: the map's lower end
+const LETHAL = { R: [0, 255, 255], G: [0, 60, 60], B: [0, 40, 40], A: [0, 255, 255], I: [0, 1, 255] };
+
+// Distinct colours for the label map (golden-angle hues), and for probes.
+function labelColour(i) {
+  const h = (i * 137.508) % 360;
+  const f = (n) => {
+    const k = (n + h / 30) % 12;
+    return Math.round(255 * (0.55 - 0.45 * Math.max(-1, Math.min(k - 3, 9 - k, 1))));
+  };
+  return [f(0), f(8), f(4)];
+}
+const PROBE_COLOURS = [
+  [255, 220, 0],
+  [0, 230, 255],
+  [255, 120, 255],
+  [120, 255, 120],
+  [255, 150, 60],
+  [150, 150, 255],
+];
+export const probeColour = (i) => PROBE_COLOURS[i % PROBE_COLOURS.length];
+
+async function volumeFromBytes(bytes, name, options = {}) {
+  // NVImage.new, not loadFromBase64/loadFromUrl: it reports the real parse
+  // error (see view3d.js), and it takes the file type from us.
+  return NVImage.new(
+    bytes,
+    name,
+    options.colormap || "gray",
+    options.opacity ?? 1,
+    null,
+    options.cal_min ?? NaN,
+    options.cal_max ?? NaN,
+    true,
+    0.02,
+    false,
+    false, // prefer the sform, as nibabel and cryoplan do
+    "",
+    0,
+    imageType(name),
+    NaN,
+    NaN,
+    false,
+    null,
+    0,
+    null,
+  );
+}
+
+// A closed cylinder from a to b (RAS mm), counter-clockwise seen from outside
+// (NiiVue culls back faces and lights by the winding).
+function cylinder(a, b, radius, sides = 12) {
+  const axis = [b[0] - a[0], b[1] - a[1], b[2] - a[2]];
+  const length = Math.hypot(...axis) || 1;
+  const w = axis.map((v) => v / length);
+  // two unit vectors across the axis
+  const helper = Math.abs(w[0]) < 0.9 ? [1, 0, 0] : [0, 1, 0];
+  const cross = (p, q) => [p[1] * q[2] - p[2] * q[1], p[2] * q[0] - p[0] * q[2], p[0] * q[1] - p[1] * q[0]];
+  const u0 = cross(w, helper);
+  const un = Math.hypot(...u0);
+  const u = u0.map((v) => v / un);
+  const v = cross(w, u);
+  const pts = [];
+  for (const end of [a, b]) {
+    for (let k = 0; k < sides; k++) {
+      const t = (2 * Math.PI * k) / sides;
+      const c = Math.cos(t) * radius;
+      const s = Math.sin(t) * radius;
+      pts.push(end[0] + c * u[0] + s * v[0], end[1] + c * u[1] + s * v[1], end[2] + c * u[2] + s * v[2]);
+    }
+  }
+  pts.push(...a, ...b); // the caps' centres: 2*sides, 2*sides+1
+  const tris = [];
+  const ca = 2 * sides;
+  const cb = ca + 1;
+  for (let k = 0; k < sides; k++) {
+    const k1 = (k + 1) % sides;
+    // u, v, w is right-handed, so (u -> v) turns counter-clockwise seen from
+    // +w: the side faces below face outwards, the caps face -w and +w.
+    tris.push(k, k1, sides + k1, k, sides + k1, sides + k);
+    tris.push(ca, k1, k);
+    tris.push(cb, sides + k, sides + k1);
+  }
+  return { pts: new Float32Array(pts), tris: new Uint32Array(tris) };
+}
+
+export class Viewer {
+  constructor(canvas, { onLocation } = {}) {
+    this.canvas = canvas;
+    this.onLocation = onLocation || (() => {});
+    this.image = null; // NVImage, the background
+    this.labels = null; // NVImage overlay
+    this.labelNames = {};
+    this.tmin = null;
+    this.lethal = null;
+    this.probeMeshes = [];
+  }
+
+  async init() {
+    this.nv = new Niivue({
+      backColor: [0.08, 0.08, 0.1, 1],
+      show3Dcrosshair: true,
+      isOrientCube: false,
+      dragAndDropEnabled: false, // a stray drop must not replace the case's image
+      multiplanarShowRender: SHOW_RENDER.ALWAYS,
+      // 2 x 2 whatever the canvas's shape: a flat abdominal slab would
+      // otherwise get thin coronal and sagittal strips
+      multiplanarLayout: MULTIPLANAR_TYPE.GRID,
+      // The probes in every 2-D slice, whole (projected), so a probe that
+      // leaves the slice is still seen; the crosshair tells the depth.
+      meshThicknessOn2D: Infinity,
+      // A CT's volume rendering is an opaque body: the meshes inside (probes)
+      // show through it faintly, and the cut-away below opens it.
+      meshXRay: 0.4,
+      isColorbar: false,
+      // CT and MRI as radiologists read them: the patient's right on the
+      // screen's left, the nose to the left in sagittal slices
+      isRadiologicalConvention: true,
+      sagittalNoseLeft: true,
+      logLevel: "warn",
+      loadingText: "",
+      crosshairColor: [0.2, 1, 0.3, 1],
+      clipPlaneColor: [0, 0, 0, 0], // the cut-away alone, not NiiVue's magenta plane
+    });
+    await this.nv.attachToCanvas(this.canvas);
+    this.nv.setSliceType(SLICE_TYPE.MULTIPLANAR);
+    this.nv.addColormap("cryoplan_cold", COLD);
+    this.nv.addColormap("cryoplan_lethal", LETHAL);
+    this.nv.onLocationChange = (loc) => this.onLocation(this.describeLocation(loc), loc);
+  }
+
+  // What is under the crosshair, in the case's terms (LPS, HU, label name, Tmin).
+  describeLocation(loc) {
+    const lps = rasToLps(loc.mm);
+    const out = { lps, axCorSag: loc.axCorSag, text: `LPS ${lps.map((v) => v.toFixed(1)).join(", ")} mm` };
+    const value = (vol) => {
+      if (!vol) return null;
+      const found = loc.values.find((v) => v.id === vol.id);
+      return found ? found.value : null;
+    };
+    const hu = value(this.image);
+    if (hu !== null && this.image !== this.labels) out.text += ` · ${Math.round(hu)}`;
+    const label = value(this.labels);
+    if (label !== null) {
+      const v = Math.round(label);
+      out.text += ` · ${v === 0 ? "unlabelled" : this.labelNames[v] || `label ${v}`}`;
+    }
+    const tmin = value(this.tmin);
+    if (tmin !== null) out.text += ` · Tmin ${tmin.toFixed(0)} °C`;
+    return out;
+  }
+
+  // The case: its image (or, without one, the label map alone) and labels.
+  async showCase({ imageBytes, imageName, labelsBytes, labelsName, labelNames }) {
+    for (const vol of [...this.nv.volumes]) this.nv.removeVolume(vol);
+    this.image = this.labels = this.tmin = this.lethal = null;
+    this.labelNames = labelNames || {};
+    if (imageBytes) {
+      this.image = await volumeFromBytes(imageBytes, imageName);
+      this.nv.addVolume(this.image);
+    }
+    if (labelsBytes) {
+      this.labels = await volumeFromBytes(labelsBytes, labelsName, { opacity: imageBytes ? 0.3 : 1 });
+      this.labels.setColormapLabel(this.labelLut());
+      this.nv.addVolume(this.labels);
+      if (!this.image) this.image = this.labels;
+    }
+    this.nv.updateGLVolume();
+    this.setWindow(this.looksLikeCt() ? "CT soft tissue" : "MRI / auto");
+    this.centreView();
+  }
+
+  labelLut() {
+    const values = Object.keys(this.labelNames)
+      .map(Number)
+      .sort((a, b) => a - b);
+    // Trap: NiiVue's overlay shader (issue1139 in its source) lifts any value
+    // above the map's lower end to at least 2/256 of the colour texture. With
+    // a label map starting at 0 that texture is ~120 texels wide, so 0 lands
+    // near texel 1 and all unlabelled space takes label 1's colour, faintly.
+    // Two transparent entries below 0 keep 0 on a transparent texel.
+    const lut = { R: [0, 0, 0], G: [0, 0, 0], B: [0, 0, 0], A: [0, 0, 0], I: [-2, -1, 0], labels: ["", "", "unlabelled"] };
+    values.forEach((v, i) => {
+      const [r, g, b] = labelColour(i);
+      lut.R.push(r);
+      lut.G.push(g);
+      lut.B.push(b);
+      lut.A.push(255);
+      lut.I.push(v);
+      lut.labels.push(this.labelNames[v]);
+    });
+    return lut;
+  }
+
+  looksLikeCt() {
+    return this.image && this.image !== this.labels && this.image.global_min < -500;
+  }
+
+  setWindow(preset) {
+    const vol = this.image;
+    if (!vol || vol === this.labels) return;
+    const lw = WINDOWS[preset];
+    if (lw) {
+      vol.cal_min = lw[0] - lw[1] / 2;
+      vol.cal_max = lw[0] + lw[1] / 2;
+    } else {
+      vol.cal_min = vol.robust_min;
+      vol.cal_max = vol.robust_max;
+    }
+    this.nv.updateGLVolume();
+  }
+
+  // "multiplanar", "axial", "coronal", "sagittal" or "render"
+  setLayout(name) {
+    this.nv.setSliceType(SLICE_TYPE[name.toUpperCase()] ?? SLICE_TYPE.MULTIPLANAR);
+  }
+
+  setLabelOpacity(opacity) {
+    if (this.labels && this.labels !== this.image) {
+      this.labels.opacity = opacity;
+      this.nv.updateGLVolume();
+    }
+  }
+
+  // The crosshair on the target or, without one, the volume's centre; the 3-D
+  // view from the patient's front-right, cut open in front of the crosshair.
+  centreView(lps) {
+    if (lps) this.moveTo(lps);
+    else this.moveToFrac([0.5, 0.5, 0.5]);
+    this.nv.setRenderAzimuthElevation(120, 20);
+    this.nv.setClipPlane([0.1, 180, 0]);
+  }
+
+  moveTo(lps) {
+    this.moveToFrac(this.nv.mm2frac(lpsToRas(lps)));
+  }
+
+  // (NiiVue's own setters for the crosshair do not report the new location.)
+  moveToFrac(frac) {
+    this.nv.scene.crosshairPos = frac;
+    this.nv.createOnLocationChange();
+    this.nv.drawScene();
+  }
+
+  // Where an LPS point is drawn in a 2-D tile (0 axial, 1 coronal, 2 sagittal),
+  // in CSS pixels from the canvas's top left; null if not on screen. For tests.
+  screenPoint(lps, sliceType = 0) {
+    const found = this.nv.frac2canvasPosWithTile(this.nv.mm2frac(lpsToRas(lps)), sliceType);
+    if (!found) return null;
+    const scale = this.canvas.width / this.canvas.clientWidth; // NiiVue draws in device pixels
+    return [found.pos[0] / scale, found.pos[1] / scale];
+  }
+
+  // A result on the image's grid: Tmin (°C) and the lethal zone (0/1).
+  async showResult({ tminBytes, lethalBytes, lethalOpacity = 0.35, coldOpacity = 0.7 }) {
+    this.clearResult();
+    if (tminBytes) {
+      this.tmin = await volumeFromBytes(tminBytes, "tmin_on_image.nii.gz", {
+        colormap: "cryoplan_cold",
+        cal_min: COLDEST_C,
+        cal_max: 0,
+        opacity: coldOpacity,
+      });
+      this.nv.addVolume(this.tmin);
+    }
+    if (lethalBytes) {
+      this.lethal = await volumeFromBytes(lethalBytes, "lethal_on_image.nii.gz", {
+        colormap: "cryoplan_lethal",
+        cal_min: 0.5,
+        cal_max: 1,
+        opacity: lethalOpacity,
+      });
+      this.nv.addVolume(this.lethal);
+    }
+    this.nv.updateGLVolume();
+  }
+
+  clearResult() {
+    for (const vol of [this.tmin, this.lethal]) if (vol) this.nv.removeVolume(vol);
+    this.tmin = this.lethal = null;
+    this.nv.updateGLVolume();
+  }
+
+  setOverlayOpacity(which, opacity) {
+    const vol = which === "cold" ? this.tmin : this.lethal;
+    if (vol) {
+      vol.opacity = opacity;
+      this.nv.updateGLVolume();
+    }
+  }
+
+  // Probes: [{tip_mm, entry_mm}] in LPS. The selected one is drawn thicker.
+  setProbes(probes, selected) {
+    for (const mesh of this.probeMeshes) this.nv.removeMesh(mesh);
+    this.probeMeshes = probes.flatMap((p, i) => {
+      if (!p.tip_mm || !p.entry_mm) return [];
+      const { pts, tris } = cylinder(lpsToRas(p.entry_mm), lpsToRas(p.tip_mm), i === selected ? 1.6 : 1.0);
+      // Trap: a first alpha of 0 makes NVMesh a tractogram; alpha is unused.
+      const rgba = new Uint8Array([...probeColour(i), 255]);
+      return [new NVMesh(pts, tris, `probe ${p.name || i + 1}`, rgba, 1, true, this.nv.gl)];
+    });
+    for (const mesh of this.probeMeshes) this.nv.addMesh(mesh);
+    this.nv.drawScene();
+  }
+}
