@@ -375,3 +375,16 @@ def test_a_read_only_filesystem_is_one_line_on_out(tmp_path: Path, monkeypatch) 
     assert line.startswith(f"cryoplan: error: {out}: --out: ")
     assert "Read-only file system" in line
     assert not out.exists()
+
+
+def test_summaries_are_standard_json() -> None:
+    """A measure with nothing to measure (a margin with no lethal zone: −inf) is null, so that
+    every JSON reader, a browser's included, accepts the file."""
+    from cryoplan.outputs import json_text  # noqa: PLC0415
+
+    text = json_text(
+        {"margin_mm": float("-inf"), "values": [float("nan"), 1.5, (2.0, float("inf"))]}
+    )
+    assert json.loads(text) == {"margin_mm": None, "values": [None, 1.5, [2.0, None]]}
+    assert "Infinity" not in text
+    assert "NaN" not in text
