@@ -156,9 +156,12 @@ def test_open_place_preview_simulate_plan(server: str, tmp_path: Path) -> None:
         assert _bluish(after[int(sy) - 6 : int(sy) + 6, int(sx) - 6 : int(sx) + 6]).mean() == 0
         assert "%" in page.inner_text("#results")
 
-        # 4. simulate: the verdict, the worst point, the report
+        # 4. the full result follows the preview by itself; Simulate keeps that run
+        page.wait_for_selector('.job[data-kind="simulate"]', timeout=10_000)
         page.click("#simulate")
         _wait_job(page, "simulate")
+        jobs = page.request.get(f"{server}api/cases/{case_id}").json()["jobs"]
+        assert [j["kind"] for j in jobs].count("simulate") == 1
         verdict = page.locator("#results .verdict")
         verdict.wait_for(timeout=30_000)
         assert verdict.inner_text().split(":")[0] in {"COMPLETE", "INCOMPLETE"}, (

@@ -4,6 +4,10 @@
 import { followJob, getBytes, getJson, postJson } from "./api.js";
 
 const KINDS = ["preview", "simulate", "plan"];
+const FINAL = ["done", "failed", "cancelled"];
+// the full result follows a preview once the probes have rested this long (a drag goes on
+// moving them: each move cancels the full run it started)
+const FULL_DELAY_MS = 1500;
 const fmt = (v, digits = 1) => (typeof v === "number" && Number.isFinite(v) ? v.toFixed(digits) : "–");
 const fileUrl = (job, name) => `/api/jobs/${job.id}/files/${encodeURIComponent(name)}`;
 
@@ -41,7 +45,13 @@ export class Jobs {
     this.seq = 0; // submissions, in order
     this.shown = [-1, -1]; // (version, seq) of the result on screen
     this.previewTimer = null;
-    document.getElementById("simulate").onclick = () => this.submit("simulate");
+    this.fullTimer = null;
+    document.getElementById("simulate").onclick = () => {
+      // the full result of this placement already under way (after its preview): keep it
+      const running = this.latest.simulate;
+      if (running && running.version === this.version && !["failed", "cancelled"].includes(running.job.state)) return;
+      this.submit("simulate");
+    };
     document.getElementById("plan").onclick = () => this.submit("plan");
   }
 
@@ -72,8 +82,23 @@ export class Jobs {
   probesMoving() {
     this.version++;
     clearTimeout(this.previewTimer);
+    clearTimeout(this.fullTimer);
     const preview = this.latest.preview;
-    if (preview && !["done", "failed", "cancelled"].includes(preview.job.state)) this.cancel(preview);
+    if (preview && !FINAL.includes(preview.job.state)) this.cancel(preview);
+    const full = this.latest.simulate;
+    if (full && full.auto && !FINAL.includes(full.job.state)) this.cancel(full);
+  }
+
+  // A preview of the current placement is shown: its full result follows, unless the
+  // probes move again first or the user turned this off.
+  scheduleFull() {
+    clearTimeout(this.fullTimer);
+    if (!document.getElementById("auto-full").checked) return;
+    const version = this.version;
+    this.fullTimer = setTimeout(() => {
+      const full = this.latest.simulate; // one the user started meanwhile stands
+      if (version === this.version && !(full && full.version === version)) this.submit("simulate", true);
+    }, FULL_DELAY_MS);
   }
 
   // The new placement is saved: preview it once the user pauses.
@@ -82,9 +107,9 @@ export class Jobs {
     if (hasProbes) this.previewTimer = setTimeout(() => this.submit("preview"), this.previewDelayMs);
   }
 
-  async submit(kind) {
+  async submit(kind, auto = false) {
     const caseId = this.caseInfo.id;
-    const entry = { version: this.version, seq: ++this.seq };
+    const entry = { version: this.version, seq: ++this.seq, auto };
     try {
       entry.job = await postJson(`/api/cases/${caseId}/jobs`, { kind });
     } catch (error) {
@@ -104,7 +129,10 @@ export class Jobs {
       const job = await entry.follower.promise;
       // a preview of a placement that has changed since is dropped
       const stale = kind === "preview" && entry.version < this.version;
-      if (job && job.state === "done" && this.latest[kind] === entry && !stale) await this.showDone(entry);
+      if (job && job.state === "done" && this.latest[kind] === entry && !stale) {
+        await this.showDone(entry);
+        if (kind === "preview") this.scheduleFull();
+      }
       if (job && job.state === "failed") this.say(`${kind} failed: ${job.error}`, true);
     } catch (error) {
       this.say(error.message, true);
