@@ -69,6 +69,7 @@ export class Jobs {
     exportSection.hidden = false;
     document.getElementById("export-links").replaceChildren(
       el("li", {}, el("a", { href: `/api/cases/${info.id}/markups`, download: `${info.name}-probes.mrk.json` }, "probes (3D Slicer markups)")),
+      el("li", {}, el("a", { href: `/api/cases/${info.id}/case.yaml`, download: `${info.name}.yaml` }, "the case file (YAML)")),
     );
     // A case opened again: its last finished simulation (or preview) and plan
     const done = (kind) => info.jobs.filter((j) => j.kind === kind && j.state === "done").sort((a, b) => a.created - b.created).pop();
