@@ -9,7 +9,9 @@ free loopback port, and measures over HTTP, as the front end asks:
   same coarse run in this process with the case already prepared (the floor: the solve);
 - full result, warm: a simulate job (results folder, report) against `simulate` in this
   process with two solver threads;
-- two users at once: two cases simulated together, each against its own time alone.
+- two users at once: two cases simulated together, each against its own time alone;
+- first view: headless Chromium opens the page on the case until its CT is drawn, against
+  the page opened with no case (where Chromium is installed).
 
 Needs ../shared/data (the CT example). Prints one table; writes benchmarks/results/server.json.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import socket
 import statistics
 import sys
@@ -89,6 +92,29 @@ def move(client: httpx.Client, case_id: str, probes: list[dict], dx_mm: float) -
     client.put(f"/api/cases/{case_id}", json={"probes": moved}).raise_for_status()
 
 
+def first_view(url: str, case_id: str, repeat: int) -> tuple[list[float], float] | None:
+    """Seconds from opening the page on a case (`#case=…`) to its image drawn, each in a new
+    browser page; and, as the baseline, the same page with no case (the page alone)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from browser import open_page  # noqa: PLC0415  (the tests' Chromium set-up)
+
+    def timed(address: str, ready: str) -> float:
+        started = time.perf_counter()
+        with open_page(address) as (page, _):
+            page.wait_for_function(ready, timeout=60_000)
+            return time.perf_counter() - started
+
+    if shutil.which("chromium") is None:
+        print("first view not measured: Debian's chromium is not installed")
+        return None
+    views = [timed(f"{url}/#case={case_id}", f"document.body.dataset.caseId === '{case_id}'")
+             for _ in range(repeat)]  # fmt: skip
+    bare = statistics.median(
+        timed(f"{url}/", "document.body.dataset.ready === '1'") for _ in range(repeat)
+    )
+    return views, bare
+
+
 def in_process_floor(repeat: int) -> tuple[float, float]:
     """(the preview's coarse run alone, the full `simulate` with two threads) in seconds."""
     compile_solver("fast")
@@ -142,11 +168,24 @@ def main() -> None:
         t.start()
     for t in threads:
         t.join()
+    viewed = first_view(url, first["id"], args.repeat)
     server.should_exit = True
     coarse_floor, full_floor = in_process_floor(args.repeat)
     ratios = [together[c["id"]] / a for c, a in zip((first, second), alone, strict=True)]
     rows = [
         ("probe move → preview overlay (median)", preview, coarse_floor, "≤ 1 s"),
+        *(
+            [
+                (
+                    "page opened → the CT drawn (median)",
+                    statistics.median(viewed[0]),
+                    viewed[1],
+                    "≤ 2 s",
+                )
+            ]
+            if viewed
+            else []
+        ),
         ("full CT result, warm (one user)", min(alone), full_floor, "≤ 15 s"),
         ("two users at once: slower of the two", max(together.values()), max(alone), "≤ 2.5×"),
     ]
@@ -159,7 +198,8 @@ def main() -> None:
     (out / "server.json").write_text(json.dumps({
         "previews_s": previews, "preview_floor_s": coarse_floor, "full_alone_s": alone,
         "full_in_process_s": full_floor, "two_users_s": list(together.values()),
-        "two_users_ratio": ratios,
+        "two_users_ratio": ratios, "first_view_s": viewed[0] if viewed else None,
+        "page_alone_s": viewed[1] if viewed else None,
     }, indent=2) + "\n")  # fmt: skip
 
 

@@ -87,12 +87,14 @@ async function showCase(info) {
     info.files.labels ? getBytes(info.files.labels) : null,
   ]);
   // The case file names the stored files (image.nii.gz, labels.nrrd, …): their
-  // suffix tells NiiVue the format, which the URL does not.
+  // suffix tells NiiVue the format, which the URL does not. A DICOM series or SEG is
+  // served as its NIfTI copy.
+  const volumeName = (name, copy) => (/\.(nii(\.gz)?|nrrd|mha)$/i.test(name || "") ? name : copy);
   await viewer.showCase({
     imageBytes,
-    imageName: image.file || "image.nii.gz",
+    imageName: volumeName(image.file, "image.nii.gz"),
     labelsBytes,
-    labelsName: image.labels || "labels.nii.gz",
+    labelsName: volumeName(image.labels, "labels.nii.gz"),
     labelNames: info.label_names,
   });
   $("window").value = viewer.looksLikeCt() ? "CT soft tissue" : "MRI / auto";
