@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
+NAVIGATION_TIMEOUT_MS = 180_000
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-background-networking",
@@ -63,6 +64,10 @@ def open_page(url: str, width: int = 1400, height: int = 1000) -> Iterator[tuple
         )
         try:
             page = browser.new_page(viewport={"width": width, "height": height})
+            # generous: a 4 MB report parsed beside a full test run on two cores can take
+            # far longer than the 3 s it takes alone (these are not timing tests)
+            page.set_default_timeout(NAVIGATION_TIMEOUT_MS)
+            page.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
             page.on("console", lambda m: log.errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: log.errors.append(str(e)))
             page.on("request", lambda r: log.requests.append(r.url))

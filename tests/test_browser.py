@@ -34,7 +34,7 @@ PHANTOM = {
 def _drawn_scene(report: Path) -> tuple[np.ndarray, object]:
     """Open a report, wait for its 3-D view, return the canvas's pixels and the page log."""
     with open_page(report.as_uri()) as (page, log):
-        page.wait_for_function(READY, timeout=60_000)
+        page.wait_for_function(READY, timeout=180_000)
         error = page.eval_on_selector("#view3d", "c => c.dataset.error || ''")
         assert error == ""
         assert "Verdict:" in page.inner_text(".verdict")
