@@ -10,8 +10,8 @@ free loopback port, and measures over HTTP, as the front end asks:
 - full result, warm: a simulate job (results folder, report) against `simulate` in this
   process with two solver threads;
 - two users at once: two cases simulated together, each against its own time alone;
-- first view: headless Chromium opens the page on the case until its CT is drawn, against
-  the page opened with no case (where Chromium is installed).
+- first view: a page of a running headless Chromium opens the application on the case until
+  its CT is drawn, against the page opened with no case (where Chromium is installed).
 
 Needs ../shared/data (the CT example). Prints one table; writes benchmarks/results/server.json.
 """
@@ -31,6 +31,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 import uvicorn
+from playwright.sync_api import sync_playwright
 
 from cryoplan.case import case_from_dict, load_case
 from cryoplan.server.app import create_app
@@ -41,6 +42,9 @@ from cryoplan.thermal import compile_solver
 from cryoplan.yamlio import load_yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+from browser import CHROMIUM_ARGS  # noqa: E402  (the tests' Chromium set-up: SwiftShader)
+
 EXAMPLE = "ct-liver-ivc"
 
 
@@ -94,24 +98,33 @@ def move(client: httpx.Client, case_id: str, probes: list[dict], dx_mm: float) -
 
 def first_view(url: str, case_id: str, repeat: int) -> tuple[list[float], float] | None:
     """Seconds from opening the page on a case (`#case=…`) to its image drawn, each in a new
-    browser page; and, as the baseline, the same page with no case (the page alone)."""
-    sys.path.insert(0, str(REPO / "tests"))
-    from browser import open_page  # noqa: PLC0415  (the tests' Chromium set-up)
-
-    def timed(address: str, ready: str) -> float:
-        started = time.perf_counter()
-        with open_page(address) as (page, _):
-            page.wait_for_function(ready, timeout=60_000)
-            return time.perf_counter() - started
-
+    page of one running Chromium; and, as the baseline, the page with no case (the page and
+    NiiVue's WebGL start alone)."""
     if shutil.which("chromium") is None:
         print("first view not measured: Debian's chromium is not installed")
         return None
-    views = [timed(f"{url}/#case={case_id}", f"document.body.dataset.caseId === '{case_id}'")
-             for _ in range(repeat)]  # fmt: skip
-    bare = statistics.median(
-        timed(f"{url}/", "document.body.dataset.ready === '1'") for _ in range(repeat)
-    )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS, headless=True
+        )
+
+        def timed(address: str, ready: str) -> float:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            started = time.perf_counter()
+            page.goto(address)
+            page.wait_for_function(ready, timeout=60_000)
+            elapsed = time.perf_counter() - started
+            page.close()
+            return elapsed
+
+        timed(f"{url}/", "document.body.dataset.ready === '1'")  # the browser's own start
+        views = [timed(f"{url}/#case={case_id}",
+                       f"document.body.dataset.caseId === '{case_id}'")
+                 for _ in range(repeat)]  # fmt: skip
+        bare = statistics.median(
+            timed(f"{url}/", "document.body.dataset.ready === '1'") for _ in range(repeat)
+        )
+        browser.close()
     return views, bare
 
 

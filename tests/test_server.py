@@ -226,6 +226,14 @@ def test_two_jobs_at_once_both_finish_with_their_own_results(served: TestClient)
         for j in done
     ]
     assert tips == [[0.0, 0.0, -11.0], [4.0, 0.0, -11.0]]  # each job ran the case it was given
+    # done when its results are published; its report follows
+    early = served.get(f"/api/jobs/{done[0]['id']}/files/report.html")
+    if early.status_code == 404:
+        assert early.json()["error"].endswith("its report is still being written")
+    deadline = time.monotonic() + 120
+    while served.get(f"/api/jobs/{done[0]['id']}").json()["message"] != "done":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
     report = served.get(f"/api/jobs/{done[0]['id']}/files/report.html")
     assert report.status_code == 200
     assert "Verdict:" in report.text

@@ -324,6 +324,8 @@ class Application:
         folder = self.store.job_dir(job_id)
         # only a name listed in the job's own folder: no path reaches outside it
         if not SAFE_NAME.match(name) or name not in {p.name for p in folder.iterdir()}:
+            if name == "report.html" and job.kind == "simulate":
+                raise ApiError(404, f"job {job_id}: its report is still being written")
             raise ApiError(404, f"no file {name!r} in job {job_id}")
         path = folder / name
         if not path.is_file():

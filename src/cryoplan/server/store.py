@@ -229,6 +229,12 @@ class Store:
             db.execute("COMMIT")
         return self.job(row["id"])
 
+    def running(self) -> int:
+        """How many jobs are running now."""
+        with self._connect() as db:
+            row = db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'running'").fetchone()
+        return int(row[0])
+
     def report_progress(self, job_id: str, progress: float, message: str) -> bool:
         """Record a running job's progress; returns whether its cancel was asked for."""
         with self._connect() as db:
@@ -247,6 +253,11 @@ class Store:
                 "message = ? WHERE id = ?",
                 (state, error, time.time(), state, state, job_id),
             )
+
+    def note(self, job_id: str, message: str) -> None:
+        """Change a job's message alone (what a finished job is still doing: its report)."""
+        with self._connect() as db:
+            db.execute("UPDATE jobs SET message = ? WHERE id = ?", (message, job_id))
 
     def cancel(self, job_id: str) -> Job | None:
         """Ask for a job's cancel: a queued job is cancelled at once, a running one by its

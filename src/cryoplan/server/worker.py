@@ -1,11 +1,11 @@
 """A job worker: one long-lived process that takes jobs from the store and runs them.
 
 `python -m cryoplan.server.worker DATA` is started by the server (`cryoplan serve`), which
-keeps `workers` of them (one solver thread each by default, so that they share the cores
-without oversubscribing them). A worker:
+keeps `workers` of them. A worker:
 
 - dies with the server (Linux `PR_SET_PDEATHSIG`, and a check of its parent): a job it was
   running is then put back in the queue by the next server (`Store.recover`);
+- gives each job the CPUs shared among the jobs running as it starts (`job_threads`);
 - loads the solver's kernels once (numba's cache), and keeps the last prepared cases
   (`PreparedCache`), so a probe moved in the same case runs without re-reading the images;
 - reports progress to the store, and stops a job whose cancel was asked for at its next
@@ -13,7 +13,8 @@ without oversubscribing them). A worker:
 - writes each job's results folder whole (`outputs.results_folder`), so a job stopped half-way
   leaves nothing.
 
-Job kinds: `simulate` (the full case, its results folder and report), `preview` (the same on
+Job kinds: `simulate` (the full case and its results folder: the job is done when that is
+published; its report.html joins the folder a few seconds later), `preview` (the same on
 a coarser grid, `PREVIEW_SPACING_MM` at least, with only what the viewer overlays:
 `tmin_on_image.nii.gz`, `lethal_on_image.nii.gz` and `preview.json`), and `plan` (the
 automatic planner, `cryoplan plan`'s files).
@@ -139,11 +140,19 @@ def run_simulation(store: Store, job: Job, cache: PreparedCache, preview: bool) 
     result = SimulationResult(prepared, run)
     folder = store.job_dir(job.id)
     if not preview:
-        solving(0.92, "writing the results and the report")
-        write_result(
-            result, folder, overwrite=True,
-            report=lambda staging: write_report(staging, require_complete=False),
-        )  # fmt: skip
+        solving(0.92, "writing the results")
+        write_result(result, folder, overwrite=True)
+        # the results are what the viewer needs: the job is done with them, and its report
+        # (the figures take several seconds) joins the published folder after
+        store.finish(job.id, "done")
+        store.note(job.id, "done; writing the report")
+        try:
+            write_report(folder)
+        except Exception as error:  # the results stand without their report
+            store.note(job.id, f"done; the report failed: {type(error).__name__}: {error}")
+            log.error("job %s: report failed:\n%s", job.id, traceback.format_exc())
+            return
+        store.note(job.id, "done")
         return
     outcome = evaluate(run, prepared, {"coverage", "margin"})  # what the preview shows
     target = outcome.target or {}
@@ -189,8 +198,17 @@ def execute(store: Store, job: Job, cache: PreparedCache) -> None:
         store.finish(job.id, "failed", f"internal error: {type(error).__name__}: {error}")
         log.error("job %s (%s) failed:\n%s", job.id, job.kind, traceback.format_exc())
         return
-    store.finish(job.id, "done")
+    if not store.job(job.id).final:  # type: ignore[union-attr]  (a simulation finishes itself)
+        store.finish(job.id, "done")
     log.info("job %s (%s) done in %.2f s", job.id, job.kind, time.perf_counter() - started)
+
+
+def job_threads(store: Store, cpus: int) -> int:
+    """Solver threads for a job starting now: the CPUs shared among the running jobs (this
+    one counted). A job that starts alone keeps its threads if another joins it later:
+    for that overlap the cores are oversubscribed, which passive waiting bears
+    (thermal/threads.py)."""
+    return max(1, cpus // max(1, store.running()))
 
 
 def serve_jobs(data_dir: str | Path) -> None:
@@ -201,6 +219,10 @@ def serve_jobs(data_dir: str | Path) -> None:
     from cryoplan.thermal import compile_solver  # noqa: PLC0415
 
     compile_solver("fast")  # loads the kernels from numba's cache (compiles on a first run)
+    from cryoplan.thermal.threads import THREADS_VARIABLE, available_cpus  # noqa: PLC0415
+
+    fixed = THREADS_VARIABLE in os.environ  # the user's count stands
+    cpus = available_cpus()
     cache = PreparedCache()
     log.info("worker %d ready", os.getpid())
     while os.getppid() == parent:
@@ -208,6 +230,8 @@ def serve_jobs(data_dir: str | Path) -> None:
         if job is None:
             time.sleep(POLL_S)
             continue
+        if not fixed:
+            os.environ[THREADS_VARIABLE] = str(job_threads(store, cpus))
         execute(store, job, cache)
 
 

@@ -1,7 +1,8 @@
 """The server's job workers: `workers` processes of `cryoplan.server.worker`, kept running.
 
-Each worker gets `CRYOPLAN_THREADS` = the server's CPUs shared among the workers (at least
-one), so that two jobs at once fill the cores without oversubscribing them. A supervising
+Each worker gives a job the CPUs shared among the jobs running when it starts (a job alone
+takes every core; two at once one each on two cores: `worker.job_threads`), unless
+`CRYOPLAN_THREADS` fixes the count. A supervising
 thread replaces a worker that exits (a crash, a kill) and puts its job back in the queue, or
 marks it failed with its reason (`Store.recover`). The workers die with the server.
 """
@@ -9,7 +10,6 @@ marks it failed with its reason (`Store.recover`). The workers die with the serv
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 import threading
@@ -18,12 +18,6 @@ from cryoplan.server.store import Store
 
 SUPERVISE_EVERY_S = 0.5
 log = logging.getLogger("cryoplan.server")
-
-
-def threads_per_worker(workers: int) -> int:
-    from cryoplan.thermal.threads import available_cpus  # noqa: PLC0415
-
-    return max(1, available_cpus() // max(1, workers))
 
 
 class WorkerPool:
@@ -37,11 +31,8 @@ class WorkerPool:
         self.supervisor: threading.Thread | None = None
 
     def _spawn(self) -> subprocess.Popen:
-        env = dict(os.environ)
-        env.setdefault("CRYOPLAN_THREADS", str(threads_per_worker(self.count)))
         return subprocess.Popen(
             [sys.executable, "-m", "cryoplan.server.worker", str(self.store.root)],
-            env=env,
             stdin=subprocess.DEVNULL,
         )
 

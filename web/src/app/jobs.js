@@ -230,9 +230,11 @@ export class Jobs {
     const target = outcome.target || {};
     const margin = target.margin_mm || {};
     const worst = margin.minimum_at_lps_mm;
-    const report = job.files.includes("report.html")
-      ? el("p", {}, el("a", { href: fileUrl(job, "report.html"), target: "_blank", id: "report-link" }, "Open the report"))
-      : null;
+    const reportLink = () => el("a", { href: fileUrl(job, "report.html"), target: "_blank", id: "report-link" }, "Open the report");
+    // the job is done when its results are published; its report follows a few seconds
+    // later: the link appears when the file does
+    const report = el("p", {}, job.files.includes("report.html") ? reportLink() : "writing the report…");
+    if (!job.files.includes("report.html")) this.awaitReport(job, report, reportLink);
     return [
       el("p", { class: `verdict ${verdict.complete_ablation_with_margin ? "good" : "bad"}` }, verdict.text || "no verdict"),
       table([
@@ -244,6 +246,15 @@ export class Jobs {
       report,
       el("details", {}, el("summary", {}, `All files (${job.files.length})`), fileLinks(job, job.files)),
     ];
+  }
+
+  async awaitReport(job, holder, link, triesLeft = 180) {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    if (!holder.isConnected) return; // another result replaced this one
+    const now = await getJson(`/api/jobs/${job.id}`);
+    if ((now.files || []).includes("report.html")) holder.replaceChildren(link());
+    else if (now.message && now.message.includes("report failed")) holder.textContent = now.message;
+    else if (triesLeft > 1) this.awaitReport(job, holder, link, triesLeft - 1);
   }
 
   async showPlan(job) {
