@@ -114,6 +114,8 @@ def test_open_place_preview_simulate_plan(server: str, tmp_path: Path) -> None:
         response = page.request.put(f"{server}api/cases/{case_id}", data=CHEAPER)
         assert response.ok, response.text()
         page.screenshot(path=shots / "1-opened.png")
+        # the example's target: its synthetic 30 mm lesion, with the margin asked for
+        assert "tumour: a 30 mm sphere at -47, -161.3, 148.3" in page.inner_text("#target-now")
         canvas = page.locator("#gl")
         opened = pixels(canvas.screenshot())
         grey = (np.ptp(opened, axis=2) < 12) & (opened.mean(axis=2) > 60)

@@ -73,7 +73,7 @@ def test_an_uploaded_label_map_becomes_a_case_to_plan(api: TestClient, tmp_path:
     case_id = body["id"]
     # choose the target and place a probe: the edit is validated as a case file is
     edited = api.put(f"/api/cases/{case_id}", json={
-        "image": {"tissues": {1: "tumour", 5: "liver"}},
+        "image": {"tissues": {"1": "tumour", "5": "liver"}},  # JSON keys: label values
         "target": "tumour",
         "probes": [{"name": "a", "model": "argon-17g", "tip_mm": [19, 19, 10],
                     "entry_mm": [19, 19, 60]}],

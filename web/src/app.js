@@ -101,6 +101,7 @@ async function showCase(info) {
   viewer.setLabelOpacity(Number($("label-opacity").value));
   goToTarget();
   jobs.setCase(info);
+  renderTarget();
   renderProbes();
   viewer.setProbes(state.probes, state.selected);
   $("open-panel").open = false; // room for the probe list; a click reopens it
@@ -123,6 +124,51 @@ function targetCentre() {
 function goToTarget() {
   const centre = targetCentre();
   viewer.centreView(centre || undefined);
+}
+
+// --- target --------------------------------------------------------------------
+
+const TARGET = "tumour"; // the tissue a chosen target is simulated as (tissues.yaml)
+
+// What the case targets, in words, and the label list to choose from.
+function renderTarget() {
+  const c = state.case.case;
+  const image = (c.domain && c.domain.image) || {};
+  const mapped = Object.entries(image.tissues || {}).filter(([, tissue]) => tissue === c.target);
+  const lesion = (image.lesions || []).find((l) => l.tissue === c.target);
+  const names = state.case.label_names;
+  let what = "no target: choose a label, or place a sphere";
+  if (lesion) what = `${c.target}: a ${lesion.diameter_mm} mm sphere at ${lesion.centre_mm.map(round1).join(", ")}`;
+  else if (mapped.length) what = `${c.target}: ${mapped.map(([key]) => names[key] || key).join(", ")}`;
+  else if (c.target) what = `${c.target}`;
+  $("target-now").textContent = `${what}; margin ${c.margin_mm ?? 5} mm`;
+  $("margin").value = c.margin_mm ?? 5;
+  $("target-label").replaceChildren(...Object.entries(names).map(([value, name]) => new Option(`${value} ${name}`, value)));
+}
+
+// The target chosen: the case's tissues and lesions edited, saved whole by the server.
+async function setTarget(change) {
+  $("target-error").textContent = "";
+  const image = state.case.case.domain.image;
+  // the former target's label or sphere no longer counts as the target
+  const tissues = Object.fromEntries(Object.entries(image.tissues || {}).filter(([, t]) => t !== TARGET));
+  const lesions = (image.lesions || []).filter((l) => l.tissue !== TARGET);
+  if (change.label !== undefined) tissues[change.label] = TARGET;
+  if (change.sphere) lesions.push({ centre_mm: change.sphere.centre_mm, diameter_mm: change.sphere.diameter_mm, tissue: TARGET });
+  try {
+    const info = await putJson(`/api/cases/${state.case.id}`, {
+      image: { tissues, lesions },
+      target: TARGET,
+      margin_mm: Number($("margin").value),
+    });
+    state.case.case = info.case;
+    renderTarget();
+    jobs.probesMoving(); // results of the old target are stale
+    jobs.probesSaved(state.probes.length > 0);
+    updatePaths();
+  } catch (error) {
+    report("target-error", error);
+  }
 }
 
 // --- probes --------------------------------------------------------------------
@@ -294,6 +340,20 @@ async function main() {
   $("cold-opacity").oninput = (e) => viewer.setOverlayOpacity("cold", Number(e.target.value));
   $("lethal-opacity").oninput = (e) => viewer.setOverlayOpacity("lethal", Number(e.target.value));
   $("to-target").onclick = goToTarget;
+  $("target-from-label").onclick = () => state.case && setTarget({ label: $("target-label").value });
+  $("target-sphere").onclick = () =>
+    state.case &&
+    setTarget({ sphere: { centre_mm: (state.crosshair || targetCentre() || [0, 0, 0]).map(round1), diameter_mm: Number($("lesion-diameter").value) } });
+  $("margin").onchange = async () => {
+    if (!state.case) return;
+    try {
+      const info = await putJson(`/api/cases/${state.case.id}`, { margin_mm: Number($("margin").value) });
+      state.case.case = info.case;
+      renderTarget();
+    } catch (error) {
+      report("target-error", error);
+    }
+  };
   $("open-example").onclick = () =>
     openCase(() => postJson(`/api/cases/example/${encodeURIComponent($("examples").value)}`));
   $("open-case").onclick = () => openCase(() => getJson(`/api/cases/${$("cases").value}`));

@@ -251,7 +251,11 @@ class Application:
         for key, value in image_changes.items():
             if key not in IMAGE_EDITABLE or image is None:
                 raise ApiError(400, f"image.{key}: not editable here (one of {IMAGE_EDITABLE})")
-            image[key] = value
+            if key == "tissues" and isinstance(value, dict):
+                # JSON keys are strings: "5" is label value 5, "liver" a label's name
+                image[key] = {int(k) if str(k).isdigit() else k: v for k, v in value.items()}
+            else:
+                image[key] = value
         self.validated(case_id, data)
         self.save_case(case_id, data)
         return self.describe(case_id)
