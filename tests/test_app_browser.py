@@ -180,6 +180,7 @@ def test_open_place_preview_simulate_plan(server: str, tmp_path: Path) -> None:
         page.screenshot(path=shots / "4-planned.png")
         planned = page.locator("#plan-probes tr").count() - 1  # the header
         assert planned >= 1
+        assert page.locator("#plan-alternatives tr").count() >= 2  # what else it tried
         previewed = page.get_attribute('.job[data-kind="preview"]', "data-id")
         page.click("#accept-plan")
         page.wait_for_function(

@@ -367,6 +367,22 @@ async function main() {
   $("probes").addEventListener("click", onProbeListClick);
   $("probes").addEventListener("change", onProbeModelChange);
   $("add-probe").onclick = () => state.case && addProbe();
+  // probes from a Slicer Markups file: its lines (tip, entry), each keeping its model by name
+  $("markups-in").onsubmit = async (event) => {
+    event.preventDefault();
+    if (!state.case) return;
+    $("probes-error").textContent = "";
+    try {
+      const info = await postJson(`/api/cases/${state.case.id}/markups`, new FormData(event.target));
+      state.case.case = info.case;
+      state.probes = (info.case.probes || []).map((p) => ({ ...p }));
+      state.selected = 0;
+      state.placing = null;
+      probesChanged();
+    } catch (error) {
+      report("probes-error", error);
+    }
+  };
   document.addEventListener("keydown", (e) => {
     if (e.key === "Escape" && state.placing) {
       state.placing = null;

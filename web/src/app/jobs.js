@@ -36,6 +36,25 @@ function fileLinks(job, files) {
   );
 }
 
+// Every layout the planner tried (on its search model), as its summary lists them
+function alternativesTable(rows) {
+  if (!rows.length) return null;
+  const head = ["probes", "protocol", "lethal %", "ice margin mm", "met", "P(met)"];
+  return el(
+    "details",
+    { id: "plan-alternatives" },
+    el("summary", {}, `Alternatives tried (${rows.length})`),
+    el(
+      "table",
+      {},
+      el("tr", {}, ...head.map((h) => el("th", {}, h))),
+      ...rows.map((a) =>
+        el("tr", {}, ...[`${a.probes}`, a.protocol, fmt(a.lethal_coverage_percent), fmt(a.ice_margin_mm), a.met_on_model ? "yes" : "no", fmt(a.success_probability, 2)].map((v) => el("td", {}, v))),
+      ),
+    ),
+  );
+}
+
 export class Jobs {
   constructor({ say, viewer, previewDelayMs, acceptPlan, moveTo }) {
     Object.assign(this, { say, viewer, previewDelayMs, acceptPlan, moveTo });
@@ -290,6 +309,7 @@ export class Jobs {
             "Use this plan",
           )
         : null,
+      alternativesTable(plan.alternatives || []),
       fileLinks(job, job.files),
     ];
     document.getElementById("plan-body").replaceChildren(...body.filter(Boolean));
