@@ -68,9 +68,10 @@ def test_the_phantom_report_draws_its_scene(phantom_report: Path) -> None:
     image, _ = _drawn_scene(phantom_report)
     # no image volume: the scene's surfaces on a black background. The lethal zone is drawn
     # see-through over the target, so its yellow and the target's colours both show.
+    # (measured: 17 % of the canvas lit, 3.1 % in those colours)
     lit = image.max(axis=2) > 30
-    assert 0.02 < lit.mean() < 0.9
-    assert share_near(image, LETHAL_COLOUR, 60) + share_near(image, TARGET_COLOUR, 60) > 0.002
+    assert 0.06 < lit.mean() < 0.5
+    assert share_near(image, LETHAL_COLOUR, 60) + share_near(image, TARGET_COLOUR, 60) > 0.01
 
 
 @pytest.mark.shared_data
@@ -84,5 +85,5 @@ def test_the_ct_report_draws_the_image_and_its_organs(run_example) -> None:
     # the CT's volume rendering (greys) and coloured surfaces both show
     grey = (np.ptp(image, axis=2) < 12) & (image.mean(axis=2) > 90)
     coloured = np.ptp(image, axis=2) > 40
-    assert grey.mean() > 0.05
-    assert coloured.mean() > 0.01
+    assert grey.mean() > 0.05  # measured 0.14
+    assert coloured.mean() > 0.01  # measured 0.020

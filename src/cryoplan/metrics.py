@@ -134,3 +134,16 @@ def cumulative_temperature_volume(
     if values.size == 0:
         return np.zeros_like(temperatures_c, dtype=float)
     return 100.0 * np.searchsorted(values, temperatures_c, side="right") / values.size
+
+
+def surrounding_label(region: np.ndarray, labels: np.ndarray) -> int | None:
+    """The label that surrounds a region: the most frequent non-zero label in a shell two
+    voxels thick around it (None where that shell holds no label), e.g. the organ that
+    holds a tumour."""
+    shell = ndimage.binary_dilation(region, iterations=2) & ~region
+    around = labels[shell]
+    around = around[around != 0]
+    if around.size == 0:
+        return None
+    values, counts = np.unique(around, return_counts=True)
+    return int(values[np.argmax(counts)])

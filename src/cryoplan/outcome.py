@@ -439,9 +439,10 @@ def _warnings(
 def _organ_metrics(prepared: PreparedCase, zone: _Zone) -> dict[str, dict[str, Any]] | None:
     """Per organ of the label map on the grid (image domains; None otherwise).
 
-    `role`: "target" (mostly target voxels), "host" (the organ holding most of the target,
-    whose freezing is the margin), "vessel" (a large vessel, held at blood temperature: it
-    never freezes in the model, so its distance to the ice is what matters), or "nearby".
+    `role`: "target" (mostly target voxels), "host" (the organ around the target,
+    `metrics.surrounding_label`, as the planner finds it: its freezing is the margin),
+    "vessel" (a large vessel, held at blood temperature: it never freezes in the model, so
+    its distance to the ice is what matters), or "nearby".
     `ice_clearance_mm` is the distance from the organ to the visible ice ball {T_min ≤ 0 °C}
     to a voxel: the distance between the nearest voxel centres less one voxel (0 when they
     touch), negative as deep as the ice reaches into the organ; None with no ice.
@@ -460,9 +461,7 @@ def _organ_metrics(prepared: PreparedCase, zone: _Zone) -> dict[str, dict[str, A
         if prepared.case.target in prepared.tissue_names
         else np.zeros(grid.shape, bool)
     )
-    under_target = np.bincount(organs.labels[target].ravel(), minlength=1)
-    under_target[0] = 0
-    host = int(np.argmax(under_target)) if under_target.any() else None
+    host = metrics.surrounding_label(target, organs.labels) if target.any() else None
     out: dict[str, dict[str, Any]] = {}
     for value, name in organs.names.items():
         region = organs.labels == value

@@ -34,6 +34,7 @@ from scipy import ndimage
 from cryoplan.anatomy import Grid
 from cryoplan.case import Case, EntryFace, PlanningSpec, ProbeSpec, probe_names
 from cryoplan.errors import CaseError
+from cryoplan.metrics import surrounding_label
 from cryoplan.probes.geometry import probe_geometry
 from cryoplan.yamlio import load_yaml
 
@@ -117,23 +118,11 @@ def _distance_map(
     return distance.astype(np.float32), which[tuple(nearest)].astype(np.int16)
 
 
-def _target_organ(tissue_index: np.ndarray, labels: np.ndarray, target: int) -> int | None:
-    """The label that surrounds the target (the most frequent label in a 2-voxel shell)."""
-    inside = tissue_index == target
-    shell = ndimage.binary_dilation(inside, iterations=2) & ~inside
-    around = labels[shell]
-    around = around[around != 0]
-    if around.size == 0:
-        return None
-    values, counts = np.unique(around, return_counts=True)
-    return int(values[np.argmax(counts)])
-
-
 def image_access(case: Case) -> AccessMap:
     """The access map of an image case: body from the CT (or every labelled voxel), no-fly
     structures from the label map's names and the case's vessel tissues."""
     from cryoplan.anatomy.images import totalsegmentator_names  # noqa: PLC0415
-    from cryoplan.anatomy.patient import read_image_anatomy  # noqa: PLC0415
+    from cryoplan.anatomy.patient import organ_names, read_image_anatomy  # noqa: PLC0415
 
     planning = case.planning
     assert planning is not None
@@ -149,7 +138,7 @@ def image_access(case: Case) -> AccessMap:
     wanted = _no_fly_names(planning)
     chosen = expand_no_fly(list(wanted), set(label_name.values()))
     target = anatomy.tissue_names.index(case.target)  # type: ignore[arg-type]
-    organ = _target_organ(anatomy.tissue_index, labels, target)
+    organ = surrounding_label(anatomy.tissue_index == target, labels)
     if organ is not None and label_name[organ] in chosen:
         chosen.discard(label_name[organ])
         notes.append(f"{label_name[organ]} holds the target: shafts may cross it")
@@ -171,8 +160,11 @@ def image_access(case: Case) -> AccessMap:
     _check_names_known(case, list(wanted), set(label_name.values()) | set(anatomy.tissue_names))
     distance, nearest = _distance_map(which >= 0, which, grid)
     in_target = anatomy.tissue_index == target
+    # crossings are named as the report names organs (the no-fly match above keeps
+    # TotalSegmentator's names, which its groups are written in)
+    organ_name, _ = organ_names(case, anatomy.labels, sorted(label_name))
     region, region_names = _regions(anatomy.tissue_index, anatomy.tissue_names, labels,
-                                    label_name, target)  # fmt: skip
+                                    organ_name, target)  # fmt: skip
     return AccessMap(grid, body, distance, nearest, tuple(names), in_target, None, tuple(notes),
                      region, region_names)  # fmt: skip
 
@@ -387,8 +379,8 @@ def probe_paths(
             "depth_mm": shaft.depth_mm,
             "angle_to_axial_plane_deg": tilt,
             "angle_in_axial_plane_deg": in_plane,
-            "crosses": [{"region": name, "length_mm": length}
-                        for name, length in shaft_crossings(access, shaft)],
+            "crosses": [{"region": region, "length_mm": length}
+                        for region, length in shaft_crossings(access, shaft)],
             "nearest_no_fly": shaft.closest_structure,
             "clearance_mm": shaft.clearance_mm,
             "clearance_wanted_mm": spec.clearance_mm,

@@ -66,6 +66,7 @@ from cryoplan.planning.access import (
     box_access,
     candidate_directions,
     image_access,
+    path_angles_deg,
     planning_defaults,
     trace_shaft,
 )
@@ -329,8 +330,9 @@ def _probe_rows(chosen: Candidate) -> list[dict[str, Any]]:
             | {
                 "depth_mm": round(shaft.depth_mm, 1),
                 "direction_lps": [round(float(v), 4) for v in direction],
+                # positive where the skin entry lies superior to the tip, as in `paths`
                 "angle_from_axial_plane_deg": round(
-                    float(np.degrees(np.arcsin(np.clip(direction[2], -1, 1)))), 1
+                    path_angles_deg(shaft.entry_mm - shaft.tip_mm)[0], 1
                 ),
                 # None: no no-fly structure anywhere near (the distance map's "far")
                 "clearance_mm": round(shaft.clearance_mm, 1)

@@ -433,6 +433,12 @@ def _margin_sentence(target: dict[str, Any] | None) -> str | None:
     return f"Margin asked for: {asked:g} mm. Reached: {reached:+.1f} mm: {where}; {verdict}."
 
 
+def _spread(checked: dict[str, Any]) -> str:
+    """A probe model's validation residuals: one, or their range [mm]."""
+    low, high = checked["residual_range_mm"]
+    return f"{low:+.1f} mm" if checked["points"] == 1 else f"{low:+.1f} to {high:+.1f} mm"
+
+
 def uncertainty_sentence(data: ReportData) -> str | None:
     """The probe models' validation residuals said beside the margin they make uncertain."""
     parts = []
@@ -441,11 +447,9 @@ def uncertainty_sentence(data: ReportData) -> str | None:
         if not checked:
             parts.append(f"{name} is not validated against measured ice balls")
             continue
-        low, high = checked["residual_range_mm"]
-        spread = f"{low:+.1f} mm" if checked["points"] == 1 else f"{low:+.1f} to {high:+.1f} mm"
         points = checked["points"]
         parts.append(
-            f"{name}'s zones differ from measured ones by {spread} "
+            f"{name}'s zones differ from measured ones by {_spread(checked)} "
             f"({points} validation point{'s' if points != 1 else ''})"
         )
     if not parts or not (data.outcome.get("target") or {}).get("margin_mm"):
@@ -460,13 +464,11 @@ def _trust_table(data: ReportData) -> dict[str, Any] | None:
     for name, model in sorted((data.summary.get("probe_models") or {}).items()):
         checked = model.get("validation")
         if checked:
-            low, high = checked["residual_range_mm"]
-            spread = f"{low:+.1f} mm" if checked["points"] == 1 else f"{low:+.1f} to {high:+.1f} mm"
             residual = (
-                f"{spread} on its one validation point"
+                f"{_spread(checked)} on its one validation point"
                 if checked["points"] == 1
-                else f"{spread} over {checked['points']} validation points (mean |error| "
-                f"{checked['mean_abs_residual_mm']:.1f} mm)"
+                else f"{_spread(checked)} over {checked['points']} validation points (mean "
+                f"|error| {checked['mean_abs_residual_mm']:.1f} mm)"
             )
         else:
             residual = "not validated"

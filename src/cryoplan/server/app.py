@@ -95,9 +95,8 @@ def _suffix(name: str) -> str:
 class Application:
     """The state behind the routes: the store, the workers, cached access maps."""
 
-    def __init__(self, store: Store, pool: WorkerPool | None) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self.pool = pool
         self.access: OrderedDict[str, Any] = OrderedDict()  # case key → AccessMap
         self.names: dict[str, dict[str, str]] = {}  # case id and image → label names
 
@@ -436,7 +435,7 @@ def create_app(
     stopped with it) unless `start_workers` is False (tests of the API alone)."""
     store = Store(data_dir)
     pool = WorkerPool(store, workers) if start_workers else None
-    state = Application(store, pool)
+    state = Application(store)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -628,8 +627,3 @@ def create_app(
         return FileResponse(state.job_file(job_id, name))
 
     return app
-
-
-def temporary_data_dir() -> Path:
-    """A fresh data folder (tests, demos)."""
-    return Path(tempfile.mkdtemp(prefix="cryoplan-data-"))
