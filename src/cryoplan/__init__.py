@@ -14,6 +14,10 @@ Prepare once, run many (a planner, a sweep):
     run = simulator.run(probes=[...])            # the case's own protocol
     cryoplan.evaluate(run, prepared, {"coverage", "margin"}).coverage
 
+Many runs on a Dask cluster (docs/sweep.md):
+
+    cryoplan.run_sweep("sweep.yaml", "out/sweep", workers=2)
+
 The names are loaded on first use (module `__getattr__`), so that `import cryoplan` and the
 `cryoplan` command start without numba, SciPy, SimpleITK or the imaging libraries; the
 module that defines each name is imported when the name is first asked for.
@@ -41,6 +45,7 @@ _EXPORTS = {
     "evaluate": "cryoplan.outcome",
     "load_case": "cryoplan.case",
     "prepare": "cryoplan.preparation",
+    "run_sweep": "cryoplan.sweep.runner",
     "simulate": "cryoplan.simulation",
 }
 __all__ = [
@@ -58,6 +63,7 @@ __all__ = [
     "evaluate",
     "load_case",
     "prepare",
+    "run_sweep",
     "simulate",
 ]
 
@@ -68,6 +74,7 @@ if TYPE_CHECKING:
     from cryoplan.preparation import PreparedCase, prepare
     from cryoplan.simulation import SimulationResult, simulate
     from cryoplan.simulator import Run, Simulator
+    from cryoplan.sweep.runner import run_sweep
 
 
 def __getattr__(name: str) -> Any:

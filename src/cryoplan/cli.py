@@ -2,6 +2,7 @@
 
     cryoplan simulate CASE.yaml --out DIR [--report] [--pdf] [--vtk]
     cryoplan plan CASE.yaml --out DIR
+    cryoplan sweep SWEEP.yaml --out DIR [--scheduler ADDRESS] [--workers N]
     cryoplan report DIR [--pdf]
     cryoplan demo [--out DIR]
 
@@ -384,6 +385,91 @@ def _print_probes(probes: list[dict]) -> None:
             f"{p['depth_mm']} mm, {nearest}",
             highlight=False,
         )
+
+
+@app.command("sweep")
+def sweep_command(
+    spec_file: Annotated[Path, typer.Argument(help="The sweep file (YAML, docs/sweep.md).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the results.")],
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler", help="A Dask scheduler's address (tcp://host:8786); default: local."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", min=1, help="Local worker processes (default: one per available CPU)."
+        ),
+    ] = None,
+    quiet: QuietOption = False,
+    overwrite: OverwriteOption = False,
+) -> None:
+    """Run many samples of one or more cases (placement error, tissue values, protocols, a
+    cohort) on Dask, and write samples.parquet, maps, sensitivity and summary.html.
+
+    Each sample is stored as it finishes: the same command again resumes an interrupted
+    sweep, running only the samples not yet stored."""
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from cryoplan.sweep import run_sweep  # noqa: PLC0415
+
+    if scheduler is not None and workers is not None:
+        raise _fail(CaseError("--workers", "", "local workers only: not with --scheduler"))
+    failed = 0
+    with Progress(
+        TextColumn("[bold]sweep[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        disable=quiet or not err_console.is_terminal,
+    ) as bar:
+        task = bar.add_task(spec_file.name, total=None)
+
+        def progress(stored: int, total: int, result) -> None:
+            nonlocal failed
+            failed += bool(result is not None and result.error)
+            bar.update(task, completed=stored, total=total)
+
+        def started(dashboard: str | None) -> None:
+            if not quiet and dashboard:
+                err_console.print(f"Dask dashboard: {dashboard}", highlight=False)
+
+        try:
+            _compile_solver("fast", quiet)
+            result = run_sweep(spec_file, out, scheduler, workers, overwrite, progress, started)
+        except CaseError as error:
+            raise _fail(error) from None
+    if not quiet:
+        s = result.summary
+        console.print(
+            f"{s['samples']} samples ({result.ran_now} run now, "
+            f"{s['samples'] - result.ran_now} stored before); {len(s['failed'])} did not run",
+            highlight=False,
+        )
+        for group in s["groups"]:
+            words = [f"{group['case']} · {group['protocol']}: {group['samples']} samples"]
+            if "probability_complete_with_margin" in group:
+                words.append(
+                    f"P(complete with margin) {group['probability_complete_with_margin']:.2f}"
+                )
+            if "margin_min_mm" in group:
+                m = group["margin_min_mm"]
+                words.append(f"minimum margin {m['mean']:.1f} mm (5–95 %: "
+                             f"{m['p5']:.1f} to {m['p95']:.1f})")  # fmt: skip
+            console.print("; ".join(words), highlight=False)
+        console.print(f"results in {out}/ (samples.parquet, maps/, summary.html)")
 
 
 @app.command("report")

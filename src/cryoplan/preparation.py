@@ -197,7 +197,15 @@ def prepare(case: Case) -> PreparedCase:
     The case's probes and protocol, if it has any, are not needed here; for a patient image
     they (with the target and `grid.region_mm`) decide where the grid is cropped.
     """
-    tissue_map = build_anatomy(case)
+    return prepare_on(case, build_anatomy(case))
+
+
+def prepare_on(case: Case, tissue_map: TissueMap) -> PreparedCase:
+    """`prepare` on an anatomy already built: the property table, vessels, sensors and basal
+    state of `case` on `tissue_map`. A sweep that varies tissue values (`cryoplan.sweep`)
+    prepares each variant of a case this way, on the anatomy of the first, without reading
+    the images again; `case` must then differ from the first only in its values (tissues,
+    probe models, body temperature), not in its domain or grid."""
     grid = tissue_map.grid
     labels_present = sorted(int(v) for v in np.unique(tissue_map.labels))
     names = [tissue_map.tissue_of_label[v] for v in labels_present]

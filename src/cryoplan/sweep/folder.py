@@ -1,0 +1,132 @@
+"""The sweep's results folder: each sample stored as it finishes, so that a rerun resumes.
+
+    DIR/sweep.json              the sweep it belongs to (spec, case files' digests)
+    DIR/samples/<key>.npz       one per finished sample: metrics, T_min, lethal zone, error
+    DIR/samples.parquet, DIR/maps/…, DIR/sensitivity.json, DIR/summary.{json,html}
+                                written from the samples once all are there (`aggregate`)
+
+Every file is written beside its name and renamed into place, so a sample's file is there
+whole or not at all, whenever the client or a worker is killed. A sample is done when its
+file exists: a rerun of the same sweep into the same folder runs only the others, and no
+sample can be counted twice (one file per key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cryoplan.errors import CaseError
+from cryoplan.outputs import check_output_dir
+from cryoplan.sweep.worker import SampleResult
+
+MANIFEST = "sweep.json"
+SAMPLES = "samples"
+
+
+@contextmanager
+def written_whole(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path`, renamed to it once the block has written it (its name
+    ends as `path`'s, for writers that choose the format by the suffix)."""
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def sweep_digest(spec_json: str, case_files: list[Path]) -> str:
+    """SHA-256 of the normalised spec and of each case file's bytes: what makes the stored
+    samples this sweep's."""
+    h = hashlib.sha256(spec_json.encode())
+    for path in case_files:
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
+class SweepFolder:
+    """The results folder of one sweep (module docstring)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.samples = root / SAMPLES
+
+    @classmethod
+    def open(
+        cls, out: str | Path, manifest: dict[str, Any], overwrite: bool = False
+    ) -> SweepFolder:
+        """The folder for this sweep: made if absent, kept (to resume) if it holds the same
+        sweep, refused if it holds anything else (unless `overwrite`, which empties it)."""
+        root = Path(out)
+        existing = root / MANIFEST
+        if root.is_dir() and any(root.iterdir()) and not overwrite:
+            try:
+                held = json.loads(existing.read_text("utf-8"))
+            except (OSError, ValueError):
+                raise CaseError(
+                    str(root), "--out", "an empty folder or one of this sweep's (it holds other "
+                    "files; give another folder or --overwrite)",
+                ) from None  # fmt: skip
+            if held.get("digest") != manifest["digest"]:
+                raise CaseError(
+                    str(root), "--out", "a folder of this sweep: it holds the samples of another "
+                    "sweep file or of other case files (give another folder or --overwrite)",
+                )  # fmt: skip
+        else:
+            check_output_dir(root, overwrite=True)
+            if overwrite and root.is_dir():
+                shutil.rmtree(root)
+        try:
+            (root / SAMPLES).mkdir(parents=True, exist_ok=True)
+            for stale in (root / SAMPLES).glob(".tmp-*"):  # left by a writer that was killed
+                stale.unlink(missing_ok=True)
+            with written_whole(existing) as tmp:
+                tmp.write_text(json.dumps(manifest, indent=1) + "\n", "utf-8")
+        except OSError as exc:
+            raise CaseError(str(root), "--out", f"a writable folder ({exc.strerror})") from None
+        return cls(root)
+
+    def path_of(self, key: str) -> Path:
+        return self.samples / f"{key}.npz"
+
+    def done(self) -> set[str]:
+        """Keys of the samples stored (a file being written when its writer was killed is
+        still under its temporary name, and not counted)."""
+        return {
+            p.name[: -len(".npz")] for p in self.samples.glob("*.npz") if not p.name.startswith(".")
+        }
+
+    def store(self, result: SampleResult) -> None:
+        """Store one sample's result, whole."""
+        arrays: dict[str, Any] = {
+            "metrics": np.array(json.dumps(result.metrics)),
+            "error": np.array(result.error or ""),
+        }
+        if result.tmin_c is not None and result.lethal is not None:
+            arrays["tmin_c"] = result.tmin_c
+            arrays["lethal"] = np.packbits(result.lethal, axis=None)
+            arrays["shape"] = np.asarray(result.lethal.shape)
+        with written_whole(self.path_of(result.key)) as tmp, tmp.open("wb") as f:
+            np.savez_compressed(f, **arrays)
+
+    def load(self, key: str, fields: bool = True) -> SampleResult:
+        """A stored sample (its fields only if `fields`)."""
+        with np.load(self.path_of(key)) as data:
+            metrics = json.loads(str(data["metrics"]))
+            error = str(data["error"]) or None
+            tmin = lethal = None
+            if fields and "tmin_c" in data:
+                shape = tuple(int(n) for n in data["shape"])
+                tmin = data["tmin_c"]
+                lethal = np.unpackbits(data["lethal"], count=int(np.prod(shape))).reshape(shape)
+                lethal = lethal.astype(bool)
+        return SampleResult(key, metrics, tmin, lethal, error)

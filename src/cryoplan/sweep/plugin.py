@@ -1,0 +1,40 @@
+"""The Dask worker plugin of a sweep: threads and kernels, once per worker.
+
+On a worker's start `WarmWorker` fixes the solver's threads (so that the workers' threads
+together fit the cores, `thermal/threads.py`) and loads the kernels from numba's cache, so
+that no task pays for it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from distributed import WorkerPlugin
+
+from cryoplan.thermal.threads import THREADS_VARIABLE
+
+
+class WarmWorker(WorkerPlugin):
+    """Dask worker plugin (`Client.register_plugin`): threads and kernels, once per worker.
+
+    `threads`: the solver's threads in each task; None: the CPUs this worker may use
+    (`available_cpus`: affinity and cgroup quota, as a batch scheduler's allocation sets
+    them) divided by the tasks it runs at once. A `CRYOPLAN_THREADS` in the worker's
+    environment stands."""
+
+    name = "cryoplan-warm-worker"
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads
+
+    def setup(self, worker) -> None:
+        from cryoplan.thermal import compile_solver  # noqa: PLC0415
+        from cryoplan.thermal.threads import available_cpus  # noqa: PLC0415
+
+        if THREADS_VARIABLE not in os.environ:
+            threads = self.threads or max(1, available_cpus() // max(1, worker.state.nthreads))
+            os.environ[THREADS_VARIABLE] = str(threads)
+        compile_solver("fast")  # from numba's cache (compiled there on a first install)
+
+    def teardown(self, worker) -> None:
+        pass

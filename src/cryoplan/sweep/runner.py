@@ -1,0 +1,211 @@
+"""Run a sweep on a Dask cluster: the samples not yet stored, then the results.
+
+    result = run_sweep("sweep.yaml", "out/sweep")                  # a LocalCluster here
+    result = run_sweep("sweep.yaml", "out/sweep", scheduler="tcp://head:8786")
+
+The client (this process) reads the sweep file and the cases, prepares each case once,
+sends each prepared case to every worker once (`scatter(broadcast=True)`), and submits one
+task per sample not yet in the results folder. It stores each result as it arrives, so
+that a rerun after an interruption runs only the rest. A worker that dies takes its running
+tasks with it; the scheduler runs them again on another worker (and gives up on a sample
+that has killed `distributed.scheduler.allowed-failures` workers: that sample is stored
+with its error). The results are written from the stored samples once all are there.
+
+With no scheduler, a `LocalCluster` of `workers` processes, each running one task at a time
+with `available_cpus() // workers` solver threads: the workers' threads fit the cores.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryoplan.case import Case, load_case
+from cryoplan.errors import CaseError
+from cryoplan.preparation import PreparedCase, prepare
+from cryoplan.sweep.aggregate import aggregate
+from cryoplan.sweep.folder import SweepFolder, sweep_digest
+from cryoplan.sweep.samples import Sample, samples_of
+from cryoplan.sweep.spec import SweepSpec, case_paths, load_sweep_spec
+from cryoplan.sweep.worker import SampleResult, run_sample
+
+# (samples stored, samples in the sweep, the sample just stored or None)
+SweepProgress = Callable[[int, int, SampleResult | None], None]
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    folder: Path
+    summary: dict[str, Any]
+    ran_now: int  # samples run by this call (the others were stored already)
+    dashboard: str | None  # the Dask dashboard's address, if it had one
+
+
+def check_cases(spec: SweepSpec, source: str, cases: list[Case]) -> None:
+    """What each case must have for this sweep: probes, a protocol (its own or the
+    sweep's variants), and the tissues and probe models the parameters vary."""
+    for i, case in enumerate(cases):
+        if case.probes is None:
+            raise CaseError(source, f"cases[{i}]", f"a case with probes ({case.source} has none; "
+                            "`cryoplan plan` writes a plan file that has)")  # fmt: skip
+        if case.protocol is None and not spec.vary.protocols:
+            raise CaseError(source, f"cases[{i}]", f"a case with a protocol ({case.source} has "
+                            "none), or vary.protocols")  # fmt: skip
+        for k, p in enumerate(spec.vary.parameters):
+            field = f"vary.parameters[{k}]"
+            if p.tissue is not None and p.tissue not in case.resolved_tissues:
+                raise CaseError(source, f"{field}.tissue",
+                                f"a tissue of {case.source}, got {p.tissue!r}")  # fmt: skip
+            if p.probe_model is not None:
+                model = case.probe_models.get(p.probe_model)
+                if model is None:
+                    raise CaseError(
+                        source, f"{field}.probe_model",
+                        f"a probe model of the catalogue, got {p.probe_model!r}",
+                    )  # fmt: skip
+                if model.cooling.model != "gas":
+                    raise CaseError(
+                        source, f"{field}.probe_model",
+                        f"a gas-cooled probe model with a film coefficient; {p.probe_model!r} "
+                        "holds its wall at a temperature curve",
+                    )  # fmt: skip
+
+
+@contextmanager
+def dask_client(scheduler: str | None, workers: int | None):
+    """A client of the scheduler at `scheduler`, or of a LocalCluster of `workers` worker
+    processes (default: one per available CPU) that closes with it."""
+    from distributed import Client, LocalCluster  # noqa: PLC0415
+
+    from cryoplan.sweep.plugin import WarmWorker  # noqa: PLC0415
+    from cryoplan.thermal.threads import THREADS_VARIABLE, available_cpus  # noqa: PLC0415
+
+    if scheduler is not None:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except OSError as exc:
+            raise CaseError(
+                scheduler, "--scheduler", f"a reachable Dask scheduler ({exc})"
+            ) from None
+        try:
+            client.register_plugin(WarmWorker())
+            yield client
+        finally:
+            client.close()
+        return
+    cpus = available_cpus()
+    n = workers or cpus
+    threads = max(1, cpus // n)
+    try:
+        import bokeh  # noqa: F401, PLC0415  (the dashboard needs it)
+
+        dashboard: str | None = "127.0.0.1:0"
+    except ImportError:
+        dashboard = None
+    with (
+        LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=dashboard,
+            host="127.0.0.1",
+            silence_logs=logging.ERROR,
+            env={THREADS_VARIABLE: str(threads)},
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        client.register_plugin(WarmWorker(threads))
+        yield client
+
+
+def run_sweep(
+    spec_file: str | Path,
+    out: str | Path,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: SweepProgress | None = None,
+    on_start: Callable[[str | None], None] | None = None,
+) -> SweepResult:
+    """Run the sweep of `spec_file` into `out` (module docstring). `on_start(dashboard)` is
+    called once the cluster is up; `progress` after each stored sample."""
+    spec_file = Path(spec_file)
+    spec = load_sweep_spec(spec_file)
+    files = case_paths(spec, spec_file)
+    cases = [load_case(path) for path in files]
+    check_cases(spec, str(spec_file), cases)
+    samples = samples_of(spec, cases)
+    manifest = {
+        "written_by": "cryoplan sweep",
+        "spec_file": str(spec_file),
+        "digest": sweep_digest(spec.model_dump_json(), files),
+        "spec": spec.model_dump(mode="json"),
+        "samples": len(samples),
+    }
+    folder = SweepFolder.open(out, manifest, overwrite)
+    prepared = [prepare(case) for case in cases]
+    done = folder.done()
+    todo = [s for s in samples if s.key not in done]
+    if progress:
+        progress(len(samples) - len(todo), len(samples), None)
+    dashboard = None
+    if todo:
+        with dask_client(scheduler, workers) as client:
+            dashboard = client.dashboard_link if client.dashboard_link else None
+            if on_start:
+                on_start(dashboard)
+            _run_on(client, spec, prepared, todo, folder, len(samples), progress)
+    elif on_start:
+        on_start(None)
+    summary = aggregate(folder, spec, samples, prepared)
+    return SweepResult(folder.root, summary, len(todo), dashboard)
+
+
+def _run_on(
+    client,
+    spec: SweepSpec,
+    prepared: list[PreparedCase],
+    todo: list[Sample],
+    folder: SweepFolder,
+    total: int,
+    progress: SweepProgress | None,
+) -> None:
+    """Submit the samples, store each result as it arrives."""
+    from distributed import as_completed  # noqa: PLC0415
+    from distributed.scheduler import KilledWorker  # noqa: PLC0415
+
+    on_workers = [client.scatter(p, broadcast=True, hash=False) for p in prepared]
+    protocols = [[ph.model_dump() for ph in o.phases] for o in spec.vary.protocols or []]
+    run_id = uuid.uuid4().hex[:8]  # keys unique on a shared scheduler, rerun or not
+    futures = {}
+    for sample in todo:
+        protocol = protocols[sample.protocol_index] if protocols else None
+        future = client.submit(
+            run_sample,
+            on_workers[sample.case_index],
+            list(spec.vary.parameters),
+            protocol,
+            sample,
+            key=f"cryoplan-{spec.name}-{sample.key}-{run_id}",
+            pure=False,
+        )
+        futures[future] = sample
+    stored = total - len(todo)
+    for future in as_completed(futures):
+        sample = futures.pop(future)
+        try:
+            result = future.result()
+        except KilledWorker as exc:
+            result = SampleResult(
+                sample.key, {}, None, None, f"killed the workers that ran it ({exc})"
+            )
+        folder.store(result)
+        future.release()
+        stored += 1
+        if progress:
+            progress(stored, total, result)

@@ -1,0 +1,306 @@
+"""`cryoplan sweep`: samples from the seed and their number alone, identical results on one
+or two Dask workers, resume after the client is killed, a worker killed mid-sweep, the
+sensitivity indices, and bad sweep files.
+
+The cases are the liver phantom on a 2.5 mm grid (32³ voxels: above the size where the
+solver's sweeps go threaded) with a 4-min freeze: about 0.15 s a run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+import pytest
+import yaml
+
+from cryoplan.case import load_case
+from cryoplan.sweep import run_sweep
+from cryoplan.sweep.folder import SweepFolder
+from cryoplan.sweep.samples import samples_of
+from cryoplan.sweep.spec import load_sweep_spec, sweep_from_dict
+from cryoplan.sweep.worker import run_sample, variant_case
+
+CASE = {
+    "name": "phantom",
+    "domain": {"phantom": "liver-tumour"},
+    "target": "tumour",
+    "margin_mm": 5,
+    "grid": {"spacing_mm": 2.5},
+    "probes": [
+        {"name": "p1", "model": "argon-17g", "tip_mm": [-8, 11, 0], "entry_mm": [-8, -120, 0]},
+        {"name": "p2", "model": "argon-17g", "tip_mm": [4, 11, -7], "entry_mm": [4, -120, -7]},
+        {"name": "p3", "model": "argon-17g", "tip_mm": [4, 11, 7], "entry_mm": [4, -120, 7]},
+    ],
+    "protocol": [{"phase": "freeze", "duration_min": 4}],
+}
+LIVER_PERFUSION = {
+    "name": "liver_perfusion",
+    "tissue": "liver",
+    "property": "perfusion_1_s",
+    "factor": {"uniform": [0.5, 1.5]},
+    "source": "test: ±50 %",
+}
+FREEZE_4 = {"phase": "freeze", "duration_min": 4}
+FREEZE_2 = {"phase": "freeze", "duration_min": 2}
+THAW_1 = {"phase": "passive_thaw", "duration_min": 1}
+SWEEP = {
+    "name": "robustness",
+    "cases": ["case.yaml"],
+    "samples": 6,
+    "seed": 11,
+    "vary": {
+        "placement_error_mm": {"lateral": 2.0, "depth": 2.0},
+        "parameters": [LIVER_PERFUSION],
+        "protocols": [
+            {"name": "freeze-4", "phases": [FREEZE_4]},
+            {"name": "freeze-2-thaw-1-freeze-2", "phases": [FREEZE_2, THAW_1, FREEZE_2]},
+        ],
+    },
+}
+
+
+def write_sweep(folder: Path, **changes) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "case.yaml").write_text(yaml.safe_dump(CASE), "utf-8")
+    path = folder / "sweep.yaml"
+    path.write_text(yaml.safe_dump(SWEEP | changes), "utf-8")
+    return path
+
+
+def table(folder: Path) -> pd.DataFrame:
+    return pd.read_parquet(folder / "samples.parquet")
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory) -> tuple[Path, Path]:
+    """The sweep on a LocalCluster of 2 worker processes × 1 thread: (sweep file, results)."""
+    root = tmp_path_factory.mktemp("sweep")
+    spec = write_sweep(root)
+    run_sweep(spec, root / "two", workers=2)
+    return spec, root / "two"
+
+
+def test_sample_inputs_depend_on_the_seed_and_the_number_only(tmp_path):
+    spec_file = write_sweep(tmp_path)
+    case = load_case(tmp_path / "case.yaml")
+    few = samples_of(load_sweep_spec(spec_file), [case])
+    many = samples_of(sweep_from_dict(SWEEP | {"samples": 40}, "x"), [case])
+    assert few == many[: len(few)]
+    other_seed = samples_of(sweep_from_dict(SWEEP | {"seed": 12}, "x"), [case])
+    assert few[0].factors != other_seed[0].factors
+    assert few[0].shifts_mm != other_seed[0].shifts_mm
+    # both protocol variants of a sample run the same inputs (common random numbers)
+    assert few[0].factors == few[1].factors
+    assert few[0].shifts_mm == few[1].shifts_mm
+    shifts = np.array([s.shifts_mm for s in many[::2]])  # (40, probes, 3)
+    # the probes go in along +y: depth error σ 2 mm along y, lateral σ 2 mm in x and z
+    assert np.std(shifts[..., 1]) == pytest.approx(2.0, rel=0.3)
+    assert np.std(shifts[..., 0]) == pytest.approx(2.0, rel=0.3)
+    factors = np.array([dict(s.factors)["liver_perfusion"] for s in many[::2]])
+    assert factors.min() >= 0.5
+    assert factors.max() <= 1.5
+
+
+def test_a_sweep_writes_its_table_maps_and_summary(two_workers):
+    _, out = two_workers
+    rows = table(out)
+    assert len(rows) == 12
+    assert rows["key"].is_unique
+    assert (rows["error"] == "").all()
+    assert set(rows["protocol"]) == {"freeze-4", "freeze-2-thaw-1-freeze-2"}
+    # the energy ledger closes on every sample (the solver's own check, verification.md f)
+    assert rows["energy_relative_error"].max() < 1e-9
+    # the placement error moves the outcome: the lethal volume is not the same in every sample
+    assert rows.groupby("protocol")["lethal_volume_ml"].nunique().min() > 3
+    import nibabel as nib  # noqa: PLC0415
+
+    maps = out / "maps" / "001-phantom" / "freeze-4"
+    probability = np.asarray(nib.load(maps / "lethal_probability.nii.gz").dataobj)
+    sd = np.asarray(nib.load(maps / "tmin_sd_c.nii.gz").dataobj)
+    mean = np.asarray(nib.load(maps / "tmin_mean_c.nii.gz").dataobj)
+    assert probability.min() >= 0
+    assert probability.max() == 1.0
+    # P(lethal) is the fraction of samples: multiples of 1/6
+    assert np.allclose(probability * 6, np.round(probability * 6), atol=1e-5)
+    lethal_volume = rows[rows["protocol"] == "freeze-4"]["lethal_volume_ml"].mean()
+    assert probability.sum() * 2.5**3 / 1000 == pytest.approx(lethal_volume, rel=1e-5)
+    assert sd.max() > 5
+    assert sd.min() >= 0
+    assert mean.min() < -100
+    html = (out / "summary.html").read_text("utf-8")
+    assert html.count("data:image/png;base64,") >= 4  # two distributions, two maps
+
+
+def test_one_and_two_workers_give_identical_results(two_workers, tmp_path):
+    spec, out = two_workers
+    one = tmp_path / "one"
+    # one worker with the 2 cores' threads, against 2 workers × 1 thread
+    run_sweep(spec, one, workers=1)
+    pd.testing.assert_frame_equal(table(one), table(out), check_exact=True)
+    for name in ("lethal_probability", "tmin_mean_c", "tmin_sd_c"):
+        a = (one / "maps/001-phantom/freeze-4" / f"{name}.nii.gz").read_bytes()
+        b = (out / "maps/001-phantom/freeze-4" / f"{name}.nii.gz").read_bytes()
+        assert a == b, name
+
+
+def test_a_worker_killed_mid_sweep_loses_and_repeats_no_sample(two_workers, tmp_path):
+    spec, reference = two_workers
+    spec = write_sweep(tmp_path, samples=12)
+    me = psutil.Process()
+    killed = []
+
+    def kill_a_worker(stored: int, total: int, result) -> None:
+        if result is None or killed:
+            return
+        # LocalCluster: the nannies run in this process; each worker is a process they
+        # spawned (multiprocessing's spawn_main), which its nanny restarts when it dies
+        workers = [p for p in me.children(recursive=True)
+                   if any("spawn_main" in part for part in p.cmdline())]  # fmt: skip
+        assert workers, "no worker process found"
+        workers[0].kill()
+        killed.append(workers[0].pid)
+
+    result = run_sweep(spec, tmp_path / "out", workers=2, progress=kill_a_worker)
+    assert killed, "no worker was killed"
+    rows = table(tmp_path / "out")
+    assert len(rows) == 24
+    assert rows["key"].is_unique
+    assert (rows["error"] == "").all()
+    assert result.ran_now == 24
+    assert len(SweepFolder(tmp_path / "out").done()) == 24
+    # the samples a killed worker ran are run again, to the same result
+    first = rows.iloc[:12].reset_index(drop=True)
+    pd.testing.assert_frame_equal(first, table(reference), check_exact=True)
+
+
+def test_a_killed_client_resumes_where_it_stopped(two_workers, tmp_path):
+    _, reference = two_workers
+    spec = write_sweep(tmp_path, samples=12)
+    out = tmp_path / "out"
+    cli = Path(sys.executable).with_name("cryoplan")
+    proc = subprocess.Popen(
+        [str(cli), "sweep", str(spec), "--out", str(out), "--workers", "2", "--quiet"],
+        start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    try:
+        while len(SweepFolder(out).done()) < 4 if (out / "samples").is_dir() else True:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no sample stored in 120 s"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the client and its LocalCluster, at once
+        proc.wait()
+    before = SweepFolder(out).done()
+    assert 4 <= len(before) < 24, "the sweep ended before it could be interrupted"
+    result = run_sweep(spec, out, workers=2)
+    assert result.ran_now == 24 - len(before)
+    rows = table(out)
+    assert len(rows) == 60
+    assert rows["key"].is_unique
+    assert (rows["error"] == "").all()
+    pd.testing.assert_frame_equal(rows.iloc[:12].reset_index(drop=True), table(reference),
+                                  check_exact=True)  # fmt: skip
+    assert not list((out / "samples").glob(".tmp-*"))
+
+
+def test_sensitivity_finds_the_parameter_that_matters(tmp_path):
+    """Morris: the liver's perfusion (the heat load around the tumour) moves the lethal
+    volume; the perfusion of fat, a tissue the phantom does not hold, cannot (μ* exactly 0)."""
+    parameters = [
+        {"name": "liver_perfusion", "tissue": "liver", "property": "perfusion_1_s",
+         "factor": {"uniform": [0.5, 1.5]}, "source": "test"},
+        {"name": "fat_perfusion", "tissue": "fat", "property": "perfusion_1_s",
+         "factor": {"uniform": [0.5, 1.5]}, "source": "test"},
+    ]  # fmt: skip
+    spec = write_sweep(
+        tmp_path, samples=3, vary={"parameters": parameters}, sensitivity={"method": "morris"}
+    )
+    result = run_sweep(spec, tmp_path / "out", workers=1)
+    import json  # noqa: PLC0415
+
+    indices = json.loads((tmp_path / "out" / "sensitivity.json").read_text("utf-8"))
+    (entry,) = indices["results"]
+    volume = entry["lethal_volume_ml"]
+    assert volume["fat_perfusion"]["mu_star"] == 0.0
+    assert volume["liver_perfusion"]["mu_star"] > 0.1  # mL
+    assert result.summary["samples"] == 9  # 3 trajectories × (2 parameters + 1)
+
+
+def test_a_sample_that_cannot_run_is_recorded_with_its_reason(tmp_path):
+    spec = load_sweep_spec(write_sweep(tmp_path))
+    case = load_case(tmp_path / "case.yaml")
+    sample = samples_of(spec, [case])[0]
+    from dataclasses import replace  # noqa: PLC0415
+
+    from cryoplan.preparation import prepare  # noqa: PLC0415
+
+    moved = replace(sample, shifts_mm=((0.0, 0.0, 60.0),) * 3)  # out of the 80 mm cube
+    result = run_sample(prepare(case), [], None, moved)
+    assert result.tmin_c is None
+    assert "probes[0].tip_mm" in result.error
+    assert "outside the domain" in result.error
+
+
+def test_a_tissue_factor_scales_the_value_the_solver_sees(tmp_path):
+    spec = load_sweep_spec(write_sweep(tmp_path))
+    case = load_case(tmp_path / "case.yaml")
+    varied = variant_case(case, list(spec.vary.parameters), {"liver_perfusion": 1.5})
+    base = case.resolved_tissues["liver"].perfusion_1_s
+    assert varied.resolved_tissues["liver"].perfusion_1_s == pytest.approx(1.5 * base)
+    assert varied.resolved_tissues["tumour"] == case.resolved_tissues["tumour"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"samples": 0}, "samples"),
+        ({"colour": "blue"}, "colour"),
+        ({"cases": ["missing.yaml"]}, "cases[0]"),
+        ({"sensitivity": {"method": "sobol"}, "samples": 6}, "(top level)"),
+        ({"vary": {"parameters": [{"name": "k", "tissue": "liver", "property": "colour",
+                                   "factor": {"uniform": [1, 2]}, "source": "s"}]}},
+         "vary.parameters[0]"),
+        ({"vary": {"parameters": [{"name": "k", "tissue": "liver", "property": "perfusion_1_s",
+                                   "factor": {"normal": [1, 0.5]}, "source": "s"}]}},
+         "vary.parameters[0].factor"),
+        ({"vary": {"parameters": [{"name": "k", "tissue": "nerve", "property": "perfusion_1_s",
+                                   "factor": {"uniform": [1, 2]}, "source": "s"}]}},
+         "vary.parameters[0].tissue"),
+        ({"vary": {"parameters": [{"name": "h", "probe_model": "argon-17g",
+                                   "property": "heat_transfer_w_m2k",
+                                   "factor": {"uniform": [1, 2]}, "source": "s"}]}},
+         "vary.parameters[0].probe_model"),
+    ],
+)  # fmt: skip
+def test_a_bad_sweep_file_gets_one_line(tmp_path, change, field):
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from cryoplan.cli import app  # noqa: PLC0415
+
+    spec = write_sweep(tmp_path, **change)
+    done = CliRunner().invoke(app, ["sweep", str(spec), "--out", str(tmp_path / "out")])
+    assert done.exit_code == 2, (done.output, done.exception)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"cryoplan: error: {spec}: {field}"), lines
+    assert "Traceback" not in done.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_of_another_sweep_is_refused(two_workers, tmp_path):
+    _, out = two_workers
+    other = write_sweep(tmp_path, seed=99)
+    cli = Path(sys.executable).with_name("cryoplan")
+    done = subprocess.run([str(cli), "sweep", str(other), "--out", str(out)],
+                          check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2
+    assert "holds the samples of another sweep" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
