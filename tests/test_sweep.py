@@ -304,3 +304,37 @@ def test_a_folder_of_another_sweep_is_refused(two_workers, tmp_path):
     assert done.returncode == 2
     assert "holds the samples of another sweep" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_planner_maps_its_runs_on_a_dask_cluster():
+    """`cryoplan plan --scheduler`: the search model's runs (layouts, the placement-error
+    Monte Carlo) go to the cluster, the model sent to each worker once, with the results the
+    local search gives."""
+    from cryoplan.case import ProtocolOption, case_from_dict  # noqa: PLC0415
+    from cryoplan.planning.planner import SearchModel  # noqa: PLC0415
+    from cryoplan.preparation import prepare  # noqa: PLC0415
+    from cryoplan.sweep.runner import dask_client  # noqa: PLC0415
+
+    bare = case_from_dict({k: v for k, v in CASE.items() if k not in ("probes", "protocol")})
+    fine = prepare(bare)
+    protocol = ProtocolOption(name="freeze-4", phases=[FREEZE_4])
+    jobs = []
+    for dx in (-3.0, 0.0, 3.0, 60.0):  # the last leaves the model's grid: None
+        probes = [p | {"tip_mm": [p["tip_mm"][0] + dx, *p["tip_mm"][1:]],
+                       "entry_mm": [p["entry_mm"][0] + dx, *p["entry_mm"][1:]]}
+                  for p in CASE["probes"]]  # fmt: skip
+        jobs.append((probes, protocol))
+    want = SearchModel.for_case(bare, fine, 5.0, None).evaluate_many(jobs)
+    with dask_client(None, 2) as client:
+        remote = SearchModel.for_case(bare, fine, 5.0, None, client=client)
+        assert remote.workers == 2  # the cluster's task slots
+        got = remote.evaluate_many(jobs)
+        again = remote.evaluate_many(jobs[:2])  # the model already on the workers
+        remote.close()
+    assert want[3] is None
+    assert got[3] is None
+    for (score, lethal), (score_here, lethal_here) in zip(got[:3], want[:3], strict=True):
+        assert score.as_dict() == score_here.as_dict()
+        assert np.array_equal(lethal, lethal_here)
+    assert [s.as_dict() for s, _ in again] == [s.as_dict() for s, _ in want[:2]]
+    assert len({s.ice_margin_mm for s, _ in want[:3]}) > 1  # the shifts matter

@@ -20,6 +20,7 @@ import enum
 import json
 import signal
 import sys
+from contextlib import ExitStack
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -265,6 +266,13 @@ def plan_command(
         bool, typer.Option("--pdf", help="Also write report.pdf (implies --report).")
     ] = False,
     overwrite: OverwriteOption = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="A Dask scheduler's address: the search's runs go to its cluster.",
+        ),
+    ] = None,
 ) -> None:
     """Plan probes (count, paths from the skin, layout) and protocol for a case.
 
@@ -290,11 +298,18 @@ def plan_command(
             disable=quiet or not err_console.is_terminal,
         ) as bar:
             task = bar.add_task(case.name, total=1.0)
-            result = plan(
-                case,
-                progress=lambda what, done: bar.update(task, completed=done, description=what),
-                workers=min(2, available_cpus()),
-            )
+            with ExitStack() as stack:
+                client = None
+                if scheduler is not None:
+                    from cryoplan.sweep.runner import dask_client  # noqa: PLC0415
+
+                    client = stack.enter_context(dask_client(scheduler, None))
+                result = plan(
+                    case,
+                    progress=lambda what, done: bar.update(task, completed=done, description=what),
+                    workers=min(2, available_cpus()),
+                    client=client,
+                )
         write_plan(result, out, overwrite)
     except CaseError as error:
         raise _fail(error) from None

@@ -349,10 +349,18 @@ class SearchModel:
 
     `evaluate_many` runs plans in `workers` processes at once (spawned, one solver thread
     each): the model's grids are small enough that a run uses one core, so two runs on two
-    cores take the time of one."""
+    cores take the time of one. Given a Dask `client` (`cryoplan plan --scheduler`), it
+    maps them on that cluster instead, as a sweep does: the model is sent to each worker
+    once, and `workers` is the cluster's task slots."""
 
     def __init__(
-        self, coarse: PreparedCase, fine: PreparedCase, lethal_margin_mm, workers=1, geometry=None
+        self,
+        coarse: PreparedCase,
+        fine: PreparedCase,
+        lethal_margin_mm,
+        workers=1,
+        geometry=None,
+        client=None,
     ):
         self.prepared = coarse
         self.simulator = Simulator(coarse)
@@ -368,17 +376,26 @@ class SearchModel:
         fine_points = fine.grid.lps_from_index(np.indices(fine.grid.shape).reshape(3, -1).T)
         self._coarse_index = coarse.grid.index_from_lps(fine_points).T
         self.runs = 0
+        self.client = client
+        if client is not None:
+            workers = max(1, sum(client.nthreads().values()))
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
+        self._on_cluster = None  # the model's parts, scattered to the Dask workers once
 
     @staticmethod
     def for_case(
-        case: Case, fine: PreparedCase, spacing_mm: float, lethal_margin_mm, workers: int = 1
+        case: Case,
+        fine: PreparedCase,
+        spacing_mm: float,
+        lethal_margin_mm,
+        workers: int = 1,
+        client=None,
     ) -> SearchModel:
         coarse_case = case.model_copy(
             update={"grid": case.grid.model_copy(update={"spacing_mm": spacing_mm})}
         )
-        return SearchModel(prepare(coarse_case), fine, lethal_margin_mm, workers)
+        return SearchModel(prepare(coarse_case), fine, lethal_margin_mm, workers, client=client)
 
     def on_case_grid(self, field: np.ndarray, nearest: bool = False) -> np.ndarray:
         values = ndimage.map_coordinates(
@@ -432,6 +449,16 @@ class SearchModel:
 
     def _map(self, here: Callable, in_worker: Callable, jobs: list) -> list:
         self.runs += len(jobs)
+        if self.client is not None and len(jobs) >= 2:
+            if self._on_cluster is None:
+                parts = (self.prepared, self.fine, self.lethal_margin_mm, self.geometry)
+                # a list of one: scatter sends each item of a list or tuple on its own
+                (self._on_cluster,) = self.client.scatter([parts], broadcast=True, hash=False)
+            futures = self.client.map(
+                _on_dask_worker, [in_worker.__name__] * len(jobs), [self._on_cluster] * len(jobs),
+                jobs, pure=False,
+            )  # fmt: skip
+            return self.client.gather(futures)
         if self.workers < 2 or len(jobs) < 2:
             return [here(*job) for job in jobs]
         if self._pool is None:
@@ -454,6 +481,9 @@ class SearchModel:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+        if self._on_cluster is not None:
+            self._on_cluster.release()
+            self._on_cluster = None
 
 
 _WORKER: SearchModel | None = None  # the search model of a worker process
@@ -475,6 +505,23 @@ def _evaluate_in_worker(job) -> tuple[PlanScore, np.ndarray] | None:
 def _fields_in_worker(job) -> tuple[np.ndarray, np.ndarray] | None:
     assert _WORKER is not None
     return _WORKER.fields(*job)
+
+
+# the model a Dask worker built from the scattered parts it holds (one at a time)
+_DASK_MODEL: tuple[object, SearchModel] | None = None
+
+
+def _on_dask_worker(function: str, parts: tuple, job):
+    """`_evaluate_in_worker` or `_fields_in_worker` on a Dask worker, with the search model
+    of `parts` (built once per worker and kept while the same parts come)."""
+    global _DASK_MODEL, _WORKER  # noqa: PLW0603  (one model per worker process)
+    if _DASK_MODEL is None or _DASK_MODEL[0] is not parts:
+        coarse, fine, lethal_margin_mm, geometry = parts
+        _DASK_MODEL = (parts, SearchModel(coarse, fine, lethal_margin_mm, geometry=geometry))
+    _WORKER = _DASK_MODEL[1]
+    return {"_evaluate_in_worker": _evaluate_in_worker, "_fields_in_worker": _fields_in_worker}[
+        function
+    ](job)
 
 
 def _protocol_menu(spec: PlanningSpec, source: str) -> list[ProtocolOption]:
@@ -534,14 +581,18 @@ def access_directions(
     return [], worst
 
 
-def plan(case: Case, progress: PlanProgress | None = None, workers: int = 1) -> PlanResult:
+def plan(
+    case: Case, progress: PlanProgress | None = None, workers: int = 1, client=None
+) -> PlanResult:
     """Plan a case (module docstring). Raises `CaseError` for a case that cannot be planned
     as written (no target, unknown names); returns a `PlanResult` with `blocked` set when
     no plan within the limits meets the objective.
 
     `workers` > 1 runs the search model in that many spawned processes (the command line
     uses two where two CPUs are free). Spawned processes import the caller's main module:
-    a script that asks for workers must call `plan` under `if __name__ == "__main__":`."""
+    a script that asks for workers must call `plan` under `if __name__ == "__main__":`.
+    A Dask `client` maps the search model's runs (the layouts, the placement-error Monte
+    Carlo) on its cluster instead (`SearchModel`)."""
     started = time.perf_counter()
     timing: dict[str, float] = {}
     spec = case.planning or PlanningSpec()
@@ -555,7 +606,9 @@ def plan(case: Case, progress: PlanProgress | None = None, workers: int = 1) -> 
     say("preparing the anatomy", 0.0)
     fine = prepare(bare)
     model_spacing = spec.model_spacing_mm or 2.0 * case.grid.spacing_mm
-    search = SearchModel.for_case(bare, fine, model_spacing, spec.lethal_margin_mm, workers)
+    search = SearchModel.for_case(
+        bare, fine, model_spacing, spec.lethal_margin_mm, workers, client=client
+    )
     if bare.domain.image is not None:
         access = image_access(bare)
     else:
