@@ -338,3 +338,13 @@ def test_the_planner_maps_its_runs_on_a_dask_cluster():
         assert np.array_equal(lethal, lethal_here)
     assert [s.as_dict() for s, _ in again] == [s.as_dict() for s, _ in want[:2]]
     assert len({s.ice_margin_mm for s, _ in want[:3]}) > 1  # the shifts matter
+
+
+def test_the_sweep_file_in_the_docs_is_valid():
+    import re  # noqa: PLC0415
+
+    text = (Path(__file__).parent.parent / "docs" / "sweep.md").read_text("utf-8")
+    (block,) = re.findall(r"^```yaml\n(.*?)^```", text, re.DOTALL | re.MULTILINE)
+    spec = sweep_from_dict(yaml.safe_load(block), "docs/sweep.md")
+    assert spec.sensitivity is not None
+    assert spec.runs_per_sample_set == 8 * (1 + 1)  # Morris: trajectories × (parameters + 1)

@@ -22,11 +22,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from cryoplan.errors import CaseError
 from cryoplan.outputs import check_output_dir
-from cryoplan.sweep.worker import SampleResult
+from cryoplan.sweep.result import EncodedSample, SampleResult, decode, encode
 
 MANIFEST = "sweep.json"
 SAMPLES = "samples"
@@ -105,28 +103,13 @@ class SweepFolder:
             p.name[: -len(".npz")] for p in self.samples.glob("*.npz") if not p.name.startswith(".")
         }
 
-    def store(self, result: SampleResult) -> None:
+    def store(self, result: SampleResult | EncodedSample) -> None:
         """Store one sample's result, whole."""
-        arrays: dict[str, Any] = {
-            "metrics": np.array(json.dumps(result.metrics)),
-            "error": np.array(result.error or ""),
-        }
-        if result.tmin_c is not None and result.lethal is not None:
-            arrays["tmin_c"] = result.tmin_c
-            arrays["lethal"] = np.packbits(result.lethal, axis=None)
-            arrays["shape"] = np.asarray(result.lethal.shape)
-        with written_whole(self.path_of(result.key)) as tmp, tmp.open("wb") as f:
-            np.savez_compressed(f, **arrays)
+        encoded = result if isinstance(result, EncodedSample) else None
+        data = encoded.data if encoded else encode(result)  # type: ignore[arg-type]
+        with written_whole(self.path_of(result.key)) as tmp:
+            tmp.write_bytes(data)
 
     def load(self, key: str, fields: bool = True) -> SampleResult:
         """A stored sample (its fields only if `fields`)."""
-        with np.load(self.path_of(key)) as data:
-            metrics = json.loads(str(data["metrics"]))
-            error = str(data["error"]) or None
-            tmin = lethal = None
-            if fields and "tmin_c" in data:
-                shape = tuple(int(n) for n in data["shape"])
-                tmin = data["tmin_c"]
-                lethal = np.unpackbits(data["lethal"], count=int(np.prod(shape))).reshape(shape)
-                lethal = lethal.astype(bool)
-        return SampleResult(key, metrics, tmin, lethal, error)
+        return decode(key, self.path_of(key), fields)

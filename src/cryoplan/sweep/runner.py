@@ -30,12 +30,13 @@ from cryoplan.errors import CaseError
 from cryoplan.preparation import PreparedCase, prepare
 from cryoplan.sweep.aggregate import aggregate
 from cryoplan.sweep.folder import SweepFolder, sweep_digest
+from cryoplan.sweep.result import EncodedSample, SampleResult
 from cryoplan.sweep.samples import Sample, samples_of
 from cryoplan.sweep.spec import SweepSpec, case_paths, load_sweep_spec
-from cryoplan.sweep.worker import SampleResult, run_sample
+from cryoplan.sweep.worker import run_and_encode
 
-# (samples stored, samples in the sweep, the sample just stored or None)
-SweepProgress = Callable[[int, int, SampleResult | None], None]
+# (samples stored, samples in the sweep, the sample just stored (its key, its error) or None)
+SweepProgress = Callable[[int, int, EncodedSample | SampleResult | None], None]
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,7 @@ def _run_on(
     for sample in todo:
         protocol = protocols[sample.protocol_index] if protocols else None
         future = client.submit(
-            run_sample,
+            run_and_encode,
             on_workers[sample.case_index],
             list(spec.vary.parameters),
             protocol,

@@ -6,13 +6,15 @@ shared by every task of that case there; a sample that varies tissue values prep
 variant on the same anatomy (`preparation.prepare_on`: no image is read again). The result is
 plain values: the table's metrics and the two fields the maps are made of (T_min and the
 lethal zone on the simulation grid), or the one-line reason the sample could not run.
+`run_and_encode` is the task a sweep submits: the same, compressed on the worker into the
+bytes of the sample's file, so that the client only writes them (its one thread would
+otherwise compress every sample of the cluster) and less travels to it.
 """
 
 from __future__ import annotations
 
 import os
 import traceback
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,22 +24,12 @@ from cryoplan.errors import CaseError
 from cryoplan.outcome import evaluate
 from cryoplan.preparation import PreparedCase, prepare_on
 from cryoplan.simulator import Simulator
+from cryoplan.sweep.result import EncodedSample, SampleResult, encode
 from cryoplan.sweep.samples import Sample
 from cryoplan.sweep.spec import Parameter
 
 # isotherms whose volumes the table carries [°C]
 TABLE_ISOTHERMS_C = (0.0, -20.0, -40.0)
-
-
-@dataclass(frozen=True, eq=False)  # arrays: compared by identity
-class SampleResult:
-    """A sample's metrics and fields, or its error (then `tmin_c` and `lethal` are None)."""
-
-    key: str
-    metrics: dict[str, Any]
-    tmin_c: np.ndarray | None  # float32, the simulation grid
-    lethal: np.ndarray | None  # bool, the simulation grid
-    error: str | None = None
 
 
 def variant_case(case: Case, parameters: list[Parameter], factors: dict[str, float]) -> Case:
@@ -133,3 +125,11 @@ def run_sample(
             sample.key, {}, None, None, f"internal error: {type(error).__name__}: {error} ({where})"
         )
 
+
+
+def run_and_encode(
+    prepared: PreparedCase, parameters: list[Parameter], protocol: list[dict] | None, sample: Sample
+) -> EncodedSample:
+    """`run_sample`, encoded for the results folder (module docstring)."""
+    result = run_sample(prepared, parameters, protocol, sample)
+    return EncodedSample(result.key, result.error, encode(result))
