@@ -164,6 +164,9 @@ class RecordingPlan:
     """What to record while solving (physics-free: positions in voxel index space)."""
 
     snapshot_times_s: tuple[float, ...] = ()
+    # also the liquid fraction φ at the snapshot times (where a sharp front lies: T alone
+    # cannot tell a voxel at the freezing point frozen from unfrozen)
+    snapshot_liquid_fraction: bool = False
     sensor_index_xyz: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     sensor_interval_s: float = 5.0
     volume_thresholds_c: tuple[float, ...] = (0.0, -20.0, -40.0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -121,6 +121,8 @@ class ThermalHistory:
     backend: str
     compile_time_s: float = 0.0  # compiling or loading the kernels first (not in wall_time_s)
     setup_time_s: float = 0.0  # the back end's set-up, the first part of wall_time_s
+    # φ at the snapshot times, if the recording plan asked for it
+    snapshots_liquid_fraction: dict[float, np.ndarray] = field(default_factory=dict)
 
 
 def _event_times(problem: ThermalProblem, plan: RecordingPlan) -> np.ndarray:
@@ -241,6 +243,7 @@ def solve(
     rec_destroyed: list[float] = []
     voxel_volume = problem.voxel_volume_m3
     snapshots: dict[float, np.ndarray] = {}
+    snapshots_phi: dict[float, np.ndarray] = {}
 
     def record(t: float) -> None:
         key = round(t, 9)
@@ -251,6 +254,8 @@ def solve(
             rec_destroyed.append(np.count_nonzero(backend.destroyed()) * voxel_volume)
         if key in snapshot_times:
             snapshots[t] = backend.temperature_c()
+            if plan.snapshot_liquid_fraction:
+                snapshots_phi[t] = backend.liquid_fraction()
 
     record(0.0)
     n_steps = 0
@@ -293,4 +298,5 @@ def solve(
         backend=backend.name,
         compile_time_s=compiled.seconds,
         setup_time_s=setup_s,
+        snapshots_liquid_fraction=snapshots_phi,
     )
