@@ -348,3 +348,47 @@ def test_the_sweep_file_in_the_docs_is_valid():
     spec = sweep_from_dict(yaml.safe_load(block), "docs/sweep.md")
     assert spec.sensitivity is not None
     assert spec.runs_per_sample_set == 8 * (1 + 1)  # Morris: trajectories × (parameters + 1)
+
+
+def test_a_cohort_of_a_phantom_and_an_image_case(tmp_path):
+    """Two cases (a cohort), each with its own maps; the image case's maps also on its
+    image's grid; a gas-cooled probe's film coefficient varied (it moves the 2.4 mm probe's
+    ice, and leaves the argon-17g phantom, whose wall is held at a temperature, alone)."""
+    import SimpleITK as sitk  # noqa: PLC0415
+
+    labels = np.ones((60, 60, 80), np.int16)  # z, y, x: an 80 × 60 × 60 mm liver at 1 mm
+    image = sitk.GetImageFromArray(labels)
+    image.SetOrigin((-40.0, -30.0, -30.0))
+    sitk.WriteImage(image, str(tmp_path / "labels.nrrd"))
+    image_case = {
+        "name": "image",
+        "domain": {"image": {"labels": "labels.nrrd", "tissues": {1: "liver"},
+                             "lesions": [{"centre_mm": [0, 0, 0], "diameter_mm": 10}]}},
+        "target": "tumour",
+        "grid": {"spacing_mm": 3.0, "crop_margin_mm": 15.0},
+        "probes": [{"model": "argon-2.4mm", "tip_mm": [0, 10, 0], "entry_mm": [0, -80, 0]}],
+        "protocol": [FREEZE_4],
+    }  # fmt: skip
+    (tmp_path / "image.yaml").write_text(yaml.safe_dump(image_case), "utf-8")
+    film = {"name": "film", "probe_model": "argon-2.4mm", "property": "heat_transfer_w_m2k",
+            "factor": {"uniform": [0.5, 1.5]}, "source": "test"}  # fmt: skip
+    spec = write_sweep(tmp_path, cases=["case.yaml", "image.yaml"], samples=3,
+                       vary={"parameters": [film]})  # fmt: skip
+    run_sweep(spec, tmp_path / "out", workers=1)
+    rows = table(tmp_path / "out")
+    assert list(rows["case"]) == ["phantom"] * 3 + ["image"] * 3
+    assert (rows["error"] == "").all()
+    phantom, image_rows = rows.iloc[:3], rows.iloc[3:]
+    assert phantom["lethal_volume_ml"].nunique() == 1  # a wall-temperature probe: no film
+    assert image_rows["volume_0c_ml"].nunique() == 3
+    # the 2.4 mm probe freezes more with the better film coefficient
+    order = np.argsort(image_rows["factor_film"].to_numpy())
+    assert np.all(np.diff(image_rows["volume_0c_ml"].to_numpy()[order]) > 0)
+    import nibabel as nib  # noqa: PLC0415
+
+    maps = tmp_path / "out/maps/002-image"
+    on_image = nib.load(maps / "lethal_probability_on_image.nii.gz")
+    on_grid = np.asarray(nib.load(maps / "lethal_probability.nii.gz").dataobj)
+    assert on_image.shape == (80, 60, 60)  # the label map's grid
+    assert 0 < np.asarray(on_image.dataobj).max() <= on_grid.max() + 1e-6  # interpolated
+    assert (tmp_path / "out/maps/001-phantom/tmin_sd_c.nii.gz").exists()
