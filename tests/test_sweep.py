@@ -354,7 +354,7 @@ def test_a_cohort_of_a_phantom_and_an_image_case(tmp_path):
     """Two cases (a cohort), each with its own maps; the image case's maps also on its
     image's grid; a gas-cooled probe's film coefficient varied (it moves the 2.4 mm probe's
     ice, and leaves the argon-17g phantom, whose wall is held at a temperature, alone)."""
-    import SimpleITK as sitk  # noqa: PLC0415
+    import SimpleITK as sitk  # noqa: N813, PLC0415
 
     labels = np.ones((60, 60, 80), np.int16)  # z, y, x: an 80 × 60 × 60 mm liver at 1 mm
     image = sitk.GetImageFromArray(labels)
