@@ -41,7 +41,7 @@ from cryoplan.markups import probes_from_markups
 from cryoplan.probes.catalogue import ProbeModel, load_catalogue
 from cryoplan.tissues import Tissue, TissueSpec, complete_tissue, load_library, merge_tissue
 from cryoplan.tissues.library import Blood, Library
-from cryoplan.yamlio import YamlError, load_yaml
+from cryoplan.yamlio import load_yaml_file
 
 # Numbers as a case file writes them: an int or a float, never a boolean (YAML's `yes` and
 # `true` would otherwise pass as 1) nor a string.
@@ -503,21 +503,7 @@ def protocol_from(items: Sequence[Phase | Mapping[str, Any]], source: str) -> li
 
 def load_case(path: str | Path) -> Case:
     """Read and validate a case file (YAML)."""
-    p = Path(path)
-    try:
-        text = p.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise CaseError(
-            str(p),
-            "",
-            f"cannot read the case file ({reason})",
-        ) from None
-    try:
-        data = load_yaml(text)
-    except YamlError as exc:
-        raise CaseError(str(p), exc.where or "(top level)", exc.problem) from None
-    return case_from_dict(data, str(p))
+    return case_from_dict(load_yaml_file(path, "case file"), str(path))
 
 
 def known_tissues(case: Case) -> set[str]:

@@ -16,6 +16,7 @@ reads the YAML 1.2 core way instead:
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -116,3 +117,20 @@ def load_yaml(text: str) -> Any:
     finally:
         if loader is not None:
             loader.dispose()
+
+
+def load_yaml_file(path: str | Path, what: str) -> Any:
+    """Read and parse a user's YAML file (`what`: "case file", "sweep file"); a `CaseError`
+    naming the file (and where in it) if it cannot be read or parsed."""
+    from cryoplan.errors import CaseError  # noqa: PLC0415
+
+    p = Path(path)
+    try:
+        text = p.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise CaseError(str(p), "", f"cannot read the {what} ({reason})") from None
+    try:
+        return load_yaml(text)
+    except YamlError as exc:
+        raise CaseError(str(p), exc.where or "(top level)", exc.problem) from None

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from cryoplan.case import PlacementError, ProtocolOption, _case_error
 from cryoplan.errors import CaseError
-from cryoplan.yamlio import YamlError, load_yaml
+from cryoplan.yamlio import load_yaml_file
 
 # tissue values a parameter may scale; "conductivity_w_mk" scales the frozen and the
 # unfrozen value together, ".frozen"/".unfrozen" one of them
@@ -188,16 +188,7 @@ def sweep_from_dict(data: Any, source: str) -> SweepSpec:
 def load_sweep_spec(path: str | Path) -> SweepSpec:
     """Read and validate a sweep file (its case paths are relative to it)."""
     path = Path(path)
-    try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise CaseError(str(path), "", f"cannot read the sweep file ({reason})") from None
-    try:
-        data = load_yaml(text)
-    except YamlError as exc:
-        raise CaseError(str(path), exc.where or "(top level)", exc.problem) from None
-    spec = sweep_from_dict(data, str(path))
+    spec = sweep_from_dict(load_yaml_file(path, "sweep file"), str(path))
     for i, case in enumerate(spec.cases):
         if not (path.parent / case).is_file():
             raise CaseError(str(path), f"cases[{i}]", f"a case file; {case!r} does not exist")
