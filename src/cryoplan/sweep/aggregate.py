@@ -286,15 +286,26 @@ def _html(
         if case.case.target is not None:
             target = case.tissue_mask(case.case.target)
             k = round(np.argwhere(target)[:, 2].mean())
+        # the axial slice in LPS millimetres along the grid's first two axes (L and P for the
+        # phantoms and for axis-aligned images), anterior at the top
+        grid = case.grid
+        x_mm = grid.lps_from_index(np.stack([np.arange(grid.shape[0]), 0 * np.arange(
+            grid.shape[0]), np.full(grid.shape[0], k)], axis=1))[:, 0]  # fmt: skip
+        y_mm = grid.lps_from_index(np.stack([0 * np.arange(grid.shape[1]), np.arange(
+            grid.shape[1]), np.full(grid.shape[1], k)], axis=1))[:, 1]  # fmt: skip
         fig, ax = plt.subplots(figsize=(4.5, 4))
-        shown = ax.imshow(probability[:, :, k].T, origin="lower", cmap="magma", vmin=0, vmax=1)
+        shown = ax.pcolormesh(x_mm, y_mm, probability[:, :, k].T, cmap="magma", vmin=0, vmax=1,
+                              shading="nearest")  # fmt: skip
         if case.case.target is not None:
-            ax.contour(case.tissue_mask(case.case.target)[:, :, k].T.astype(float), [0.5],
-                       colors="cyan", linewidths=1)  # fmt: skip
+            ax.contour(x_mm, y_mm, case.tissue_mask(case.case.target)[:, :, k].T.astype(float),
+                       [0.5], colors="cyan", linewidths=1)  # fmt: skip
+        ax.set_aspect("equal")
+        ax.set_ylim(max(y_mm), min(y_mm))
         fig.colorbar(shown, ax=ax, label="P(lethal)")
-        ax.set_title(f"{where.removeprefix('maps/')}: axial voxel slice {k}", fontsize=8)
-        ax.set_xlabel("x voxel (L)")
-        ax.set_ylabel("y voxel (P)")
+        z_mm = grid.lps_from_index(np.array([0.0, 0.0, k]))[2]
+        ax.set_title(f"axial slice z = {z_mm:.1f} mm (target outlined)", fontsize=8)
+        ax.set_xlabel("x [mm] (towards the left)")
+        ax.set_ylabel("y [mm] (towards posterior)")
         pictures.append({"title": f"Probability of lethal freezing, {where}", "png": _png(fig)})
     env = Environment(
         loader=PackageLoader("cryoplan.sweep", "templates"),
