@@ -123,8 +123,9 @@ def main() -> None:
         }
     n = args.samples
     print(f"{n} samples, {args.spacing:g} mm, {args.freeze:g}-min freeze")
-    print(f"loop (run_sample, all CPUs): {base['loop_s']:.1f} s = "
-          f"{base['loop_s'] / n:.3f} s/sample; of it Simulator.run {base['run_only_s']:.1f} s")  # fmt: skip
+    per_sample = base["loop_s"] / n
+    print(f"loop (run_sample, all CPUs): {base['loop_s']:.1f} s = {per_sample:.3f} s/sample; "
+          f"of it Simulator.run {base['run_only_s']:.1f} s")  # fmt: skip
     for name, r in runs.items():
         r["overhead_samples"] = r["samples_s"] / base["loop_s"] - 1
         r["overhead_whole"] = r["whole_s"] / base["loop_s"] - 1
