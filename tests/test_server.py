@@ -22,6 +22,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from scipy import ndimage
 
 from cryoplan.server.app import create_app
 from cryoplan.server.store import Store
@@ -148,6 +149,86 @@ def test_a_bad_edit_is_refused_whole(api: TestClient) -> None:
     assert api.get(f"/api/cases/{case_id}").json()["case"] == before
 
 
+# --- outlines for the viewer: isotherms and the target -----------------------------------
+
+
+def _nifti(content: bytes) -> nib.Nifti1Image:
+    return nib.Nifti1Image.from_bytes(gzip.decompress(content))
+
+
+def _closed_in_slices(line: np.ndarray, region: np.ndarray) -> bool:
+    """Every axial slice of `line` encloses that slice of `region` (a closed line around it,
+    holes filled with 4-connected background, as a slice shows it)."""
+    return all(
+        (region[:, :, k] <= ndimage.binary_fill_holes(line[:, :, k])).all()
+        for k in range(region.shape[2])
+    )
+
+
+def test_isotherm_labels_are_one_voxel_shells_at_their_levels() -> None:
+    from cryoplan.server.overlays import isotherm_labels  # noqa: PLC0415
+
+    # an ellipsoidal T_min (°C): 0 on the ellipsoid of semi-axes 24, 17, 13 voxels, −20 and
+    # −40 on the ones 0.8 and 0.6 its size
+    i, j, k = np.indices((56, 40, 32), dtype=float)
+    rho = np.sqrt(((i - 27.3) / 24) ** 2 + ((j - 19.6) / 17) ** 2 + ((k - 15.2) / 13) ** 2)
+    tmin_c = 100.0 * (rho - 1.0)
+    levels_c = (0.0, -20.0, -40.0)
+    labels = isotherm_labels(tmin_c, levels_c)
+    assert labels.dtype == np.uint8
+    assert set(np.unique(labels)) == {0, 1, 2, 3}
+    colder = np.zeros(labels.shape, bool)
+    for value, level in reversed(list(enumerate(levels_c, start=1))):
+        inside = tmin_c <= level
+        # a shell voxel: inside, with a face neighbour (distance exactly one voxel) outside
+        shell = inside & (ndimage.distance_transform_edt(inside) == 1.0)
+        assert np.array_equal(labels == value, shell & ~colder), level
+        assert _closed_in_slices(labels >= value, inside)  # a line around each section …
+        assert (labels >= value).sum() < 0.5 * inside.sum()  # … not the section filled
+        colder |= shell
+
+
+def test_the_target_outline_is_the_shell_of_its_label_or_sphere(
+    api: TestClient, tmp_path: Path
+) -> None:
+    labels = _labels_nifti(tmp_path / "labels.nii.gz")
+    with labels.open("rb") as f:
+        case_id = _ok(api.post("/api/cases", files={"labels": ("seg.nii.gz", f)}))["id"]
+    assert _error(api.get(f"/api/cases/{case_id}/target-outline"), 404).endswith("no target")
+    _ok(api.put(f"/api/cases/{case_id}", json={
+        "image": {"tissues": {"1": "tumour", "5": "liver"}}, "target": "tumour",
+    }))  # fmt: skip
+    answer = api.get(f"/api/cases/{case_id}/target-outline")
+    assert answer.status_code == 200
+    assert answer.headers["cache-control"] == "no-store"  # the same address after a change
+    outline = _nifti(answer.content)
+    assert np.allclose(outline.affine, nib.load(labels).affine)  # on the label map's grid
+    expected = np.zeros((20, 20, 20), bool)
+    expected[8:13, 8:13, 8:13] = True  # the tumour label's 5-voxel cube …
+    expected[9:12, 9:12, 9:12] = False  # … without its inside
+    assert np.array_equal(np.asarray(outline.dataobj) == 1, expected)
+    assert set(np.unique(np.asarray(outline.dataobj))) == {0, 1}
+
+    # a 16 mm sphere as the target instead (label 1 back to liver)
+    sphere = {"centre_mm": [-21.0, -17.0, 23.0], "diameter_mm": 16, "tissue": "tumour"}
+    _ok(api.put(f"/api/cases/{case_id}", json={
+        "image": {"tissues": {"1": "liver", "5": "liver"}, "lesions": [sphere]},
+    }))  # fmt: skip
+    line = np.asarray(_nifti(api.get(f"/api/cases/{case_id}/target-outline").content).dataobj)
+    ijk = np.indices(line.shape).reshape(3, -1).T
+    lps = ijk * [-2.0, -2.0, 2.0]  # the label map's affine, RAS diag(2, 2, 2), in LPS
+    distance_mm = np.linalg.norm(lps - sphere["centre_mm"], axis=1).reshape(line.shape)
+    inside = distance_mm <= 8.0
+    assert line.any()
+    assert (distance_mm[line == 1] <= 8.0).all()  # inside the sphere, on its surface:
+    assert (distance_mm[line == 1] > 8.0 - 2.0 * np.sqrt(3)).all()  # within a voxel of it
+    assert _closed_in_slices(line == 1, inside)
+
+    box = api.post("/api/cases/example/single-probe-gel").json()["id"]
+    assert _error(api.get(f"/api/cases/{box}/target-outline"), 404).endswith("has no image")
+    assert _error(api.get("/api/cases/0123456789abcdef/target-outline"), 404)
+
+
 @pytest.mark.parametrize(
     "url",
     [
@@ -249,6 +330,10 @@ def test_a_preview_comes_back_with_the_overlay_and_a_cancel_stops_a_job(
     assert "tmin.nii.gz" in preview["files"]
     figures = json.loads(served.get(f"/api/jobs/{preview['id']}/files/preview.json").content)
     assert figures["spacing_mm"] >= 4.0
+    # a box has no image to draw isotherms over
+    message = _error(served.get(f"/api/jobs/{preview['id']}/isotherms"), 404)
+    assert message.endswith("(a plan, or a case without an image)")
+    assert _error(served.get("/api/jobs/0123456789abcdef/isotherms"), 404)
     assert figures["lethal_volume_ml"] > 0
     # a long job, cancelled while it runs
     long = {"protocol": [{"phase": "freeze", "duration_min": 60}]}
@@ -262,6 +347,43 @@ def test_a_preview_comes_back_with_the_overlay_and_a_cancel_stops_a_job(
     stopped = _wait(served, job["id"], timeout_s=30)
     assert stopped["state"] == "cancelled"
     assert _error(served.get(f"/api/jobs/{job['id']}/files/summary.json"), 404)
+
+
+def test_a_simulation_s_isotherms_lie_on_its_minimum_temperature(
+    served: TestClient, tmp_path: Path
+) -> None:
+    labels = _labels_nifti(tmp_path / "labels.nii.gz")
+    with labels.open("rb") as f:
+        case_id = _ok(served.post("/api/cases", files={"labels": ("seg.nii.gz", f)}))["id"]
+    _ok(served.put(f"/api/cases/{case_id}", json={
+        "image": {"tissues": {"1": "tumour", "5": "liver"}}, "target": "tumour",
+        "probes": [{"name": "a", "model": "argon-17g", "tip_mm": [-20, -20, 4],
+                    "entry_mm": [-20, -20, 60]}],
+        "protocol": [{"phase": "freeze", "duration_min": 4}], "grid": {"spacing_mm": 2.0},
+    }))  # fmt: skip
+    job = served.post(f"/api/cases/{case_id}/jobs", json={"kind": "simulate"}).json()
+    early = served.get(f"/api/jobs/{job['id']}/isotherms")  # queued or running: nothing yet
+    assert early.status_code == 200 or "no files yet" in _error(early, 404)
+    assert _wait(served, job["id"])["state"] == "done"
+    tmin = _nifti(served.get(f"/api/jobs/{job['id']}/files/tmin_on_image.nii.gz").content)
+    isotherms = _nifti(served.get(f"/api/jobs/{job['id']}/isotherms").content)
+    assert np.allclose(isotherms.affine, tmin.affine)  # on the image's grid, as T_min
+    labels, tmin_c = np.asarray(isotherms.dataobj), tmin.get_fdata()
+    for value, level in ((1, 0.0), (2, -20.0), (3, -40.0)):
+        on_line = labels == value
+        assert on_line.any(), level
+        assert (tmin_c[on_line] <= level).all()
+        assert _closed_in_slices(labels >= value, tmin_c <= level)
+
+    # the probe 17 mm from the tumour: no margin to measure, which preview.json says in
+    # standard JSON (null), as the page's JSON.parse reads it
+    away = {"name": "a", "model": "argon-17g", "tip_mm": [-4, -4, 4], "entry_mm": [-4, -4, 60]}
+    _ok(served.put(f"/api/cases/{case_id}", json={"probes": [away]}))
+    preview = served.post(f"/api/cases/{case_id}/jobs", json={"kind": "preview"}).json()
+    assert _wait(served, preview["id"])["state"] == "done"
+    text = served.get(f"/api/jobs/{preview['id']}/files/preview.json").text
+    figures = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in {text}"))
+    assert figures["minimum_margin_mm"] is None
 
 
 def test_a_failing_case_says_why(served: TestClient) -> None:

@@ -17,6 +17,8 @@
     GET  /api/jobs/{id}, /api/jobs/{id}/events  a job; its progress as server-sent events
     POST /api/jobs/{id}/cancel
     GET  /api/jobs/{id}/files/{name}        a finished job's result file
+    GET  /api/jobs/{id}/isotherms           its 0, −20, −40 °C isotherms (a NIfTI label map)
+    GET  /api/cases/{id}/target-outline     the target's outline (a NIfTI label map)
 
 Every position is LPS millimetres, as in case files. A mistake in what a client sends gets
 status 400 (a bad file or case: the command line's one line) or 404 (no such id or file),
@@ -44,7 +46,13 @@ from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, File, Form, Request, UploadFile
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    Response,
+    StreamingResponse,
+)
 from pydantic import BaseModel
 
 from cryoplan.errors import CaseError
@@ -64,6 +72,8 @@ DEFAULT_PROTOCOL = [
     {"phase": "freeze", "duration_min": 10},
 ]
 TOKEN_COOKIE = "cryoplan_token"
+TMIN_ON_IMAGE = "tmin_on_image.nii.gz"
+CACHED_OVERLAYS = 8  # outline files kept in memory (each a few kB: mostly zeros, gzipped)
 
 
 class ApiError(Exception):
@@ -99,6 +109,15 @@ class Application:
         self.store = store
         self.access: OrderedDict[str, Any] = OrderedDict()  # case key → AccessMap
         self.names: dict[str, dict[str, str]] = {}  # case id and image → label names
+        self.overlays: OrderedDict[str, bytes] = OrderedDict()  # outline files (overlays.py)
+
+    def cached_overlay(self, key: str, make: Any) -> bytes:
+        if key not in self.overlays:
+            self.overlays[key] = make()
+            while len(self.overlays) > CACHED_OVERLAYS:
+                self.overlays.popitem(last=False)
+        self.overlays.move_to_end(key)
+        return self.overlays[key]
 
     # --- cases ------------------------------------------------------------------------------
 
@@ -297,6 +316,30 @@ class Application:
         except CaseError as error:
             raise ApiError(400, str(error)) from None
 
+    def target_outline(self, case_id: str) -> bytes:
+        """The target's outline on the label map's grid: a NIfTI label map, 1 on the outline."""
+        from cryoplan.server.overlays import nifti_bytes, shell, target_mask  # noqa: PLC0415
+
+        data = self.case_data(case_id)
+        case = self.validated(case_id, data)
+        if case.domain.image is None:
+            raise ApiError(404, f"case {case_id} has no image")
+        if case.target is None:
+            raise ApiError(404, f"case {case_id} has no target")
+
+        def make() -> bytes:
+            try:
+                found = target_mask(case)
+            except CaseError as error:
+                raise ApiError(400, str(error)) from None
+            if found is None:
+                raise ApiError(404, f"case {case_id}: its target {case.target} has no voxel")
+            mask, grid = found
+            return nifti_bytes(shell(mask).astype(np.uint8), grid)
+
+        key = json.dumps(["target", case_id, data.get("domain"), case.target], sort_keys=True)
+        return self.cached_overlay(key, make)
+
     # --- jobs -------------------------------------------------------------------------------
 
     def submit(self, case_id: str, kind: str) -> dict[str, Any]:
@@ -334,6 +377,21 @@ class Application:
         if not path.is_file():
             raise ApiError(404, f"no file {name!r} in job {job_id}")
         return path
+
+    def isotherms(self, job_id: str) -> bytes:
+        """The 0, −20 and −40 °C isotherms of a job's T_min on the image's grid: a NIfTI label
+        map, 1, 2 and 3 on them (overlays.isotherm_labels)."""
+        from cryoplan.server.overlays import isotherms_file  # noqa: PLC0415
+        from cryoplan.simulator import ISOTHERMS_C  # noqa: PLC0415
+
+        try:
+            path = self.job_file(job_id, TMIN_ON_IMAGE)
+        except ApiError:
+            if self.job(job_id).state != "done":
+                raise
+            raise ApiError(404, f"job {job_id} has no minimum temperature on an image's grid "
+                                "(a plan, or a case without an image)") from None  # fmt: skip
+        return self.cached_overlay(f"isotherms {job_id}", lambda: isotherms_file(path, ISOTHERMS_C))
 
 
 VIEW_FILES = {"image": "image_view.nii.gz", "labels": "labels_view.nii.gz"}
@@ -545,6 +603,12 @@ def create_app(
         # a DICOM series or object is shown from its NIfTI copy (dicom_upload)
         return FileResponse(view if view.is_file() else path)
 
+    @app.get("/api/cases/{case_id}/target-outline")
+    def target_outline(case_id: str) -> Response:
+        # the target changes under the same address: never from the browser's cache
+        return Response(state.target_outline(case_id), media_type="application/gzip",
+                        headers={"Cache-Control": "no-store"})  # fmt: skip
+
     @app.get("/api/cases/{case_id}/markups")
     def markups(case_id: str) -> Any:
         from cryoplan.markups import probes_to_markups  # noqa: PLC0415
@@ -625,5 +689,9 @@ def create_app(
     @app.get("/api/jobs/{job_id}/files/{name}")
     def job_file(job_id: str, name: str) -> Any:
         return FileResponse(state.job_file(job_id, name))
+
+    @app.get("/api/jobs/{job_id}/isotherms")
+    def isotherms(job_id: str) -> Response:
+        return Response(state.isotherms(job_id), media_type="application/gzip")
 
     return app

@@ -113,6 +113,7 @@ def job_case(store: Store, job: Job, data: dict[str, Any] | None = None) -> Any:
 def run_simulation(store: Store, job: Job, cache: PreparedCache, preview: bool) -> None:
     from cryoplan.outcome import evaluate  # noqa: PLC0415
     from cryoplan.outputs import (  # noqa: PLC0415
+        json_text,
         results_folder,
         write_nifti,
         write_on_image_grid,
@@ -166,7 +167,7 @@ def run_simulation(store: Store, job: Job, cache: PreparedCache, preview: bool) 
         tmin = result.history.minimum_temperature_c.astype("float32")
         write_nifti(staging / "tmin.nii.gz", tmin, result.grid)
         write_on_image_grid(staging, result, suffixes=(".nii.gz",), with_image=False)
-        (staging / "preview.json").write_text(json.dumps(figures, indent=2) + "\n", "utf-8")
+        (staging / "preview.json").write_text(json_text(figures), "utf-8")  # no -Infinity
 
 
 def run_plan(store: Store, job: Job) -> None:
