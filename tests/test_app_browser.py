@@ -8,6 +8,7 @@ The screenshots are left in the temporary folder for a person to look at."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import threading
@@ -20,9 +21,9 @@ import pytest
 from browser import open_page, pixels
 
 SHARED_DATA = Path(__file__).parents[2] / "shared" / "data"
-# The example on a 3 mm grid, with one 10-minute freeze and a small planning search, so that
-# the whole flow takes about a minute (the example's own settings: ~30 s to simulate, ~3 min
-# to plan)
+# The example on a 3 mm grid, with one 10-minute freeze and a small planning search (its one
+# protocol long enough to kill tissue, so that its probability map shows), so that the whole
+# flow takes about a minute (the example's own settings: ~30 s to simulate, ~3 min to plan)
 CHEAPER = {
     "grid": {"spacing_mm": 3, "crop_margin_mm": 15},
     "protocol": [{"phase": "freeze", "duration_min": 10}],
@@ -31,10 +32,14 @@ CHEAPER = {
         "max_sessions": 1,
         "samples": 4,
         "model_spacing_mm": 4,
-        "protocols": [{"name": "short", "phases": [{"phase": "freeze", "duration_min": 3}]}],
+        "protocols": [{"name": "short", "phases": [{"phase": "freeze", "duration_min": 6}]}],
     },
 }
 TUMOUR_CENTRE = [-47.0, -161.3, 148.3]  # LPS mm, examples/ct-liver-ivc.yaml
+# the page's colours (web/src/app/viewer.js): the target's outline, the isotherms' lines
+TARGET_RGB = [170, 90, 255]
+ISOTHERM_RGB = [[255, 255, 255], [255, 176, 0], [255, 40, 40]]
+PROBABILITY_STOPS = [(0.05, [33, 145, 140]), (0.5, [94, 201, 98]), (1, [253, 231, 37])]
 JOB_TIMEOUT_MS = 60_000
 
 
@@ -87,6 +92,37 @@ def _bluish(image: np.ndarray) -> np.ndarray:
     return (b > 150) & (b - r > 60) & (b - g > 30)
 
 
+def _changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pixels that differ between two screenshots (more than antialiasing's noise)."""
+    return np.abs(a - b).max(axis=2) > 24
+
+
+def _near(image: np.ndarray, rgb: list[int], tolerance: int = 40) -> np.ndarray:
+    return np.abs(image - np.array(rgb)).max(axis=2) <= tolerance
+
+
+def _set_slider(page, slider: str, value: float) -> None:
+    page.eval_on_selector(
+        slider, f"e => {{ e.value = {value}; e.dispatchEvent(new Event('input')); }}"
+    )
+    page.wait_for_timeout(100)  # NiiVue draws on the next frame
+
+
+def _axial_tile(page, shape: tuple[int, ...]) -> np.ndarray:
+    """A mask of a canvas screenshot's pixels inside the axial slice's tile."""
+    left, top, width, height = page.evaluate(
+        "window.cryoplanApp.viewer.nv.screenSlices.find(s => s.axCorSag === 0).leftTopWidthHeight"
+    )
+    left, width = min(left, left + width), abs(width)  # negative: drawn mirrored
+    rows, columns = np.indices(shape[:2])
+    return (columns >= left) & (columns < left + width) & (rows >= top) & (rows < top + height)
+
+
+def _distance_px(shape: tuple[int, ...], centre: list[float]) -> np.ndarray:
+    rows, columns = np.indices(shape[:2])
+    return np.hypot(columns - centre[0], rows - centre[1])
+
+
 def _wait_job(page, kind: str) -> None:
     page.wait_for_selector(
         f'.job[data-kind="{kind}"]:is([data-state="done"], [data-state="failed"])',
@@ -122,12 +158,37 @@ def test_open_place_preview_simulate_plan(server: str, tmp_path: Path) -> None:
         assert grey.mean() > 0.05  # the CT's soft tissue, in grey
         assert len(np.unique(opened.reshape(-1, 3) // 16, axis=0)) > 50  # an image, not a fill
 
-        # the labels and the lethal zone hidden, so that only the cold map colours the image
-        for slider in ("#label-opacity", "#lethal-opacity"):
-            page.eval_on_selector(
-                slider, "e => { e.value = 0; e.dispatchEvent(new Event('input')); }"
-            )
+        # the labels, the lethal zone and the isotherms hidden, so that the target's outline
+        # and then the cold map alone colour the image
+        for slider in ("#label-opacity", "#lethal-opacity", "#isotherms-opacity"):
+            _set_slider(page, slider, 0)
+        legend = page.inner_text("#legend")
+        for line in ("0 °C isotherm", "−20 °C isotherm", "−40 °C isotherm", "target outline"):
+            assert line in legend
+
+        # the target's outline: the example's 30 mm sphere, a violet ring about the tumour's
+        # centre on the axial slice through it, and nothing beyond
+        page.wait_for_function("!!window.cryoplanApp.viewer.target", timeout=30_000)
+        outlined = pixels(canvas.screenshot())
+        _set_slider(page, "#target-opacity", 0)
         before = pixels(canvas.screenshot())
+        axial = _axial_tile(page, before.shape)
+        centre = page.evaluate(f"window.cryoplanApp.viewer.screenPoint({TUMOUR_CENTRE}, 0)")
+        edge = page.evaluate(
+            "window.cryoplanApp.viewer.screenPoint("
+            f"{[TUMOUR_CENTRE[0] + 15, *TUMOUR_CENTRE[1:]]}, 0)"
+        )
+        radius_px = abs(edge[0] - centre[0])  # 15 mm
+        distance = _distance_px(outlined.shape, centre)
+        ring = _changed(outlined, before) & axial
+        assert ring.sum() > 2 * radius_px  # a line around the section …
+        assert (distance[ring] > 0.55 * radius_px).all()  # … not a disc
+        assert (distance[ring] < 1.2 * radius_px).all()
+        # towards violet, more blue than green (blended with the image at the line's edges,
+        # where NiiVue interpolates, and with the probes where they cross it)
+        shift = (outlined - before)[ring]
+        assert (shift[:, 2] - shift[:, 1] > 20).mean() > 0.8
+        assert _near(outlined, TARGET_RGB)[ring].sum() > 10  # and the colour itself
 
         # 2. probe a's tip to 3 mm beside the tumour's centre, by clicking the axial slice
         page.click("#probes li:first-child .set-tip")
@@ -142,11 +203,52 @@ def test_open_place_preview_simulate_plan(server: str, tmp_path: Path) -> None:
         assert np.allclose(placed[:2], tip[:2], atol=3.0), placed  # within a voxel (3 mm)
         assert "depth" in page.inner_text("#probes li:first-child .path")  # its path, from the API
 
-        # 3. the preview runs by itself; its cold zone appears around the probes
+        # 2b. probe b's tip dragged 10 mm anterior on the axial slice: its path follows while
+        # the button is held, nothing is saved until it is released, and the drag stays in
+        # the slice's plane (the tip's z is kept)
+        tip_b = page.evaluate("window.cryoplanApp.state.probes[1].tip_mm")
+        depth_b = page.evaluate("window.cryoplanApp.state.paths[1].depth_mm")
+        start = page.evaluate(f"window.cryoplanApp.viewer.drawnPoint({tip_b}, 0)")
+        end = page.evaluate(
+            f"window.cryoplanApp.viewer.drawnPoint({[tip_b[0], tip_b[1] - 10, tip_b[2]]}, 0)"
+        )
+        page.mouse.move(box["x"] + start[0], box["y"] + start[1])
+        page.mouse.down()
+        for f in (0.25, 0.5, 0.75, 1.0):
+            page.mouse.move(
+                box["x"] + start[0] + f * (end[0] - start[0]),
+                box["y"] + start[1] + f * (end[1] - start[1]),
+            )
+        page.wait_for_function(
+            f"window.cryoplanApp.state.paths[1].depth_mm < {depth_b - 6}", timeout=10_000
+        )
+        dragged_depth = page.evaluate("window.cryoplanApp.state.paths[1].depth_mm")
+        assert f"depth {dragged_depth:.1f} mm" in page.inner_text("#probes li:nth-child(2) .path")
+        stored = page.request.get(f"{server}api/cases/{case_id}").json()["case"]["probes"][1]
+        assert stored["tip_mm"] == tip_b  # not saved while dragging
+        rows = page.locator('.job[data-kind="preview"]')
+        previewed = rows.get_attribute("data-id") if rows.count() else None
+        page.mouse.up()
+        deadline = time.monotonic() + 10
+        while stored["tip_mm"] == tip_b:
+            assert time.monotonic() < deadline, "the dragged tip was not saved"
+            page.wait_for_timeout(100)
+            stored = page.request.get(f"{server}api/cases/{case_id}").json()["case"]["probes"][1]
+        assert stored["tip_mm"][2] == tip_b[2]
+        assert np.allclose(stored["tip_mm"][:2], [tip_b[0], tip_b[1] - 10], atol=2.0), stored
+
+        # 3. the preview of the released placement runs by itself; its cold zone appears
+        # around the probes
+        fresh = '.job[data-kind="preview"]'
+        if previewed:
+            fresh += f':not([data-id="{previewed}"])'
+        page.wait_for_selector(fresh, timeout=10_000)
         _wait_job(page, "preview")
-        page.wait_for_function("!!document.body.dataset.overlayJob", timeout=30_000)
+        preview_id = page.get_attribute('.job[data-kind="preview"]', "data-id")
+        page.wait_for_function(
+            f"document.body.dataset.overlayJob === '{preview_id}'", timeout=30_000
+        )
         page.wait_for_timeout(300)  # one more frame
-        page.screenshot(path=shots / "2-preview.png")
         after = pixels(canvas.screenshot())
         assert _bluish(after).mean() - _bluish(before).mean() > 0.002
         # where the anatomy says: blue at the tumour's centre, none 8 cm to the patient's left
@@ -158,26 +260,65 @@ def test_open_place_preview_simulate_plan(server: str, tmp_path: Path) -> None:
         assert _bluish(after[int(sy) - 6 : int(sy) + 6, int(sx) - 6 : int(sx) + 6]).mean() == 0
         assert "%" in page.inner_text("#results")
 
+        page.screenshot(path=shots / "2-preview.png")
+
         # 4. the full result follows the preview by itself; Simulate keeps that run
         page.wait_for_selector('.job[data-kind="simulate"]', timeout=10_000)
         page.click("#simulate")
         _wait_job(page, "simulate")
         jobs = page.request.get(f"{server}api/cases/{case_id}").json()["jobs"]
-        assert [j["kind"] for j in jobs].count("simulate") == 1
+        # one full run of this placement (an earlier placement's may have started before the
+        # drag, which cancels it)
+        previewed_at = page.request.get(f"{server}api/jobs/{preview_id}").json()["created"]
+        assert [j["kind"] for j in jobs if j["created"] >= previewed_at].count("simulate") == 1
         verdict = page.locator("#results .verdict")
         verdict.wait_for(timeout=30_000)
         assert verdict.inner_text().split(":")[0] in {"COMPLETE", "INCOMPLETE"}, (
             verdict.inner_text()
         )
-        page.click("#worst-point")
+        # its isotherms' lines: white, amber and red around the probes, none beyond the cold
+        # (nothing else runs now, so that only the lines differ between the screenshots)
+        _set_slider(page, "#isotherms-opacity", 1)
+        _set_slider(page, "#target-opacity", 1)  # for the screenshot
         page.screenshot(path=shots / "3-simulated.png")
+        _set_slider(page, "#target-opacity", 0)
+        lined = pixels(canvas.screenshot())
+        _set_slider(page, "#isotherms-opacity", 0)
+        unlined = pixels(canvas.screenshot())
+        lines = _changed(lined, unlined) & axial
+        assert lines.sum() > 2 * radius_px
+        reach_px = distance[_bluish(unlined) & axial].max()  # the farthest blue from the centre
+        assert (distance[lines] <= reach_px + 4).all()  # on the cold zone (a voxel's blur)
+        for rgb in ISOTHERM_RGB:
+            assert _near(lined, rgb)[lines].sum() > 3, rgb
+        page.click("#worst-point")
+        page.screenshot(path=shots / "3-worst-point.png")
         report = page.get_attribute("#report-link", "href")
 
-        # 5. plan: its status, and its probes accepted into the case
+        # 5. plan: its status, its probability map over the image, and its probes accepted
+        # into the case
         page.click("#plan")
         _wait_job(page, "plan")
         page.locator("#plan-status").wait_for(timeout=30_000)
+        page.wait_for_function("!!window.cryoplanApp.viewer.probability", timeout=30_000)
+        assert page.is_visible("#probability-legend")
+        page.click("#to-target")
         page.screenshot(path=shots / "4-planned.png")
+        probable = pixels(canvas.screenshot())
+        _set_slider(page, "#probability-opacity", 0)
+        without = pixels(canvas.screenshot())
+        _set_slider(page, "#probability-opacity", 0.6)
+        mapped = _changed(probable, without) & axial
+        assert mapped.sum() > 20
+        assert (distance[mapped] < 3 * radius_px).all()  # about the target, not far away
+        # in the map's colours: the layer at opacity 0.6 over what was there, so its own colour
+        # is (shown - 0.4 without) / 0.6; most pixels lie on the ramp (the others on the
+        # layer's edges, where NiiVue interpolates)
+        own = (probable[mapped] - 0.4 * without[mapped]) / 0.6
+        ramp = np.concatenate([np.linspace(a, b, 50) for a, b in itertools.pairwise(
+            [np.array(rgb) for _, rgb in PROBABILITY_STOPS])])  # fmt: skip
+        off_ramp = np.linalg.norm(own[:, None, :] - ramp[None], axis=2).min(axis=1)
+        assert np.median(off_ramp) < 25
         planned = page.locator("#plan-probes tr").count() - 1  # the header
         assert planned >= 1
         assert page.locator("#plan-alternatives tr").count() >= 2  # what else it tried

@@ -10,7 +10,7 @@
 
 import { ApiError, getBytes, getJson, postJson, putJson } from "./app/api.js";
 import { Jobs } from "./app/jobs.js";
-import { Viewer, WINDOWS, probeColour } from "./app/viewer.js";
+import { COLD_RGB, ISOTHERMS, LETHAL_RGB, PROBABILITY_STOPS, TARGET_RGB, Viewer, WINDOWS, probeColour } from "./app/viewer.js";
 
 const $ = (id) => document.getElementById(id);
 const PREVIEW_DELAY_MS = 300; // a probe dragged around submits one preview, not ten
@@ -23,6 +23,7 @@ const state = {
   probes: [], // [{name, model, tip_mm, entry_mm}] in LPS mm, as in the case file
   selected: 0,
   placing: null, // "tip" | "entry" while waiting for a click on a slice
+  dragging: null, // a probe's end being dragged on a slice (onPress)
   paths: [], // POST /api/cases/{id}/paths, by probe
   crosshair: null, // the last crosshair position, LPS mm
 };
@@ -102,6 +103,7 @@ async function showCase(info) {
   goToTarget();
   jobs.setCase(info);
   renderTarget();
+  showTargetOutline();
   renderProbes();
   viewer.setProbes(state.probes, state.selected);
   $("open-panel").open = false; // room for the probe list; a click reopens it
@@ -163,12 +165,29 @@ async function setTarget(change) {
     });
     state.case.case = info.case;
     renderTarget();
+    showTargetOutline();
     jobs.probesMoving(); // results of the old target are stale
     jobs.probesSaved(state.probes.length > 0);
     updatePaths();
   } catch (error) {
     report("target-error", error);
   }
+}
+
+// The target's outline, as the server finds it (its label or sphere on the label
+// map's grid), drawn over the image; none where the case has no target yet.
+let targetSeq = 0;
+async function showTargetOutline() {
+  const seq = ++targetSeq;
+  const info = state.case;
+  let bytes = null; // none drawn where there is none, or it failed (not the old one)
+  try {
+    if (info.case.target && info.files.labels) bytes = await getBytes(`/api/cases/${info.id}/target-outline`);
+  } catch (error) {
+    report("target-error", error);
+  }
+  if (seq !== targetSeq || info !== state.case) return; // a newer one is on its way
+  await viewer.showTarget(bytes, Number($("target-opacity").value)).catch((error) => report("target-error", error));
 }
 
 // --- probes --------------------------------------------------------------------
@@ -217,7 +236,7 @@ function renderProbes() {
   $("canvas-box").classList.toggle("placing", !!state.placing);
   $("placing-hint").textContent = state.placing
     ? `Click a slice to place the ${state.placing} of ${state.probes[state.selected].name}.`
-    : "Select a probe, then “set tip” or “set entry” and click a slice.";
+    : "Select a probe, then “set tip” or “set entry” and click a slice; or drag a tip or an entry on a slice.";
 }
 
 function onProbeListClick(event) {
@@ -265,11 +284,81 @@ function addProbe() {
 function onLocation(where) {
   state.crosshair = where.lps;
   $("location").textContent = where.text;
+  if (state.dragging) dragTo(where.lps);
   if (!state.placing || !(where.axCorSag >= 0 && where.axCorSag <= 2)) return;
   const probe = state.probes[state.selected];
   probe[state.placing === "tip" ? "tip_mm" : "entry_mm"] = where.lps.map(round1);
   state.placing = null;
   probesChanged();
+}
+
+// --- dragging a probe's end on a slice -----------------------------------------------
+
+const GRAB_PX = 8; // how near a drawn tip or entry a press must be to take it
+const PATHS_EVERY_MS = 150; // while dragging, a paths request at most this often
+
+// A press on a drawn tip or entry starts a drag (listened for before NiiVue's own, whose
+// crosshair then follows the pointer and reports each position to onLocation).
+function onPress(event) {
+  if (event.button !== 0 || state.placing || !state.case) return;
+  const hit = endUnder(event);
+  if (!hit) return;
+  state.dragging = { ...hit, start: [...state.probes[hit.index][hit.key]], from: null, moved: false };
+  state.selected = hit.index;
+  $("canvas-box").classList.add("dragging");
+  viewer.setProbes(state.probes, state.selected);
+  renderProbes();
+}
+
+function endUnder(event) {
+  const box = $("gl").getBoundingClientRect();
+  return viewer.probeEndAt([event.clientX - box.left, event.clientY - box.top], state.probes, GRAB_PX);
+}
+
+// The end follows the pointer within the slice's plane, from where it was taken: its
+// coordinate across the slice stays (the probes are drawn projected onto every slice).
+function dragTo(lps) {
+  const drag = state.dragging;
+  if (!drag.from) {
+    drag.from = lps; // the press itself
+    return;
+  }
+  const to = drag.start.map((v, axis) => (axis === drag.across ? v : round1(v + lps[axis] - drag.from[axis])));
+  state.probes[drag.index][drag.key] = to;
+  if (!drag.moved) jobs.probesMoving(); // the old placement's previews are of no use now
+  drag.moved = true;
+  viewer.setProbes(state.probes, state.selected);
+  renderProbes();
+  pathsWhileDragging();
+}
+
+// Released: saved, its path, then its preview, as a click does.
+function onRelease() {
+  const drag = state.dragging;
+  if (!drag) return;
+  state.dragging = null;
+  $("canvas-box").classList.remove("dragging");
+  if (drag.moved) probesChanged();
+}
+
+// The paths of the probes as they are dragged (nothing saved): one request at a time,
+// at most every PATHS_EVERY_MS, the newest placement next.
+let pathsBusy = false;
+let pathsAgain = false;
+async function pathsWhileDragging() {
+  if (pathsBusy) {
+    pathsAgain = true;
+    return;
+  }
+  pathsBusy = true;
+  const started = performance.now();
+  await updatePaths();
+  await new Promise((resolve) => setTimeout(resolve, PATHS_EVERY_MS - (performance.now() - started)));
+  pathsBusy = false;
+  if (pathsAgain) {
+    pathsAgain = false;
+    pathsWhileDragging();
+  }
 }
 
 // Saving is chained, so that two quick edits reach the server in order.
@@ -288,7 +377,7 @@ function probesChanged() {
       // An empty list is "no probes" for the case file (null removes the key)
       const info = await putJson(`/api/cases/${caseId}`, { probes: probes.length ? probes : null });
       state.case.case = info.case;
-      jobs.probesSaved(probes.length > 0);
+      if (!state.dragging) jobs.probesSaved(probes.length > 0); // a drag previews when released
       updatePaths();
     } catch (error) {
       report("probes-error", error);
@@ -311,6 +400,31 @@ async function updatePaths() {
 }
 
 // --- start -----------------------------------------------------------------------
+
+// The overlays' colours, from the viewer's own tables
+function renderLegend() {
+  const css = ([r, g, b]) => `rgb(${r},${g},${b})`;
+  const minus = (v) => `${v}`.replace("-", "−");
+  const entries = [
+    ["fill", COLD_RGB, "cold ≤ 0 °C"],
+    ["fill", LETHAL_RGB, "lethal zone"],
+    ...ISOTHERMS.map((t) => ["line", t.rgb, `${minus(t.level_c)} °C isotherm`]),
+    ["line", TARGET_RGB, "target outline"],
+  ];
+  $("legend").replaceChildren(
+    ...entries.map(([kind, rgb, text]) => {
+      const li = document.createElement("li");
+      li.innerHTML = `<span class="key ${kind}" style="background: ${css(rgb)}"></span>`;
+      li.append(text);
+      return li;
+    }),
+  );
+  // the ramp runs from the map's lowest shown probability to 1
+  const low = PROBABILITY_STOPS[0][0];
+  const stops = PROBABILITY_STOPS.map(([p, rgb]) => `${css(rgb)} ${Math.round((100 * (p - low)) / (1 - low))}%`);
+  $("probability-ramp").style.background = `linear-gradient(to right, ${stops.join(", ")})`;
+  $("probability-low").textContent = `${Math.round(100 * low)} %`;
+}
 
 async function main() {
   viewer = new Viewer($("gl"), { onLocation });
@@ -337,8 +451,10 @@ async function main() {
   $("window").onchange = () => viewer.setWindow($("window").value);
   $("layout").onchange = () => viewer.setLayout($("layout").value);
   $("label-opacity").oninput = (e) => viewer.setLabelOpacity(Number(e.target.value));
-  $("cold-opacity").oninput = (e) => viewer.setOverlayOpacity("cold", Number(e.target.value));
-  $("lethal-opacity").oninput = (e) => viewer.setOverlayOpacity("lethal", Number(e.target.value));
+  for (const overlay of ["cold", "lethal", "isotherms", "target", "probability"]) {
+    $(`${overlay}-opacity`).oninput = (e) => viewer.setOverlayOpacity(overlay, Number(e.target.value));
+  }
+  renderLegend();
   $("to-target").onclick = goToTarget;
   $("target-from-label").onclick = () => state.case && setTarget({ label: $("target-label").value });
   $("target-sphere").onclick = () =>
@@ -364,6 +480,12 @@ async function main() {
     if (!form.get("image") || !form.get("image").name) form.delete("image");
     openCase(() => postJson("/api/cases", form));
   };
+  // probe ends dragged on the slices: the press is seen before NiiVue's (capture)
+  $("canvas-box").addEventListener("mousedown", onPress, true);
+  window.addEventListener("mouseup", onRelease);
+  $("canvas-box").addEventListener("mousemove", (event) => {
+    if (!event.buttons) $("canvas-box").classList.toggle("over-end", !state.placing && !!endUnder(event));
+  });
   $("probes").addEventListener("click", onProbeListClick);
   $("probes").addEventListener("change", onProbeModelChange);
   $("add-probe").onclick = () => state.case && addProbe();

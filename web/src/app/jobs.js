@@ -84,6 +84,7 @@ export class Jobs {
     document.getElementById("simulate").disabled = false;
     document.getElementById("plan").disabled = false;
     this.viewer.clearResult();
+    document.getElementById("probability-legend").hidden = true; // the viewer has no plan's map yet
     const exportSection = document.getElementById("export");
     exportSection.hidden = false;
     document.getElementById("export-links").replaceChildren(
@@ -212,17 +213,20 @@ export class Jobs {
     if (order[0] < this.shown[0] || (order[0] === this.shown[0] && order[1] < this.shown[1])) return;
     this.shown = order;
     const has = (name) => job.files.includes(name);
-    const [tminBytes, lethalBytes, figures] = await Promise.all([
-      has("tmin_on_image.nii.gz") ? getBytes(fileUrl(job, "tmin_on_image.nii.gz")) : null,
+    const onImage = has("tmin_on_image.nii.gz"); // an image case: overlays on its grid
+    const [tminBytes, lethalBytes, isothermBytes, figures] = await Promise.all([
+      onImage ? getBytes(fileUrl(job, "tmin_on_image.nii.gz")) : null,
       has("lethal_on_image.nii.gz") ? getBytes(fileUrl(job, "lethal_on_image.nii.gz")) : null,
+      onImage ? getBytes(`/api/jobs/${job.id}/isotherms`) : null, // their lines, from the server
       getJson(fileUrl(job, job.kind === "preview" ? "preview.json" : "summary.json")),
     ]);
     if (this.shown !== order) return; // overtaken while downloading
+    const opacity = (id) => Number(document.getElementById(`${id}-opacity`).value);
     await this.viewer.showResult({
       tminBytes,
       lethalBytes,
-      coldOpacity: Number(document.getElementById("cold-opacity").value),
-      lethalOpacity: Number(document.getElementById("lethal-opacity").value),
+      isothermBytes,
+      opacity: { cold: opacity("cold"), lethal: opacity("lethal"), isotherms: opacity("isotherms") },
     });
     document.body.dataset.overlayJob = job.id; // for the tests
     const stale = entry.version < this.version ? el("p", { class: "muted" }, "The probes have moved since this run.") : null;
@@ -278,6 +282,12 @@ export class Jobs {
 
   async showPlan(job) {
     const summary = await getJson(fileUrl(job, "summary.json"));
+    // the planner's lethal probability under placement error, over the image
+    const probability = "lethal_probability_on_image.nii.gz";
+    const bytes = job.files.includes(probability) ? await getBytes(fileUrl(job, probability)) : null;
+    if (this.caseInfo.id !== job.case_id) return; // another case was opened meanwhile
+    await this.viewer.showProbability(bytes, Number(document.getElementById("probability-opacity").value));
+    document.getElementById("probability-legend").hidden = !bytes;
     const plan = summary.plan || {};
     const probes = (plan.probes || []).map((p) => ({ name: p.name, model: p.model, tip_mm: p.tip_mm, entry_mm: p.entry_mm }));
     const rows = (plan.probes || []).map((p) =>

@@ -11,6 +11,8 @@ import { MULTIPLANAR_TYPE, Niivue, NVImage, NVMesh, SHOW_RENDER, SLICE_TYPE } fr
 
 export const lpsToRas = ([x, y, z]) => [-x, -y, z];
 export const rasToLps = ([x, y, z]) => [-x, -y, z];
+// The LPS axis across each 2-D tile (axial, coronal, sagittal): z, y, x
+const ACROSS_SLICE = [2, 1, 0];
 
 // NiiVue's ImageType enum (not exported): we pass it explicitly, because our
 // volumes arrive from URLs without a file extension for NiiVue to guess from.
@@ -51,8 +53,60 @@ const COLD = {
   A: [255, 255, 255, 0],
   I: [0, 128, 254, 255],
 };
+export const COLD_RGB = [COLD.R[1], COLD.G[1], COLD.B[1]]; // for the legend
 const COLDEST_C = -200; // below any cryoprobe's gas: the map's lower end
 const LETHAL = { R: [0, 255, 255], G: [0, 60, 60], B: [0, 40, 40], A: [0, 255, 255], I: [0, 1, 255] };
+export const LETHAL_RGB = [LETHAL.R[1], LETHAL.G[1], LETHAL.B[1]];
+
+// Lines drawn from the server's label maps (GET /api/jobs/{id}/isotherms: label k on
+// ISOTHERMS[k - 1]; GET /api/cases/{id}/target-outline: label 1), each a colour unlike
+// the grey image, the blue cold, the probes and the green crosshair.
+export const ISOTHERMS = [
+  { level_c: 0, rgb: [255, 255, 255] },
+  { level_c: -20, rgb: [255, 176, 0] },
+  { level_c: -40, rgb: [255, 40, 40] },
+];
+export const TARGET_RGB = [170, 90, 255];
+
+// The planner's lethal probability (0-1): nothing up to 5 %, then viridis's upper half
+// (teal, green, yellow: unlike the blue cold, the red lethal zone and the violet target).
+// Values at or below cal_min land on texel 0, so that one is transparent (values just
+// above are lifted to texel 2 by NiiVue); 1 is cal_max, the last colour.
+export const PROBABILITY_STOPS = [
+  [0.05, [33, 145, 140]],
+  [0.5, [94, 201, 98]],
+  [1, [253, 231, 37]],
+];
+const PROBABILITY_MIN = PROBABILITY_STOPS[0][0];
+const PROBABILITY = {
+  R: [0, ...PROBABILITY_STOPS.map(([, c]) => c[0])],
+  G: [0, ...PROBABILITY_STOPS.map(([, c]) => c[1])],
+  B: [0, ...PROBABILITY_STOPS.map(([, c]) => c[2])],
+  A: [0, 255, 255, 255],
+  I: [0, 1, 128, 255],
+};
+
+// A colour map giving the values 1..n of a line volume (shown with cal_min 0, cal_max n)
+// each its colour, 0 transparent. Value k lands on texel 255 k / n; its colour fills the
+// texels halfway to its neighbours'. Not a label colour table: NiiVue's label shader
+// averages each voxel's alpha with its six neighbours', which leaves a one-voxel line at
+// half its opacity.
+function stepColormap(colours) {
+  const n = colours.length;
+  const map = { R: [0], G: [0], B: [0], A: [0], I: [0] };
+  colours.forEach(([r, g, b], k) => {
+    const first = k === 0 ? 1 : Math.floor((255 * (k + 0.5)) / n) + 1;
+    const last = k === n - 1 ? 255 : Math.floor((255 * (k + 1.5)) / n);
+    for (const texel of first === last ? [first] : [first, last]) {
+      map.R.push(r);
+      map.G.push(g);
+      map.B.push(b);
+      map.A.push(255);
+      map.I.push(texel);
+    }
+  });
+  return map;
+}
 
 // Distinct colours for the label map (golden-angle hues), and for probes.
 function labelColour(i) {
@@ -100,6 +154,9 @@ async function volumeFromBytes(bytes, name, options = {}) {
   );
 }
 
+// A line volume (values 0..n) in the step colour map `colormap` of n colours.
+const lineVolume = (bytes, name, colormap, n, opacity) => volumeFromBytes(bytes, name, { colormap, cal_min: 0, cal_max: n, opacity });
+
 // A closed cylinder from a to b (RAS mm), counter-clockwise seen from outside
 // (NiiVue culls back faces and lights by the winding).
 function cylinder(a, b, radius, sides = 12) {
@@ -146,6 +203,9 @@ export class Viewer {
     this.labelNames = {};
     this.tmin = null;
     this.lethal = null;
+    this.isotherms = null; // label map: the isotherms' lines
+    this.target = null; // label map: the target's outline
+    this.probability = null; // the planner's lethal probability
     this.probeMeshes = [];
   }
 
@@ -179,6 +239,9 @@ export class Viewer {
     this.nv.setSliceType(SLICE_TYPE.MULTIPLANAR);
     this.nv.addColormap("cryoplan_cold", COLD);
     this.nv.addColormap("cryoplan_lethal", LETHAL);
+    this.nv.addColormap("cryoplan_probability", PROBABILITY);
+    this.nv.addColormap("cryoplan_isotherms", stepColormap(ISOTHERMS.map((t) => t.rgb)));
+    this.nv.addColormap("cryoplan_target", stepColormap([TARGET_RGB]));
     this.nv.onLocationChange = (loc) => this.onLocation(this.describeLocation(loc), loc);
   }
 
@@ -205,20 +268,15 @@ export class Viewer {
 
   // The case: its image (or, without one, the label map alone) and labels.
   async showCase({ imageBytes, imageName, labelsBytes, labelsName, labelNames }) {
-    for (const vol of [...this.nv.volumes]) this.nv.removeVolume(vol);
-    this.image = this.labels = this.tmin = this.lethal = null;
+    this.image = this.labels = this.tmin = this.lethal = this.isotherms = this.target = this.probability = null;
     this.labelNames = labelNames || {};
-    if (imageBytes) {
-      this.image = await volumeFromBytes(imageBytes, imageName);
-      this.nv.addVolume(this.image);
-    }
+    if (imageBytes) this.image = await volumeFromBytes(imageBytes, imageName);
     if (labelsBytes) {
       this.labels = await volumeFromBytes(labelsBytes, labelsName, { opacity: imageBytes ? 0.3 : 1 });
       this.labels.setColormapLabel(this.labelLut());
-      this.nv.addVolume(this.labels);
       if (!this.image) this.image = this.labels;
     }
-    this.nv.updateGLVolume();
+    this.restack();
     this.setWindow(this.looksLikeCt() ? "CT soft tissue" : "MRI / auto");
     this.centreView();
   }
@@ -304,38 +362,93 @@ export class Viewer {
     return [found.pos[0] / scale, found.pos[1] / scale];
   }
 
-  // A result on the image's grid: Tmin (°C) and the lethal zone (0/1).
-  async showResult({ tminBytes, lethalBytes, lethalOpacity = 0.35, coldOpacity = 0.7 }) {
-    this.clearResult();
-    if (tminBytes) {
-      this.tmin = await volumeFromBytes(tminBytes, "tmin_on_image.nii.gz", {
-        colormap: "cryoplan_cold",
-        cal_min: COLDEST_C,
-        cal_max: 0,
-        opacity: coldOpacity,
+  // Where a probe's end is drawn in a 2-D tile (CSS pixels, or null): the probes are
+  // drawn whole in every slice, projected onto it, so the point is moved onto the tile's
+  // slice (the crosshair's) across it first.
+  drawnPoint(lps, axCorSag) {
+    const crosshair = rasToLps(this.nv.frac2mm(this.nv.scene.crosshairPos));
+    const across = ACROSS_SLICE[axCorSag];
+    return this.screenPoint(
+      lps.map((v, axis) => (axis === across ? crosshair[axis] : v)),
+      axCorSag,
+    );
+  }
+
+  // The probe end drawn nearest a canvas point (CSS pixels) in a 2-D tile, within
+  // radiusPx: {index, key: "tip_mm" | "entry_mm", axCorSag, across}, or null.
+  probeEndAt([x, y], probes, radiusPx) {
+    let best = null;
+    for (const axCorSag of [0, 1, 2]) {
+      probes.forEach((probe, index) => {
+        for (const key of ["tip_mm", "entry_mm"]) {
+          const at = this.drawnPoint(probe[key], axCorSag);
+          const distance = at ? Math.hypot(at[0] - x, at[1] - y) : Infinity;
+          if (distance <= radiusPx && !(best && best.distance <= distance)) {
+            best = { index, key, axCorSag, across: ACROSS_SLICE[axCorSag], distance };
+          }
+        }
       });
-      this.nv.addVolume(this.tmin);
     }
-    if (lethalBytes) {
-      this.lethal = await volumeFromBytes(lethalBytes, "lethal_on_image.nii.gz", {
-        colormap: "cryoplan_lethal",
-        cal_min: 0.5,
-        cal_max: 1,
-        opacity: lethalOpacity,
-      });
-      this.nv.addVolume(this.lethal);
-    }
-    this.nv.updateGLVolume();
+    return best;
+  }
+
+  // A result on the image's grid: Tmin (°C), the lethal zone (0/1) and the isotherms' lines,
+  // read first and swapped in at once (two results arriving together leave one on screen).
+  async showResult({ tminBytes, lethalBytes, isothermBytes, opacity }) {
+    const [tmin, lethal, isotherms] = await Promise.all([
+      tminBytes &&
+        volumeFromBytes(tminBytes, "tmin_on_image.nii.gz", { colormap: "cryoplan_cold", cal_min: COLDEST_C, cal_max: 0, opacity: opacity.cold }),
+      lethalBytes &&
+        volumeFromBytes(lethalBytes, "lethal_on_image.nii.gz", { colormap: "cryoplan_lethal", cal_min: 0.5, cal_max: 1, opacity: opacity.lethal }),
+      isothermBytes && lineVolume(isothermBytes, "isotherms.nii.gz", "cryoplan_isotherms", ISOTHERMS.length, opacity.isotherms),
+    ]);
+    Object.assign(this, { tmin, lethal, isotherms });
+    this.restack();
   }
 
   clearResult() {
-    for (const vol of [this.tmin, this.lethal]) if (vol) this.nv.removeVolume(vol);
-    this.tmin = this.lethal = null;
+    this.tmin = this.lethal = this.isotherms = null;
+    this.restack();
+  }
+
+  // The target's outline (a label map, 1 on the outline), or none (null); the last call wins.
+  async showTarget(bytes, opacity) {
+    const call = (this.targetCall = {});
+    const fresh = bytes && (await lineVolume(bytes, "target-outline.nii.gz", "cryoplan_target", 1, opacity));
+    if (call !== this.targetCall) return; // a newer outline is being read
+    this.target = fresh || null;
+    this.restack();
+  }
+
+  // The planner's lethal probability (0-1 on the image's grid), or none (null).
+  async showProbability(bytes, opacity) {
+    const fresh =
+      bytes &&
+      (await volumeFromBytes(bytes, "lethal_probability_on_image.nii.gz", {
+        colormap: "cryoplan_probability",
+        cal_min: PROBABILITY_MIN,
+        cal_max: 1,
+        opacity,
+      }));
+    this.probability = fresh || null;
+    this.restack();
+  }
+
+  // The scene's volumes, in the order NiiVue blends them: the image, its labels, the
+  // result's fills, the plan's probability (shown after a plan, which is then what the
+  // user looks at), the lines last. Set as one list and drawn once: NiiVue's addVolume and
+  // removeVolume each redraw every volume's textures (seconds for a few of them in a
+  // software-rendered browser); its setVolume sets these same three fields.
+  restack() {
+    const order = [this.image, this.labels, this.tmin, this.lethal, this.probability, this.isotherms, this.target];
+    const volumes = order.filter((vol, i) => vol && order.indexOf(vol) === i);
+    Object.assign(this.nv, { volumes, back: volumes[0] || null, overlays: volumes.slice(1) });
     this.nv.updateGLVolume();
   }
 
+  // which: "cold", "lethal", "isotherms", "target" or "probability"
   setOverlayOpacity(which, opacity) {
-    const vol = which === "cold" ? this.tmin : this.lethal;
+    const vol = { cold: this.tmin, lethal: this.lethal, isotherms: this.isotherms, target: this.target, probability: this.probability }[which];
     if (vol) {
       vol.opacity = opacity;
       this.nv.updateGLVolume();
@@ -344,13 +457,23 @@ export class Viewer {
 
   // Probes: [{tip_mm, entry_mm}] in LPS. The selected one is drawn thicker.
   setProbes(probes, selected) {
+    const shapes = probes.map((p, i) => p.tip_mm && p.entry_mm && cylinder(lpsToRas(p.entry_mm), lpsToRas(p.tip_mm), i === selected ? 1.6 : 1.0));
+    if (shapes.every(Boolean) && shapes.length === this.probeMeshes.length) {
+      // the same probes moved (a drag): their vertices replaced in place, because NiiVue
+      // redraws every volume's textures when a mesh is added or removed
+      shapes.forEach(({ pts }, i) => {
+        this.probeMeshes[i].pts = pts;
+        this.probeMeshes[i].updateMesh(this.nv.gl);
+      });
+      this.nv.drawScene();
+      return;
+    }
     for (const mesh of this.probeMeshes) this.nv.removeMesh(mesh);
-    this.probeMeshes = probes.flatMap((p, i) => {
-      if (!p.tip_mm || !p.entry_mm) return [];
-      const { pts, tris } = cylinder(lpsToRas(p.entry_mm), lpsToRas(p.tip_mm), i === selected ? 1.6 : 1.0);
+    this.probeMeshes = shapes.flatMap((shape, i) => {
+      if (!shape) return [];
       // Trap: a first alpha of 0 makes NVMesh a tractogram; alpha is unused.
       const rgba = new Uint8Array([...probeColour(i), 255]);
-      return [new NVMesh(pts, tris, `probe ${p.name || i + 1}`, rgba, 1, true, this.nv.gl)];
+      return [new NVMesh(shape.pts, shape.tris, `probe ${probes[i].name || i + 1}`, rgba, 1, true, this.nv.gl)];
     });
     for (const mesh of this.probeMeshes) this.nv.addMesh(mesh);
     this.nv.drawScene();
