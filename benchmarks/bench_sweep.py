@@ -11,7 +11,8 @@ in the same run, in this order:
 - loop: in this process, `--samples` calls of `sweep.worker.run_sample` (vary the case,
   prepare it on the anatomy, `Simulator.run`, the metrics), the solver on all CPUs: the
   baseline, the same work with no Dask and no storage;
-- run: the same loop with only `Simulator.run` timed (what the bare solves cost);
+- run: the same loop with only `Simulator.run` timed (the bare solves: what a loop of `run`
+  calls costs without the variant's preparation, the metrics and the storage);
 - 1x2: `run_sweep` on a LocalCluster of 1 worker with all CPUs' threads;
 - 2x1: `run_sweep` on 2 workers × 1 thread.
 
@@ -129,11 +130,13 @@ def main() -> None:
     for name, r in runs.items():
         r["overhead_samples"] = r["samples_s"] / base["loop_s"] - 1
         r["overhead_whole"] = r["whole_s"] / base["loop_s"] - 1
+        r["over_run_only"] = r["samples_s"] / base["run_only_s"] - 1
         print(
             f"{name}: start {r['start_s']:.1f} s, samples {r['samples_s']:.1f} s "
             f"({r['samples_s'] / n:.3f} s/sample), results {r['results_s']:.1f} s, "
             f"whole {r['whole_s']:.1f} s; overhead against the loop: samples "
-            f"{100 * r['overhead_samples']:+.0f} %, whole {100 * r['overhead_whole']:+.0f} %"
+            f"{100 * r['overhead_samples']:+.0f} %, whole {100 * r['overhead_whole']:+.0f} %; "
+            f"samples against Simulator.run alone {100 * r['over_run_only']:+.0f} %"
         )
     ratio = runs["2x1"]["samples_s"] / runs["1x2"]["samples_s"]
     print(f"2 workers × 1 thread against 1 worker × 2 threads (samples): {ratio:.2f}×")

@@ -24,4 +24,5 @@ def test_the_readme_has_a_python_example() -> None:
 @pytest.mark.parametrize("code", EXAMPLES)
 def test_python_example_runs(code: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
-    exec(compile(code, "<doc example>", "exec"), {"__name__": "__doc_example__"})
+    # as a script run as such: `if __name__ == "__main__":` blocks run
+    exec(compile(code, "<doc example>", "exec"), {"__name__": "__main__"})

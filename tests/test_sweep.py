@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,7 @@ def test_sample_inputs_depend_on_the_seed_and_the_number_only(tmp_path):
     spec_file = write_sweep(tmp_path)
     case = load_case(tmp_path / "case.yaml")
     few = samples_of(load_sweep_spec(spec_file), [case])
-    many = samples_of(sweep_from_dict(SWEEP | {"samples": 40}, "x"), [case])
+    many = samples_of(sweep_from_dict(SWEEP | {"samples": 400}, "x"), [case])
     assert few == many[: len(few)]
     other_seed = samples_of(sweep_from_dict(SWEEP | {"seed": 12}, "x"), [case])
     assert few[0].factors != other_seed[0].factors
@@ -99,13 +100,27 @@ def test_sample_inputs_depend_on_the_seed_and_the_number_only(tmp_path):
     # both protocol variants of a sample run the same inputs (common random numbers)
     assert few[0].factors == few[1].factors
     assert few[0].shifts_mm == few[1].shifts_mm
-    shifts = np.array([s.shifts_mm for s in many[::2]])  # (40, probes, 3)
-    # the probes go in along +y: depth error σ 2 mm along y, lateral σ 2 mm in x and z
-    assert np.std(shifts[..., 1]) == pytest.approx(2.0, rel=0.3)
-    assert np.std(shifts[..., 0]) == pytest.approx(2.0, rel=0.3)
     factors = np.array([dict(s.factors)["liver_perfusion"] for s in many[::2]])
     assert factors.min() >= 0.5
     assert factors.max() <= 1.5
+    assert np.mean(factors) == pytest.approx(1.0, abs=0.06)  # uniform: σ/√400 = 0.014
+    # the probes go in along +y: σ 3 mm along it (depth), 1 mm across (x and z)
+    skewed = SWEEP | {"samples": 400, "vary": SWEEP["vary"] | {
+        "placement_error_mm": {"lateral": 1.0, "depth": 3.0}}}  # fmt: skip
+    runs = samples_of(sweep_from_dict(skewed, "x"), [case])[::2]
+    shifts = np.array([s.shifts_mm for s in runs])
+    assert shifts.shape == (400, 3, 3)  # samples, probes, LPS
+    # 1,200 draws each: the sample σ within 10 % (about 4 standard errors), the mean near 0
+    for axis, sigma in ((0, 1.0), (1, 3.0), (2, 1.0)):
+        assert np.std(shifts[..., axis]) == pytest.approx(sigma, rel=0.1)
+        assert abs(np.mean(shifts[..., axis])) < 4 * sigma / np.sqrt(1200)
+    # in a design, the rows an index compares share their placement error
+    morris = SWEEP | {"samples": 3, "sensitivity": {"method": "morris"}}
+    rows = [s for s in samples_of(sweep_from_dict(morris, "x"), [case]) if s.protocol_index == 0]
+    assert len(rows) == 6  # 3 trajectories × (1 parameter + 1)
+    assert rows[0].shifts_mm == rows[1].shifts_mm
+    assert rows[2].shifts_mm == rows[3].shifts_mm
+    assert rows[1].shifts_mm != rows[2].shifts_mm
 
 
 def test_a_sweep_writes_its_table_maps_and_summary(two_workers):
@@ -121,7 +136,7 @@ def test_a_sweep_writes_its_table_maps_and_summary(two_workers):
     assert rows.groupby("protocol")["lethal_volume_ml"].nunique().min() > 3
     import nibabel as nib  # noqa: PLC0415
 
-    maps = out / "maps" / "001-phantom" / "freeze-4"
+    maps = out / "maps" / "001-phantom" / "01-freeze-4"
     probability = np.asarray(nib.load(maps / "lethal_probability.nii.gz").dataobj)
     sd = np.asarray(nib.load(maps / "tmin_sd_c.nii.gz").dataobj)
     mean = np.asarray(nib.load(maps / "tmin_mean_c.nii.gz").dataobj)
@@ -145,8 +160,8 @@ def test_one_and_two_workers_give_identical_results(two_workers, tmp_path):
     run_sweep(spec, one, workers=1)
     pd.testing.assert_frame_equal(table(one), table(out), check_exact=True)
     for name in ("lethal_probability", "tmin_mean_c", "tmin_sd_c"):
-        a = (one / "maps/001-phantom/freeze-4" / f"{name}.nii.gz").read_bytes()
-        b = (out / "maps/001-phantom/freeze-4" / f"{name}.nii.gz").read_bytes()
+        a = (one / "maps/001-phantom/01-freeze-4" / f"{name}.nii.gz").read_bytes()
+        b = (out / "maps/001-phantom/01-freeze-4" / f"{name}.nii.gz").read_bytes()
         assert a == b, name
 
 
@@ -155,8 +170,11 @@ def test_a_worker_killed_mid_sweep_loses_and_repeats_no_sample(two_workers, tmp_
     spec = write_sweep(tmp_path, samples=12)
     me = psutil.Process()
     killed = []
+    stored_keys: Counter[str] = Counter()
 
     def kill_a_worker(stored: int, total: int, result) -> None:
+        if result is not None:
+            stored_keys[result.key] += 1
         if result is None or killed:
             return
         # LocalCluster: the nannies run in this process; each worker is a process they
@@ -170,11 +188,12 @@ def test_a_worker_killed_mid_sweep_loses_and_repeats_no_sample(two_workers, tmp_
     result = run_sweep(spec, tmp_path / "out", workers=2, progress=kill_a_worker)
     assert killed, "no worker was killed"
     rows = table(tmp_path / "out")
+    # every sample came back from the cluster and was stored exactly once
+    assert set(stored_keys) == set(rows["key"])
+    assert set(stored_keys.values()) == {1}
     assert len(rows) == 24
-    assert rows["key"].is_unique
     assert (rows["error"] == "").all()
     assert result.ran_now == 24
-    assert len(SweepFolder(tmp_path / "out").done()) == 24
     # the samples a killed worker ran are run again, to the same result
     first = rows.iloc[:12].reset_index(drop=True)
     pd.testing.assert_frame_equal(first, table(reference), check_exact=True)
@@ -198,40 +217,56 @@ def test_a_killed_client_resumes_where_it_stopped(two_workers, tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the client and its LocalCluster, at once
         proc.wait()
-    before = SweepFolder(out).done()
+    folder = SweepFolder(out)
+    before = folder.done()
     assert 4 <= len(before) < 24, "the sweep ended before it could be interrupted"
-    result = run_sweep(spec, out, workers=2)
-    assert result.ran_now == 24 - len(before)
+    written = {key: folder.path_of(key).stat().st_mtime_ns for key in before}
+    rerun: Counter[str] = Counter()
+
+    def count(stored: int, total: int, result) -> None:
+        if result is not None:
+            rerun[result.key] += 1
+
+    result = run_sweep(spec, out, workers=2, progress=count)
     rows = table(out)
+    # the rerun ran exactly the samples not stored, once each, and left the others alone
+    assert set(rerun) == set(rows["key"]) - before
+    assert set(rerun.values()) == {1}
+    assert result.ran_now == 24 - len(before)
+    assert {key: folder.path_of(key).stat().st_mtime_ns for key in before} == written
     assert len(rows) == 24
-    assert rows["key"].is_unique
     assert (rows["error"] == "").all()
     pd.testing.assert_frame_equal(rows.iloc[:12].reset_index(drop=True), table(reference),
                                   check_exact=True)  # fmt: skip
     assert not list((out / "samples").glob(".tmp-*"))
 
 
-def test_sensitivity_finds_the_parameter_that_matters(tmp_path):
-    """Morris: the liver's perfusion (the heat load around the tumour) moves the lethal
-    volume; the perfusion of fat, a tissue the phantom does not hold, cannot (μ* exactly 0)."""
+@pytest.mark.parametrize(
+    ("method", "samples", "runs", "index"),
+    [("morris", 3, 9, "mu_star"), ("sobol", 4, 16, "ST")],  # runs: 3 × (2 + 1), 4 × (2 + 2)
+)
+def test_sensitivity_finds_the_parameter_that_matters(tmp_path, method, samples, runs, index):
+    """Morris μ* and Sobol' total index: the liver's perfusion (the heat load around the
+    tumour) moves the lethal volume; the vein's Pennes perfusion cannot (it is 0: a large
+    vessel is blood held at body temperature), so its index is exactly 0."""
     parameters = [
         {"name": "liver_perfusion", "tissue": "liver", "property": "perfusion_1_s",
          "factor": {"uniform": [0.5, 1.5]}, "source": "test"},
-        {"name": "fat_perfusion", "tissue": "fat", "property": "perfusion_1_s",
+        {"name": "vessel_perfusion", "tissue": "vessel", "property": "perfusion_1_s",
          "factor": {"uniform": [0.5, 1.5]}, "source": "test"},
     ]  # fmt: skip
-    spec = write_sweep(
-        tmp_path, samples=3, vary={"parameters": parameters}, sensitivity={"method": "morris"}
-    )
+    spec = write_sweep(tmp_path, samples=samples, vary={"parameters": parameters},
+                       sensitivity={"method": method})  # fmt: skip
     result = run_sweep(spec, tmp_path / "out", workers=1)
     import json  # noqa: PLC0415
 
     indices = json.loads((tmp_path / "out" / "sensitivity.json").read_text("utf-8"))
     (entry,) = indices["results"]
     volume = entry["lethal_volume_ml"]
-    assert volume["fat_perfusion"]["mu_star"] == 0.0
-    assert volume["liver_perfusion"]["mu_star"] > 0.1  # mL
-    assert result.summary["samples"] == 9  # 3 trajectories × (2 parameters + 1)
+    assert volume["vessel_perfusion"][index] == 0.0
+    # μ* in mL per unit of the design; a total index a fraction of the variance
+    assert volume["liver_perfusion"][index] > (0.1 if method == "morris" else 0.5)
+    assert result.summary["samples"] == runs
 
 
 def test_a_sample_that_cannot_run_is_recorded_with_its_reason(tmp_path):
@@ -264,7 +299,6 @@ def test_a_tissue_factor_scales_the_value_the_solver_sees(tmp_path):
         ({"samples": 0}, "samples"),
         ({"colour": "blue"}, "colour"),
         ({"cases": ["missing.yaml"]}, "cases[0]"),
-        ({"sensitivity": {"method": "sobol"}, "samples": 6}, "(top level)"),
         ({"vary": {"parameters": [{"name": "k", "tissue": "liver", "property": "colour",
                                    "factor": {"uniform": [1, 2]}, "source": "s"}]}},
          "vary.parameters[0]"),
@@ -278,6 +312,26 @@ def test_a_tissue_factor_scales_the_value_the_solver_sees(tmp_path):
                                    "property": "heat_transfer_w_m2k",
                                    "factor": {"uniform": [1, 2]}, "source": "s"}]}},
          "vary.parameters[0].probe_model"),
+        # two parameters on one value would overwrite each other
+        ({"vary": {"parameters": [
+            {"name": "k", "tissue": "liver", "property": "conductivity_w_mk",
+             "factor": {"uniform": [1, 1.2]}, "source": "s"},
+            {"name": "kf", "tissue": "liver", "property": "conductivity_w_mk.frozen",
+             "factor": {"uniform": [1, 1.1]}, "source": "s"}]}},
+         "vary.parameters[1].property"),
+        # a protocol variant naming a probe the case does not have
+        ({"vary": {"protocols": [{"name": "x", "phases": [
+            {"phase": "freeze", "duration_min": 1, "probes": ["nope"]}]}]}},
+         "vary.protocols[0]"),
+        # a factor whose range leaves the plausible values (limits.yaml)
+        ({"vary": {"parameters": [{"name": "w", "tissue": "liver", "property": "perfusion_1_s",
+                                   "factor": {"uniform": [0.5, 30]}, "source": "s"}]}},
+         "vary.parameters[0].factor"),
+        # a tissue the phantom does not hold: no effect, most likely a typo
+        ({"vary": {"parameters": [{"name": "f", "tissue": "fat", "property": "perfusion_1_s",
+                                   "factor": {"uniform": [0.5, 1.5]}, "source": "s"}]}},
+         "vary.parameters[0].tissue"),
+        ({"samples": 6, "sensitivity": {"method": "sobol"}}, "samples"),
     ],
 )  # fmt: skip
 def test_a_bad_sweep_file_gets_one_line(tmp_path, change, field):
@@ -392,3 +446,61 @@ def test_a_cohort_of_a_phantom_and_an_image_case(tmp_path):
     assert on_image.shape == (80, 60, 60)  # the label map's grid
     assert 0 < np.asarray(on_image.dataobj).max() <= on_grid.max() + 1e-6  # interpolated
     assert (tmp_path / "out/maps/001-phantom/tmin_sd_c.nii.gz").exists()
+
+
+def test_a_scheduler_address_that_is_not_one_gets_one_line(tmp_path):
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from cryoplan.cli import app  # noqa: PLC0415
+
+    spec = write_sweep(tmp_path, samples=1)
+    for address in ("localhost", "http://127.0.0.1:8787"):  # no port; the dashboard's form
+        done = CliRunner().invoke(
+            app, ["sweep", str(spec), "--out", str(tmp_path / "out"), "--scheduler", address]
+        )
+        assert done.exit_code == 2, (done.output, done.exception)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert lines[0].startswith(f"cryoplan: error: {address}: --scheduler"), lines
+
+
+def test_sensitivity_indices_of_a_known_function():
+    """SALib fed from the table in the design's order: an output 3·u₁ (u the unit value of
+    the first factor) has Morris μ* = 3 and Sobol' S1 = ST = 1 for it, 0 for the other."""
+    from cryoplan.sweep.aggregate import _sensitivity  # noqa: PLC0415
+    from cryoplan.sweep.samples import unit_design  # noqa: PLC0415
+
+    parameters = [
+        {"name": "a", "tissue": "liver", "property": "perfusion_1_s",
+         "factor": {"uniform": [0.5, 1.5]}, "source": "s"},
+        {"name": "b", "tissue": "liver", "property": "metabolic_w_m3",
+         "factor": {"uniform": [0.5, 1.5]}, "source": "s"},
+    ]  # fmt: skip
+    for method, samples in (("morris", 20), ("sobol", 256)):
+        spec = sweep_from_dict(SWEEP | {"samples": samples, "vary": {"parameters": parameters},
+                                        "sensitivity": {"method": method}}, "x")  # fmt: skip
+        design = unit_design(spec)
+        rows = pd.DataFrame({
+            "case_index": 0, "case": "c", "protocol": "case",
+            "sample": np.arange(len(design)), "margin_min_mm": 3.0 * design[:, 0],
+            "lethal_volume_ml": 3.0 * design[:, 0],
+        }).iloc[::-1]  # stored out of order: the analysis must sort by sample
+        (entry,) = _sensitivity(spec, rows)["results"]
+        margin = entry["margin_min_mm"]
+        if method == "morris":
+            assert margin["a"]["mu_star"] == pytest.approx(3.0)
+            assert margin["b"]["mu_star"] == 0.0
+        else:
+            assert margin["a"]["S1"] == pytest.approx(1.0, abs=0.05)
+            assert margin["a"]["ST"] == pytest.approx(1.0, abs=0.05)
+            assert margin["b"]["ST"] == 0.0
+
+
+def test_map_folders_are_safe_paths():
+    from cryoplan.sweep.aggregate import map_folder  # noqa: PLC0415
+    from cryoplan.sweep.samples import Sample  # noqa: PLC0415
+
+    spec = sweep_from_dict(SWEEP | {"vary": {"protocols": [
+        {"name": "../../x", "phases": [FREEZE_4]}]}}, "x")  # fmt: skip
+    folder = map_folder(spec, ["a/b c"], Sample(0, 0, 0, (), ()))
+    assert folder == "maps/001-a_b_c/01-x"

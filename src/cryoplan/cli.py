@@ -439,7 +439,7 @@ def sweep_command(
 
     if scheduler is not None and workers is not None:
         raise _fail(CaseError("--workers", "", "local workers only: not with --scheduler"))
-    failed = 0
+    stored_now = 0
     with Progress(
         TextColumn("[bold]sweep[/] {task.description}"),
         BarColumn(),
@@ -453,8 +453,8 @@ def sweep_command(
         task = bar.add_task(spec_file.name, total=None)
 
         def progress(stored: int, total: int, result) -> None:
-            nonlocal failed
-            failed += bool(result is not None and result.error)
+            nonlocal stored_now
+            stored_now += result is not None
             bar.update(task, completed=stored, total=total)
 
         def started(dashboard: str | None) -> None:
@@ -466,6 +466,11 @@ def sweep_command(
             result = run_sweep(spec_file, out, scheduler, workers, overwrite, progress, started)
         except CaseError as error:
             raise _fail(error) from None
+        except KeyboardInterrupt:
+            # unlike a results folder, a sweep keeps what it has: say so, not "nothing written"
+            _interrupt_said(f"interrupted; {stored_now} samples stored by this run stand in "
+                            f"{out}: the same command resumes")  # fmt: skip
+            raise typer.Exit(code=130) from None
     if not quiet:
         s = result.summary
         console.print(
@@ -479,10 +484,14 @@ def sweep_command(
                 words.append(
                     f"P(complete with margin) {group['probability_complete_with_margin']:.2f}"
                 )
-            if "margin_min_mm" in group:
-                m = group["margin_min_mm"]
+            if group["failed"]:
+                words.append(f"{group['failed']} did not run")
+            m = group.get("margin_min_mm", {})
+            if "mean" in m:
                 words.append(f"minimum margin {m['mean']:.1f} mm (5–95 %: "
                              f"{m['p5']:.1f} to {m['p95']:.1f})")  # fmt: skip
+            if m.get("non_finite"):
+                words.append(f"{m['non_finite']} with no lethal zone")
             console.print("; ".join(words), highlight=False)
         console.print(f"results in {out}/ (samples.parquet, maps/, summary.html)")
 
@@ -662,6 +671,14 @@ def lesion_add_command(
     console.print(f"wrote {out} (lesion label {label}) and {sidecar}")
 
 
+_INTERRUPT_MESSAGE: list[str] = []  # what a command said of an interrupt, if it said it
+
+
+def _interrupt_said(message: str) -> None:
+    sys.stderr.write(f"cryoplan: {message}\n")
+    _INTERRUPT_MESSAGE.append(message)
+
+
 def main() -> None:
     """The console entry point: typer's, with an interrupt said in one line (exit 130; typer
     exits 130 without a word). The staging folder is removed as the interrupt unwinds."""
@@ -679,6 +696,7 @@ def main() -> None:
         # typer turns an interrupt into an exit; one that lands in an import or a library's
         # own handler may come out as another exception: either way, one line
         if interrupted:
-            sys.stderr.write("cryoplan: interrupted; nothing written\n")
+            if not _INTERRUPT_MESSAGE:
+                sys.stderr.write("cryoplan: interrupted; nothing written\n")
             raise SystemExit(130) from None
         raise

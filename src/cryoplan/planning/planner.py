@@ -44,6 +44,7 @@ import dataclasses
 import math
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -507,21 +508,23 @@ def _fields_in_worker(job) -> tuple[np.ndarray, np.ndarray] | None:
     return _WORKER.fields(*job)
 
 
-# the model a Dask worker built from the scattered parts it holds (one at a time)
+# the model a Dask worker built from the scattered parts it holds (one at a time), and the
+# lock that keeps two task threads of one worker from swapping it under each other
 _DASK_MODEL: tuple[object, SearchModel] | None = None
+_DASK_MODEL_LOCK = threading.Lock()
 
 
 def _on_dask_worker(function: str, parts: tuple, job):
-    """`_evaluate_in_worker` or `_fields_in_worker` on a Dask worker, with the search model
-    of `parts` (built once per worker and kept while the same parts come)."""
-    global _DASK_MODEL, _WORKER  # noqa: PLW0603  (one model per worker process)
-    if _DASK_MODEL is None or _DASK_MODEL[0] is not parts:
-        coarse, fine, lethal_margin_mm, geometry = parts
-        _DASK_MODEL = (parts, SearchModel(coarse, fine, lethal_margin_mm, geometry=geometry))
-    _WORKER = _DASK_MODEL[1]
-    return {"_evaluate_in_worker": _evaluate_in_worker, "_fields_in_worker": _fields_in_worker}[
-        function
-    ](job)
+    """`SearchModel.evaluate` or `.fields` on a Dask worker, with the search model of
+    `parts` (built once per worker and kept while the same parts come)."""
+    global _DASK_MODEL  # noqa: PLW0603  (one model per worker process)
+    with _DASK_MODEL_LOCK:
+        if _DASK_MODEL is None or _DASK_MODEL[0] is not parts:
+            coarse, fine, lethal_margin_mm, geometry = parts
+            _DASK_MODEL = (parts, SearchModel(coarse, fine, lethal_margin_mm, geometry=geometry))
+        model = _DASK_MODEL[1]
+    run = {"_evaluate_in_worker": model.evaluate, "_fields_in_worker": model.fields}[function]
+    return run(*job)
 
 
 def _protocol_menu(spec: PlanningSpec, source: str) -> list[ProtocolOption]:

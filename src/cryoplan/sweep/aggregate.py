@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,8 @@ class MapSums:
         n = self.ran
         mean = self.tmin / n
         # sample variance from the sums; clipped at 0 where rounding leaves a tiny negative
-        var = (self.tmin_sq - n * mean * mean) / (n - 1) if n > 1 else np.zeros_like(mean)
+        # (one sample has no spread to tell: NaN)
+        var = (self.tmin_sq - n * mean * mean) / (n - 1) if n > 1 else np.full_like(mean, np.nan)
         return {
             "lethal_probability": (self.lethal / n).astype(np.float32),
             "tmin_mean_c": mean.astype(np.float32),
@@ -69,11 +71,17 @@ class MapSums:
 
 
 def map_folder(spec: SweepSpec, case_names: list[str], sample: Sample) -> str:
-    """maps/<case>[/<protocol>]: the case's number and name, and the protocol variant's."""
-    folder = f"maps/{sample.case_index + 1:03d}-{case_names[sample.case_index]}"
+    """maps/<n>-<case>[/<m>-<protocol>]: numbered (unique) and named, the names reduced to
+    letters, digits, '_', '.' and '-' (names are free text; a path is not)."""
+    folder = f"maps/{sample.case_index + 1:03d}-{_path_safe(case_names[sample.case_index])}"
     if spec.vary.protocols:
-        folder += f"/{spec.vary.protocols[sample.protocol_index].name}"
+        name = spec.vary.protocols[sample.protocol_index].name
+        folder += f"/{sample.protocol_index + 1:02d}-{_path_safe(name)}"
     return folder
+
+
+def _path_safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "unnamed"
 
 
 def aggregate(
@@ -178,6 +186,9 @@ def _sensitivity(spec: SweepSpec, table) -> dict[str, Any]:
                 failed = int((~np.isfinite(y)).sum())
                 entry[output] = {"not_computed": f"{failed} of {y.size} samples have no value"}
                 continue
+            if np.ptp(y) == 0.0:  # no spread to apportion (e.g. below the grid's resolution)
+                entry[output] = {"not_computed": f"the same in every sample ({y[0]:g})"}
+                continue
             if spec.sensitivity.method == "morris":
                 res = morris.analyze(problem, design, y, num_levels=spec.sensitivity.levels,
                                      seed=spec.seed)  # fmt: skip
@@ -200,19 +211,27 @@ def _summary(
 ) -> dict[str, Any]:
     ran = table[table["error"] == ""]
     groups = []
-    for (_, protocol), group in ran.groupby(["case_index", "protocol"], sort=True):
-        entry: dict[str, Any] = {"case": group["case"].iloc[0], "protocol": protocol,
-                                 "samples": len(group)}  # fmt: skip
+    for (_, protocol), every in table.groupby(["case_index", "protocol"], sort=True):
+        group = every[every["error"] == ""]
+        # the samples that did not run are not in the figures: how many, said beside them
+        entry: dict[str, Any] = {
+            "case": every["case"].iloc[0],
+            "protocol": protocol,
+            "samples": len(every),
+            "failed": len(every) - len(group),
+        }
         for column in ("lethal_volume_ml", "coverage_lethal_percent", "margin_min_mm"):
             if column in group:
                 values = group[column].to_numpy(dtype=float)
-                values = values[np.isfinite(values)]
-                if values.size:
-                    entry[column] = {
-                        "mean": float(values.mean()),
-                        "sd": float(values.std(ddof=1)) if values.size > 1 else 0.0,
-                        "p5": float(np.percentile(values, 5)),
-                        "p95": float(np.percentile(values, 95)),
+                finite = values[np.isfinite(values)]
+                # a margin of −∞: no lethal zone at all, the worst outcome; counted, not averaged
+                entry[column] = {"non_finite": int(values.size - finite.size)}
+                if finite.size:
+                    entry[column] |= {
+                        "mean": float(finite.mean()),
+                        "sd": float(finite.std(ddof=1)) if finite.size > 1 else None,
+                        "p5": float(np.percentile(finite, 5)),
+                        "p95": float(np.percentile(finite, 95)),
                     }
         if "complete_with_margin" in group:
             complete = group["complete_with_margin"].dropna()
@@ -237,12 +256,17 @@ def _summary(
 
 
 def _png(fig) -> str:
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _figure(width_in: float, height_in: float):
+    """A figure and its axes, made without pyplot (no backend chosen for the caller)."""
+    from matplotlib.figure import Figure  # noqa: PLC0415
+
+    fig = Figure(figsize=(width_in, height_in))
+    return fig, fig.subplots()
 
 
 def _html(
@@ -257,11 +281,7 @@ def _html(
 ) -> str:
     """A page with the groups' figures, the distributions of the margin and lethal volume,
     each map's middle slice and the sensitivity indices (PNG pictures inlined)."""
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape  # noqa: PLC0415
+    from jinja2 import Environment, PackageLoader, StrictUndefined  # noqa: PLC0415
 
     ran = table[table["error"] == ""]
     pictures = []
@@ -269,7 +289,7 @@ def _html(
                           ("lethal_volume_ml", "lethal volume [mL]")):  # fmt: skip
         if column not in ran or not len(ran):
             continue
-        fig, ax = plt.subplots(figsize=(5.5, 3))
+        fig, ax = _figure(5.5, 3)
         for (_, protocol), group in ran.groupby(["case_index", "protocol"], sort=True):
             values = group[column].to_numpy(dtype=float)
             values = values[np.isfinite(values)]
@@ -293,7 +313,7 @@ def _html(
             grid.shape[0]), np.full(grid.shape[0], k)], axis=1))[:, 0]  # fmt: skip
         y_mm = grid.lps_from_index(np.stack([0 * np.arange(grid.shape[1]), np.arange(
             grid.shape[1]), np.full(grid.shape[1], k)], axis=1))[:, 1]  # fmt: skip
-        fig, ax = plt.subplots(figsize=(4.5, 4))
+        fig, ax = _figure(4.5, 4)
         shown = ax.pcolormesh(x_mm, y_mm, probability[:, :, k].T, cmap="magma", vmin=0, vmax=1,
                               shading="nearest")  # fmt: skip
         if case.case.target is not None:
@@ -309,7 +329,7 @@ def _html(
         pictures.append({"title": f"Probability of lethal freezing, {where}", "png": _png(fig)})
     env = Environment(
         loader=PackageLoader("cryoplan.sweep", "templates"),
-        autoescape=select_autoescape(),
+        autoescape=True,
         undefined=StrictUndefined,
     )
     if sensitivity is not None:
@@ -321,8 +341,6 @@ def _html(
 
 def _sensitivity_pictures(sensitivity: dict[str, Any]) -> list[dict[str, str]]:
     """One bar chart per case, protocol and output: μ* (Morris) or S1 and ST (Sobol')."""
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
     keys = ("mu_star",) if sensitivity["method"] == "morris" else ("S1", "ST")
     names = sensitivity["parameters"]
     out = []
@@ -331,7 +349,7 @@ def _sensitivity_pictures(sensitivity: dict[str, Any]) -> list[dict[str, str]]:
             indices = entry.get(output, {})
             if "not_computed" in indices:
                 continue
-            fig, ax = plt.subplots(figsize=(5, 0.5 + 0.4 * len(names)))
+            fig, ax = _figure(5, 0.5 + 0.4 * len(names))
             y = np.arange(len(names))
             height = 0.8 / len(keys)
             for j, key in enumerate(keys):

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,15 +29,19 @@ from cryoplan.sweep.result import EncodedSample, SampleResult, decode, encode
 
 MANIFEST = "sweep.json"
 SAMPLES = "samples"
+TEMPORARY = ".tmp-"  # the prefix of a file being written
+RETRY_SUFFIX = ".retry.npz"  # a sample whose error a rerun tries again
 
 
 @contextmanager
 def written_whole(path: Path) -> Iterator[Path]:
     """A temporary path beside `path`, renamed to it once the block has written it (its name
     ends as `path`'s, for writers that choose the format by the suffix)."""
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    tmp = path.with_name(f"{TEMPORARY}{os.getpid()}-{path.name}")
     try:
         yield tmp
+        with tmp.open("rb") as f:  # on the disk before it has its name (a machine crash)
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -84,32 +89,48 @@ class SweepFolder:
             if overwrite and root.is_dir():
                 shutil.rmtree(root)
         try:
-            (root / SAMPLES).mkdir(parents=True, exist_ok=True)
-            for stale in (root / SAMPLES).glob(".tmp-*"):  # left by a writer that was killed
-                stale.unlink(missing_ok=True)
-            with written_whole(existing) as tmp:
+            root.mkdir(parents=True, exist_ok=True)
+            with written_whole(existing) as tmp:  # first: a folder with samples has its sweep
                 tmp.write_text(json.dumps(manifest, indent=1) + "\n", "utf-8")
+            (root / SAMPLES).mkdir(exist_ok=True)
+            for stale in root.rglob(f"{TEMPORARY}*"):  # left by a writer that was killed
+                stale.unlink(missing_ok=True)
         except OSError as exc:
             raise CaseError(str(root), "--out", f"a writable folder ({exc.strerror})") from None
         return cls(root)
 
-    def path_of(self, key: str) -> Path:
-        return self.samples / f"{key}.npz"
+    def path_of(self, key: str, retry: bool = False) -> Path:
+        return self.samples / (f"{key}{RETRY_SUFFIX}" if retry else f"{key}.npz")
 
     def done(self) -> set[str]:
-        """Keys of the samples stored (a file being written when its writer was killed is
-        still under its temporary name, and not counted)."""
+        """Keys of the samples stored for good (not a file still being written when its
+        writer was killed, nor one whose error a rerun tries again)."""
         return {
-            p.name[: -len(".npz")] for p in self.samples.glob("*.npz") if not p.name.startswith(".")
+            p.name[: -len(".npz")]
+            for p in self.samples.glob("*.npz")
+            if not p.name.startswith(TEMPORARY) and not p.name.endswith(RETRY_SUFFIX)
         }
 
     def store(self, result: SampleResult | EncodedSample) -> None:
-        """Store one sample's result, whole."""
+        """Store one sample's result, whole; one to be tried again under its own name."""
         encoded = result if isinstance(result, EncodedSample) else None
         data = encoded.data if encoded else encode(result)  # type: ignore[arg-type]
-        with written_whole(self.path_of(result.key)) as tmp:
+        with written_whole(self.path_of(result.key, result.retry)) as tmp:
             tmp.write_bytes(data)
+        if not result.retry:
+            self.path_of(result.key, retry=True).unlink(missing_ok=True)
 
     def load(self, key: str, fields: bool = True) -> SampleResult:
-        """A stored sample (its fields only if `fields`)."""
-        return decode(key, self.path_of(key), fields)
+        """A stored sample (its fields only if `fields`). A file that cannot be read (a
+        machine that crashed as it was written) is removed, so that a rerun runs it again."""
+        path = self.path_of(key)
+        if not path.exists():
+            path = self.path_of(key, retry=True)
+        try:
+            return decode(key, path, fields)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            path.unlink(missing_ok=True)
+            raise CaseError(
+                str(path), "", "a readable sample file (it was damaged and is removed: rerun "
+                "the sweep to run that sample again)",
+            ) from None  # fmt: skip

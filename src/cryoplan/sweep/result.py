@@ -20,6 +20,9 @@ class SampleResult:
     tmin_c: np.ndarray | None  # float32, the simulation grid
     lethal: np.ndarray | None  # bool, the simulation grid
     error: str | None = None
+    # the error may not be the sample's own (a failure of the code, a worker lost): a rerun
+    # of the sweep runs the sample again
+    retry: bool = False
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class EncodedSample:
     key: str
     error: str | None
     data: bytes
+    retry: bool = False
 
 
 def encode(result: SampleResult) -> bytes:

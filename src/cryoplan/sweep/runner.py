@@ -9,15 +9,20 @@ task per sample not yet in the results folder. It stores each result as it arriv
 that a rerun after an interruption runs only the rest. A worker that dies takes its running
 tasks with it; the scheduler runs them again on another worker (and gives up on a sample
 that has killed `distributed.scheduler.allowed-failures` workers: that sample is stored
-with its error). The results are written from the stored samples once all are there.
+with its error, marked to be run again by a rerun, as a failure of the code is). The
+results are written from the stored samples once all are there.
 
 With no scheduler, a `LocalCluster` of `workers` processes, each running one task at a time
-with `available_cpus() // workers` solver threads: the workers' threads fit the cores.
+with `available_cpus() // workers` solver threads (or `CRYOPLAN_THREADS`): the workers'
+threads fit the cores. On a cluster each worker divides its host's CPUs by the task slots
+of all the workers on that host (`plugin.WarmWorker`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -49,7 +54,12 @@ class SweepResult:
 
 def check_cases(spec: SweepSpec, source: str, cases: list[Case]) -> None:
     """What each case must have for this sweep: probes, a protocol (its own or the
-    sweep's variants), and the tissues and probe models the parameters vary."""
+    sweep's variants, whose phases must name its probes), and the probe models the
+    parameters vary; each parameter's whole range within plausible values."""
+    from cryoplan.case import check_plan  # noqa: PLC0415
+    from cryoplan.sweep.samples import factor_range  # noqa: PLC0415
+    from cryoplan.sweep.worker import variant_case  # noqa: PLC0415
+
     for i, case in enumerate(cases):
         if case.probes is None:
             raise CaseError(source, f"cases[{i}]", f"a case with probes ({case.source} has none; "
@@ -57,30 +67,75 @@ def check_cases(spec: SweepSpec, source: str, cases: list[Case]) -> None:
         if case.protocol is None and not spec.vary.protocols:
             raise CaseError(source, f"cases[{i}]", f"a case with a protocol ({case.source} has "
                             "none), or vary.protocols")  # fmt: skip
-        for k, p in enumerate(spec.vary.parameters):
-            field = f"vary.parameters[{k}]"
-            if p.tissue is not None and p.tissue not in case.resolved_tissues:
-                raise CaseError(source, f"{field}.tissue",
-                                f"a tissue of {case.source}, got {p.tissue!r}")  # fmt: skip
-            if p.probe_model is not None:
-                model = case.probe_models.get(p.probe_model)
-                if model is None:
-                    raise CaseError(
-                        source, f"{field}.probe_model",
-                        f"a probe model of the catalogue, got {p.probe_model!r}",
-                    )  # fmt: skip
-                if model.cooling.model != "gas":
-                    raise CaseError(
-                        source, f"{field}.probe_model",
-                        f"a gas-cooled probe model with a film coefficient; {p.probe_model!r} "
-                        "holds its wall at a temperature curve",
-                    )  # fmt: skip
+        for k, variant in enumerate(spec.vary.protocols or []):
+            try:
+                check_plan(case.source, case.probes, variant.phases, case.probe_models,
+                           case.output.snapshot_times_min)  # fmt: skip
+            except CaseError as error:
+                raise CaseError(source, f"vary.protocols[{k}]",
+                                f"a protocol {case.source} can run ({error.field}: "
+                                f"{error.expected})") from None  # fmt: skip
+    for k, p in enumerate(spec.vary.parameters):
+        field = f"vary.parameters[{k}]"
+        if p.probe_model is not None:
+            model = cases[0].probe_models.get(p.probe_model)
+            if model is None:
+                raise CaseError(
+                    source, f"{field}.probe_model",
+                    f"a probe model of the catalogue, got {p.probe_model!r}",
+                )  # fmt: skip
+            if model.cooling.model != "gas":
+                raise CaseError(
+                    source, f"{field}.probe_model",
+                    f"a gas-cooled probe model with a film coefficient; {p.probe_model!r} "
+                    "holds its wall at a temperature curve",
+                )  # fmt: skip
+            if not any(q.model == p.probe_model for c in cases for q in c.probes or []):
+                raise CaseError(
+                    source, f"{field}.probe_model",
+                    f"a probe model the cases' probes use, got {p.probe_model!r}",
+                )  # fmt: skip
+        if p.tissue is not None and p.tissue not in cases[0].resolved_tissues:
+            raise CaseError(source, f"{field}.tissue",
+                            f"a tissue of the library or the cases, got {p.tissue!r}")  # fmt: skip
+        for end in factor_range(p.factor):
+            for case in cases:
+                try:
+                    variant_case(case, [p], {p.name: end})
+                except CaseError as error:
+                    raise CaseError(source, f"{field}.factor",
+                                    f"factors that keep {case.source} plausible; at ×{end:.3g}: "
+                                    f"{error.field}: {error.expected}") from None  # fmt: skip
+
+
+def check_tissues_present(spec: SweepSpec, source: str, prepared: list[PreparedCase]) -> None:
+    """A tissue parameter must scale a tissue some case's domain holds (else it is a typo, or
+    a parameter with no effect)."""
+    present = {name for p in prepared for name in p.tissue_names}
+    for k, p in enumerate(spec.vary.parameters):
+        if p.tissue is not None and p.tissue not in present:
+            raise CaseError(source, f"vary.parameters[{k}].tissue",
+                            f"a tissue of the cases' domains ({', '.join(sorted(present))}), "
+                            f"got {p.tissue!r}")  # fmt: skip
+
+
+def threads_per_host(client) -> dict[str, int]:
+    """Task slots (worker threads) on each host of the cluster, from the scheduler."""
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    slots: dict[str, int] = {}
+    for address, info in client.scheduler_info(n_workers=-1)["workers"].items():
+        host = urlsplit(address).hostname or address
+        slots[host] = slots.get(host, 0) + int(info.get("nthreads", 1))
+    return slots
 
 
 @contextmanager
 def dask_client(scheduler: str | None, workers: int | None):
     """A client of the scheduler at `scheduler`, or of a LocalCluster of `workers` worker
-    processes (default: one per available CPU) that closes with it."""
+    processes (default: one per available CPU) that closes with it. Either way each worker
+    gets the `WarmWorker` plugin; mistakes (an address that is not a scheduler's, no worker,
+    workers without cryoplan) are `CaseError`s naming --scheduler."""
     from distributed import Client, LocalCluster  # noqa: PLC0415
 
     from cryoplan.sweep.plugin import WarmWorker  # noqa: PLC0415
@@ -89,19 +144,30 @@ def dask_client(scheduler: str | None, workers: int | None):
     if scheduler is not None:
         try:
             client = Client(scheduler, timeout="20s")
-        except OSError as exc:
-            raise CaseError(
-                scheduler, "--scheduler", f"a reachable Dask scheduler ({exc})"
-            ) from None
+        except (OSError, ValueError, TypeError) as exc:
+            raise CaseError(scheduler, "--scheduler",
+                            f"the address of a running Dask scheduler, e.g. tcp://host:8786 "
+                            f"({type(exc).__name__}: {exc})") from None  # fmt: skip
         try:
-            client.register_plugin(WarmWorker())
+            try:
+                client.wait_for_workers(1, timeout=60)
+                client.register_plugin(WarmWorker(slots_by_host=threads_per_host(client)))
+            except TimeoutError:
+                raise CaseError(scheduler, "--scheduler", "a scheduler with workers (none joined "
+                                "in 60 s)") from None  # fmt: skip
+            except Exception as exc:  # raised on a worker: its message, in one line
+                raise CaseError(
+                    scheduler, "--scheduler", "workers with cryoplan installed at this version "
+                    f"({type(exc).__name__}: {exc})",
+                ) from None  # fmt: skip
             yield client
         finally:
             client.close()
         return
     cpus = available_cpus()
     n = workers or cpus
-    threads = max(1, cpus // n)
+    # the user's thread count stands; else the workers' threads fit the cores
+    threads = int(os.environ.get(THREADS_VARIABLE) or max(1, cpus // n))
     try:
         import bokeh  # noqa: F401, PLC0415  (the dashboard needs it)
 
@@ -124,6 +190,22 @@ def dask_client(scheduler: str | None, workers: int | None):
         yield client
 
 
+def sweep_manifest(spec: SweepSpec, spec_file: Path, files: list[Path], samples: int) -> dict:
+    """sweep.json: what makes stored samples this sweep's. A Monte Carlo sweep's samples do
+    not depend on how many there are, so its digest leaves `samples` out: the same sweep
+    with more samples, into the same folder, keeps those it has and runs the new ones."""
+    identity = spec.model_dump(mode="json")
+    if spec.sensitivity is None:
+        identity.pop("samples")
+    return {
+        "written_by": "cryoplan sweep",
+        "spec_file": str(spec_file),
+        "digest": sweep_digest(json.dumps(identity, sort_keys=True), files),
+        "spec": spec.model_dump(mode="json"),
+        "samples": samples,
+    }
+
+
 def run_sweep(
     spec_file: str | Path,
     out: str | Path,
@@ -134,22 +216,20 @@ def run_sweep(
     on_start: Callable[[str | None], None] | None = None,
 ) -> SweepResult:
     """Run the sweep of `spec_file` into `out` (module docstring). `on_start(dashboard)` is
-    called once the cluster is up; `progress` after each stored sample."""
+    called once the cluster is up; `progress` after each stored sample.
+
+    The workers of a local cluster are spawned processes, which import the caller's main
+    module: a script that runs a sweep must call `run_sweep` under
+    `if __name__ == "__main__":`."""
     spec_file = Path(spec_file)
     spec = load_sweep_spec(spec_file)
     files = case_paths(spec, spec_file)
     cases = [load_case(path) for path in files]
     check_cases(spec, str(spec_file), cases)
     samples = samples_of(spec, cases)
-    manifest = {
-        "written_by": "cryoplan sweep",
-        "spec_file": str(spec_file),
-        "digest": sweep_digest(spec.model_dump_json(), files),
-        "spec": spec.model_dump(mode="json"),
-        "samples": len(samples),
-    }
-    folder = SweepFolder.open(out, manifest, overwrite)
-    prepared = [prepare(case) for case in cases]
+    prepared = [prepare(case) for case in cases]  # before the folder: a case error leaves none
+    check_tissues_present(spec, str(spec_file), prepared)
+    folder = SweepFolder.open(out, sweep_manifest(spec, spec_file, files, len(samples)), overwrite)
     done = folder.done()
     todo = [s for s in samples if s.key not in done]
     if progress:
@@ -177,6 +257,8 @@ def _run_on(
     progress: SweepProgress | None,
 ) -> None:
     """Submit the samples, store each result as it arrives."""
+    from concurrent.futures import CancelledError  # noqa: PLC0415
+
     from distributed import as_completed  # noqa: PLC0415
     from distributed.scheduler import KilledWorker  # noqa: PLC0415
 
@@ -202,10 +284,21 @@ def _run_on(
         try:
             result = future.result()
         except KilledWorker as exc:
-            result = SampleResult(
-                sample.key, {}, None, None, f"killed the workers that ran it ({exc})"
-            )
-        folder.store(result)
+            # not the sample's own doing, perhaps: recorded, and run again by a rerun
+            reason = f"killed the workers that ran it ({exc})"
+            result = SampleResult(sample.key, {}, None, None, reason, retry=True)
+        except CancelledError:
+            raise CaseError(
+                str(folder.root), "--out", "a cluster that keeps the prepared cases (the workers "
+                "holding them went away); the samples stored stand: rerun to resume",
+            ) from None  # fmt: skip
+        try:
+            folder.store(result)
+        except OSError as exc:
+            raise CaseError(
+                str(folder.root), "--out",
+                f"room to store the samples ({exc.strerror}); those stored stand: rerun to resume",
+            ) from None  # fmt: skip
         future.release()
         stored += 1
         if progress:

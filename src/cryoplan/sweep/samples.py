@@ -11,7 +11,10 @@ protocol variant (`protocol_index`, or -1 for the case's own protocol). Its inpu
   (common random numbers: differences between protocols or patients are not sampling noise);
 - each probe's placement error: Gaussian, σ `lateral` in each of two directions across the
   shaft and σ `depth` along it (deeper positive), the whole probe moved (tip and entry),
-  from the stream seeded with (seed, 2, case, sample).
+  from the stream seeded with (seed, 2, case, block), where a block is one Monte Carlo
+  sample, or the design rows whose outputs a sensitivity index compares (a Morris
+  trajectory, a Sobol' base sample with its cross rows: `SweepSpec.design_block`). Within a
+  block the probes stay put, so that an index measures the parameters, not placement noise.
 
 None of it depends on the number of workers or the order in which samples run.
 """
@@ -27,7 +30,15 @@ from scipy import stats
 
 from cryoplan.case import Case, ProbeSpec
 from cryoplan.planning.layout import across
-from cryoplan.sweep.spec import Distribution, LogNormal, Normal, SweepSpec, Triangular, Uniform
+from cryoplan.sweep.spec import (
+    TRUNCATE_SD,
+    Distribution,
+    LogNormal,
+    Normal,
+    SweepSpec,
+    Triangular,
+    Uniform,
+)
 
 FACTOR_STREAM = 1
 PLACEMENT_STREAM = 2
@@ -65,20 +76,27 @@ class Sample:
 
 
 def factor_of(distribution: Distribution, u: float) -> float:
-    """The factor at unit value u ∈ [0, 1] (inverse distribution function)."""
+    """The factor at unit value u ∈ [0, 1] (inverse distribution function; normal and
+    log-normal factors cut at ± TRUNCATE_SD σ, u spread over what is left)."""
     if isinstance(distribution, Uniform):
         low, high = distribution.uniform
         return low + u * (high - low)
     if isinstance(distribution, Triangular):
         low, mode, high = distribution.triangular
         return float(stats.triang.ppf(u, (mode - low) / (high - low), loc=low, scale=high - low))
-    # unbounded: u is strictly inside (0, 1) in a Monte Carlo sweep (designs are refused)
+    tail = stats.norm.cdf(-TRUNCATE_SD)
+    z = float(stats.norm.ppf(tail + u * (1.0 - 2.0 * tail)))  # |z| ≤ TRUNCATE_SD
     if isinstance(distribution, Normal):
         mean, sd = distribution.normal
-        return float(stats.norm.ppf(u, loc=mean, scale=sd))
+        return mean + sd * z
     assert isinstance(distribution, LogNormal)
     median, sigma = distribution.lognormal
-    return float(median * math.exp(sigma * stats.norm.ppf(u)))
+    return median * math.exp(sigma * z)
+
+
+def factor_range(distribution: Distribution) -> tuple[float, float]:
+    """The least and greatest factor the distribution gives."""
+    return factor_of(distribution, 0.0), factor_of(distribution, 1.0)
 
 
 def unit_design(spec: SweepSpec) -> np.ndarray | None:
@@ -100,8 +118,7 @@ def unit_values(spec: SweepSpec, design: np.ndarray | None, sample: int) -> np.n
     if design is not None:
         return design[sample]
     rng = np.random.default_rng([spec.seed, FACTOR_STREAM, sample])
-    u = rng.random(len(spec.vary.parameters))
-    return np.clip(u, np.nextafter(0.0, 1.0), None)  # [0, 1) → (0, 1): no infinite factor
+    return rng.random(len(spec.vary.parameters))
 
 
 def placement_shifts(spec: SweepSpec, case: Case, case_index: int, sample: int) -> np.ndarray:
@@ -110,7 +127,8 @@ def placement_shifts(spec: SweepSpec, case: Case, case_index: int, sample: int) 
     error = spec.vary.placement_error_mm
     if error is None:
         return np.zeros((len(probes), 3))
-    rng = np.random.default_rng([spec.seed, PLACEMENT_STREAM, case_index, sample])
+    block = sample // spec.design_block  # module docstring
+    rng = np.random.default_rng([spec.seed, PLACEMENT_STREAM, case_index, block])
     lateral = rng.normal(0.0, error.lateral, size=(len(probes), 2))
     depth = rng.normal(0.0, error.depth, size=len(probes))
     shifts = []

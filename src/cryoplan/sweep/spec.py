@@ -51,6 +51,7 @@ TISSUE_PROPERTIES = (
 )
 PROBE_PROPERTIES = ("heat_transfer_w_m2k",)
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+TRUNCATE_SD = 4.0  # normal and log-normal factors are cut at ± this many σ
 
 
 class _Strict(BaseModel):
@@ -79,12 +80,14 @@ class Triangular(_Strict):
 
 
 class Normal(_Strict):
+    """Gaussian, cut at mean ± 4 sd (TRUNCATE_SD) so that a factor stays positive."""
+
     normal: tuple[Positive, Positive]  # mean, standard deviation
 
     @model_validator(mode="after")
     def _positive(self) -> Normal:
         mean, sd = self.normal
-        if mean - 4 * sd <= 0:
+        if mean - TRUNCATE_SD * sd <= 0:
             raise ValueError(
                 "normal: [mean, sd] with mean − 4 sd > 0 (a factor must stay positive; "
                 "use lognormal for a wide spread)"
@@ -93,6 +96,8 @@ class Normal(_Strict):
 
 
 class LogNormal(_Strict):
+    """Log-normal, its logarithm cut at ± 4 σ (TRUNCATE_SD)."""
+
     lognormal: tuple[Positive, Positive]  # median, σ of the logarithm
 
 
@@ -143,36 +148,66 @@ class SweepSpec(_Strict):
     vary: Variation = Field(default_factory=Variation)
     sensitivity: Sensitivity | None = None
 
-    @model_validator(mode="after")
-    def _design(self) -> SweepSpec:
-        names = [p.name for p in self.vary.parameters]
-        if len(set(names)) != len(names):
-            raise ValueError("vary.parameters: each name once")
-        protocols = [p.name for p in self.vary.protocols or []]
-        if len(set(protocols)) != len(protocols):
-            raise ValueError("vary.protocols: each name once")
+    @property
+    def design_block(self) -> int:
+        """Rows of the design that are compared with each other: a Morris trajectory
+        (parameters + 1), a Sobol' base sample with its cross rows (parameters + 2), or one
+        Monte Carlo sample. They share their placement error (`samples.placement_shifts`)."""
+        d = len(self.vary.parameters)
         if self.sensitivity is None:
-            return self
-        if not self.vary.parameters:
-            raise ValueError("sensitivity needs vary.parameters")
-        unbounded = [p.name for p in self.vary.parameters if not isinstance(p.factor, BOUNDED)]
-        if unbounded:
-            raise ValueError(
-                f"sensitivity designs span each factor's whole range: give {', '.join(unbounded)}"
-                " a uniform or triangular factor"
-            )
-        if self.sensitivity.method == "sobol" and self.samples & (self.samples - 1):
-            raise ValueError("samples: a power of 2 for Sobol' indices (SALib's Sobol' sequence)")
-        return self
+            return 1
+        return d + 1 if self.sensitivity.method == "morris" else d + 2
 
     @property
     def runs_per_sample_set(self) -> int:
         """Runs per case and protocol: the design's rows."""
-        d = len(self.vary.parameters)
-        if self.sensitivity is None:
-            return self.samples
-        per = d + 1 if self.sensitivity.method == "morris" else d + 2
-        return self.samples * per
+        return self.samples * self.design_block
+
+
+def _phases(p: Parameter) -> set[str]:
+    """The phases of its property a parameter scales ({""} for a value with no phases)."""
+    field, _, phase = p.property.partition(".")
+    if field in ("conductivity_w_mk", "heat_capacity_j_m3k"):
+        return {phase} if phase else {"frozen", "unfrozen"}
+    return {""}
+
+
+def check_design(spec: SweepSpec, source: str) -> None:
+    """What the fields cannot check alone; a `CaseError` naming the field."""
+    names = [p.name for p in spec.vary.parameters]
+    for k, name in enumerate(names):
+        if name in names[:k]:
+            raise CaseError(source, f"vary.parameters[{k}].name", f"a name of its own ({name!r} "
+                            "is taken)")  # fmt: skip
+    # two parameters on one value would overwrite each other: each value once
+    for k, p in enumerate(spec.vary.parameters):
+        for j, q in enumerate(spec.vary.parameters[:k]):
+            same_owner = (p.tissue, p.probe_model) == (q.tissue, q.probe_model)
+            same_field = p.property.partition(".")[0] == q.property.partition(".")[0]
+            if same_owner and same_field and _phases(p) & _phases(q):
+                raise CaseError(
+                    source, f"vary.parameters[{k}].property",
+                    f"a value no other parameter scales ({q.name!r}, vary.parameters[{j}], "
+                    f"already scales {q.tissue or q.probe_model} {q.property})",
+                )  # fmt: skip
+    protocols = [p.name for p in spec.vary.protocols or []]
+    for k, name in enumerate(protocols):
+        if name in protocols[:k]:
+            raise CaseError(source, f"vary.protocols[{k}].name",
+                            f"a name of its own ({name!r} is taken)")  # fmt: skip
+    if spec.sensitivity is None:
+        return
+    if not spec.vary.parameters:
+        raise CaseError(source, "sensitivity", "vary.parameters to find the sensitivity to")
+    for k, p in enumerate(spec.vary.parameters):
+        if not isinstance(p.factor, BOUNDED):
+            raise CaseError(
+                source, f"vary.parameters[{k}].factor",
+                "a uniform or triangular factor: a sensitivity design spans each factor's range",
+            )  # fmt: skip
+    if spec.sensitivity.method == "sobol" and spec.samples & (spec.samples - 1):
+        raise CaseError(source, "samples",
+                        "a power of 2 for Sobol' indices (SALib's Sobol' sequence)")  # fmt: skip
 
 
 def sweep_from_dict(data: Any, source: str) -> SweepSpec:
@@ -180,9 +215,11 @@ def sweep_from_dict(data: Any, source: str) -> SweepSpec:
     if not isinstance(data, dict):
         raise CaseError(source, "(top level)", "expected a mapping of sweep fields (YAML keys)")
     try:
-        return SweepSpec.model_validate(data)
+        spec = SweepSpec.model_validate(data)
     except ValidationError as exc:
         raise _case_error(source, exc) from None
+    check_design(spec, source)
+    return spec
 
 
 def load_sweep_spec(path: str | Path) -> SweepSpec:

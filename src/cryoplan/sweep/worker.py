@@ -13,6 +13,7 @@ otherwise compress every sample of the cluster) and less travels to it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import traceback
 from typing import Any
@@ -111,7 +112,10 @@ def run_sample(
     try:
         if parameters:
             varied = variant_case(case, parameters, dict(sample.factors))
-            prepared = prepare_on(varied, prepared.tissue_map)
+            if any(p.tissue is not None for p in parameters):  # new properties, basal state
+                prepared = prepare_on(varied, prepared.tissue_map)
+            else:  # probe models only: they act in the run, the prepared case stands
+                prepared = dataclasses.replace(prepared, case=varied)
         run = Simulator(prepared).run(probes=sample.probes(case), protocol=protocol)
         metrics, lethal = sample_metrics(run, prepared)
         tmin = run.history.minimum_temperature_c.astype(np.float32)
@@ -121,9 +125,9 @@ def run_sample(
     except Exception as error:  # recorded in the sample's row (docstring)
         frame = traceback.extract_tb(error.__traceback__)[-1]
         where = f"{os.path.basename(frame.filename)}:{frame.lineno}"
-        return SampleResult(
-            sample.key, {}, None, None, f"internal error: {type(error).__name__}: {error} ({where})"
-        )
+        return SampleResult(sample.key, {}, None, None,
+                            f"internal error: {type(error).__name__}: {error} ({where})",
+                            retry=True)  # fmt: skip
 
 
 
@@ -132,4 +136,4 @@ def run_and_encode(
 ) -> EncodedSample:
     """`run_sample`, encoded for the results folder (module docstring)."""
     result = run_sample(prepared, parameters, protocol, sample)
-    return EncodedSample(result.key, result.error, encode(result))
+    return EncodedSample(result.key, result.error, encode(result), result.retry)
