@@ -165,6 +165,14 @@ def test_one_and_two_workers_give_identical_results(two_workers, tmp_path):
         assert a == b, name
 
 
+def spawned(process: psutil.Process) -> bool:
+    """A live process started by multiprocessing's spawn (a LocalCluster's worker)."""
+    try:
+        return any("spawn_main" in part for part in process.cmdline())
+    except psutil.Error:  # gone, or a zombie not yet reaped (an earlier cluster's)
+        return False
+
+
 def test_a_worker_killed_mid_sweep_loses_and_repeats_no_sample(two_workers, tmp_path):
     spec, reference = two_workers
     spec = write_sweep(tmp_path, samples=12)
@@ -179,8 +187,7 @@ def test_a_worker_killed_mid_sweep_loses_and_repeats_no_sample(two_workers, tmp_
             return
         # LocalCluster: the nannies run in this process; each worker is a process they
         # spawned (multiprocessing's spawn_main), which its nanny restarts when it dies
-        workers = [p for p in me.children(recursive=True)
-                   if any("spawn_main" in part for part in p.cmdline())]  # fmt: skip
+        workers = [p for p in me.children(recursive=True) if spawned(p)]
         assert workers, "no worker process found"
         workers[0].kill()
         killed.append(workers[0].pid)
