@@ -273,7 +273,7 @@ def test_sensitivity_finds_the_parameter_that_matters(tmp_path, method, samples,
     assert volume["vessel_perfusion"][index] == 0.0
     # μ* in mL per unit of the design; a total index a fraction of the variance
     assert volume["liver_perfusion"][index] > (0.1 if method == "morris" else 0.5)
-    assert result.summary["samples"] == runs
+    assert result.summary["runs"] == runs
 
 
 def test_a_sample_that_cannot_run_is_recorded_with_its_reason(tmp_path):

@@ -474,12 +474,12 @@ def sweep_command(
     if not quiet:
         s = result.summary
         console.print(
-            f"{s['samples']} samples ({result.ran_now} run now, "
-            f"{s['samples'] - result.ran_now} stored before); {len(s['failed'])} did not run",
+            f"{s['runs']} runs ({result.ran_now} now, {s['runs'] - result.ran_now} stored "
+            f"before); {len(s['failed'])} did not run",
             highlight=False,
         )
         for group in s["groups"]:
-            words = [f"{group['case']} · {group['protocol']}: {group['samples']} samples"]
+            words = [f"{group['case']} · {group['protocol']}: {group['runs']} runs"]
             if "probability_complete_with_margin" in group:
                 words.append(
                     f"P(complete with margin) {group['probability_complete_with_margin']:.2f}"

@@ -217,7 +217,7 @@ def _summary(
         entry: dict[str, Any] = {
             "case": every["case"].iloc[0],
             "protocol": protocol,
-            "samples": len(every),
+            "runs": len(every),
             "failed": len(every) - len(group),
         }
         for column in ("lethal_volume_ml", "coverage_lethal_percent", "margin_min_mm"):
@@ -241,7 +241,7 @@ def _summary(
     failed = table[table["error"] != ""]
     return {
         "name": spec.name,
-        "samples": len(table),
+        "runs": len(table),  # samples × protocol variants × cases
         "ran": len(ran),
         "failed": [
             {"key": k, "error": e} for k, e in zip(failed["key"], failed["error"], strict=True)
@@ -295,7 +295,7 @@ def _html(
             values = values[np.isfinite(values)]
             ax.hist(values, bins=20, alpha=0.6, label=f"{group['case'].iloc[0]} · {protocol}")
         ax.set_xlabel(label)
-        ax.set_ylabel("samples")
+        ax.set_ylabel("runs")
         ax.legend(fontsize=7)
         pictures.append({"title": f"Distribution of the {label}", "png": _png(fig)})
     case_of = {map_folder(spec, case_names, s): s.case_index for s in samples}
