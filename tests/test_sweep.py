@@ -80,6 +80,20 @@ def table(folder: Path) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
+def cluster_address():
+    """A cluster of 2 worker processes started apart from the sweeps, reached by its
+    scheduler's address as `--scheduler` reaches one (and shared by the tests that do not
+    test the cluster's own start)."""
+    import logging  # noqa: PLC0415
+
+    from distributed import LocalCluster  # noqa: PLC0415
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster:  # fmt: skip
+        yield cluster.scheduler_address
+
+
+@pytest.fixture(scope="module")
 def two_workers(tmp_path_factory) -> tuple[Path, Path]:
     """The sweep on a LocalCluster of 2 worker processes × 1 thread: (sweep file, results)."""
     root = tmp_path_factory.mktemp("sweep")
@@ -252,7 +266,9 @@ def test_a_killed_client_resumes_where_it_stopped(two_workers, tmp_path):
     ("method", "samples", "runs", "index"),
     [("morris", 3, 9, "mu_star"), ("sobol", 4, 16, "ST")],  # runs: 3 × (2 + 1), 4 × (2 + 2)
 )
-def test_sensitivity_finds_the_parameter_that_matters(tmp_path, method, samples, runs, index):
+def test_sensitivity_finds_the_parameter_that_matters(
+    tmp_path, cluster_address, method, samples, runs, index
+):
     """Morris μ* and Sobol' total index: the liver's perfusion (the heat load around the
     tumour) moves the lethal volume; the vein's Pennes perfusion cannot (it is 0: a large
     vessel is blood held at body temperature), so its index is exactly 0."""
@@ -264,7 +280,7 @@ def test_sensitivity_finds_the_parameter_that_matters(tmp_path, method, samples,
     ]  # fmt: skip
     spec = write_sweep(tmp_path, samples=samples, vary={"parameters": parameters},
                        sensitivity={"method": method})  # fmt: skip
-    result = run_sweep(spec, tmp_path / "out", workers=1)
+    result = run_sweep(spec, tmp_path / "out", scheduler=cluster_address)
     import json  # noqa: PLC0415
 
     indices = json.loads((tmp_path / "out" / "sensitivity.json").read_text("utf-8"))
@@ -367,7 +383,7 @@ def test_a_folder_of_another_sweep_is_refused(two_workers, tmp_path):
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_the_planner_maps_its_runs_on_a_dask_cluster():
+def test_the_planner_maps_its_runs_on_a_dask_cluster(cluster_address):
     """`cryoplan plan --scheduler`: the search model's runs (layouts, the placement-error
     Monte Carlo) go to the cluster, the model sent to each worker once, with the results the
     local search gives."""
@@ -386,12 +402,14 @@ def test_the_planner_maps_its_runs_on_a_dask_cluster():
                   for p in CASE["probes"]]  # fmt: skip
         jobs.append((probes, protocol))
     want = SearchModel.for_case(bare, fine, 5.0, None).evaluate_many(jobs)
-    with dask_client(None, 2) as client:
+    with dask_client(cluster_address, None) as client:
         remote = SearchModel.for_case(bare, fine, 5.0, None, client=client)
         assert remote.workers == 2  # the cluster's task slots
         got = remote.evaluate_many(jobs)
         again = remote.evaluate_many(jobs[:2])  # the model already on the workers
         remote.close()
+        # the workers' solver threads: their host's 2 CPUs over its 2 task slots
+        threads = set(client.run(lambda: os.environ.get("CRYOPLAN_THREADS")).values())
     assert want[3] is None
     assert got[3] is None
     for (score, lethal), (score_here, lethal_here) in zip(got[:3], want[:3], strict=True):
@@ -399,6 +417,8 @@ def test_the_planner_maps_its_runs_on_a_dask_cluster():
         assert np.array_equal(lethal, lethal_here)
     assert [s.as_dict() for s, _ in again] == [s.as_dict() for s, _ in want[:2]]
     assert len({s.ice_margin_mm for s, _ in want[:3]}) > 1  # the shifts matter
+    if "CRYOPLAN_THREADS" not in os.environ and psutil.cpu_count() == 2:
+        assert threads == {"1"}
 
 
 def test_the_sweep_file_in_the_docs_is_valid():
@@ -411,7 +431,7 @@ def test_the_sweep_file_in_the_docs_is_valid():
     assert spec.runs_per_sample_set == 8 * (1 + 1)  # Morris: trajectories × (parameters + 1)
 
 
-def test_a_cohort_of_a_phantom_and_an_image_case(tmp_path):
+def test_a_cohort_of_a_phantom_and_an_image_case(tmp_path, cluster_address):
     """Two cases (a cohort), each with its own maps; the image case's maps also on its
     image's grid; a gas-cooled probe's film coefficient varied (it moves the 2.4 mm probe's
     ice, and leaves the argon-17g phantom, whose wall is held at a temperature, alone)."""
@@ -435,7 +455,7 @@ def test_a_cohort_of_a_phantom_and_an_image_case(tmp_path):
             "factor": {"uniform": [0.5, 1.5]}, "source": "test"}  # fmt: skip
     spec = write_sweep(tmp_path, cases=["case.yaml", "image.yaml"], samples=3,
                        vary={"parameters": [film]})  # fmt: skip
-    run_sweep(spec, tmp_path / "out", workers=1)
+    run_sweep(spec, tmp_path / "out", scheduler=cluster_address)
     rows = table(tmp_path / "out")
     assert list(rows["case"]) == ["phantom"] * 3 + ["image"] * 3
     assert (rows["error"] == "").all()
