@@ -229,6 +229,104 @@ def test_the_target_outline_is_the_shell_of_its_label_or_sphere(
     assert _error(api.get("/api/cases/0123456789abcdef/target-outline"), 404)
 
 
+# --- a target drawn in the viewer ---------------------------------------------------------
+
+
+def _drawing(mask: np.ndarray, affine: np.ndarray | None = None) -> bytes:
+    """A mask as the viewer sends it: uncompressed NIfTI, uint8, on the given affine."""
+    affine = np.diag([2.0, 2.0, 2.0, 1.0]) if affine is None else affine
+    return nib.Nifti1Image(mask.astype(np.uint8), affine).to_bytes()
+
+
+def test_a_drawn_mask_becomes_the_target_and_discarding_it_restores_the_case(
+    api: TestClient, tmp_path: Path
+) -> None:
+    from cryoplan.anatomy.patient import build_patient_anatomy  # noqa: PLC0415
+    from cryoplan.case import load_case  # noqa: PLC0415
+
+    labels = _labels_nifti(tmp_path / "labels.nii.gz")
+    with labels.open("rb") as f:
+        case_id = _ok(api.post("/api/cases", files={"labels": ("seg.nii.gz", f)}))["id"]
+    sphere = {"centre_mm": [-21.0, -17.0, 23.0], "diameter_mm": 16, "tissue": "tumour"}
+    before = _ok(api.put(f"/api/cases/{case_id}", json={  # label 1 and a sphere: the target
+        # a label by value and one by name (TotalSegmentator's liver is 5), as examples do
+        "image": {"tissues": {"1": "tumour", "liver": "liver"}, "lesions": [sphere]},
+        "target": "tumour", "grid": {"spacing_mm": 2.0},
+    }))  # fmt: skip
+    folder = Path(api.app.state.cryoplan.store.root) / "cases" / case_id
+    original = (folder / "labels.nii.gz").read_bytes()
+    outline_before = api.get(f"/api/cases/{case_id}/target-outline").content
+    url = f"/api/cases/{case_id}/drawn-target"
+
+    drawn = np.zeros((20, 20, 20), bool)
+    drawn[3:7, 12:16, 10:14] = True  # 64 voxels, apart from the sphere and from label 1
+    body = _ok(api.post(url, files={"drawing": ("drawing.nii", _drawing(drawn))}))
+    image = body["case"]["domain"]["image"]
+    assert body["case"]["target"] == "tumour"
+    assert image["labels"].startswith("labels-drawn-")
+    value = [k for k, v in image["tissues"].items() if v == "tumour"]
+    assert len(value) == 1
+    assert int(value[0]) > 117  # above every TotalSegmentator value
+    assert json.loads((folder / "drawn-target.json").read_text())["drawn_target"] is True
+    assert image["lesions"] == []  # the former target's sphere, set aside …
+    assert "1" not in image["tissues"]  # … and its label
+    assert value[0] in body["label_names"]
+    assert (folder / "labels.nii.gz").read_bytes() == original  # never written over
+    outline = np.asarray(_nifti(api.get(f"/api/cases/{case_id}/target-outline").content).dataobj)
+    expected = drawn.copy()
+    expected[4:6, 13:15, 11:13] = False  # the drawn box without its inside
+    assert np.array_equal(outline == 1, expected)
+    # the simulation's tissue map: its tumour voxels are the drawn ones, at the same places
+    case = load_case(folder / "case.yaml")
+    tissues = build_patient_anatomy(case)
+    tumour = [k for k, n in tissues.tissue_of_label.items() if n == "tumour"]
+    ijk = np.argwhere(np.isin(tissues.labels, tumour))
+    assert len(ijk) == drawn.sum()
+    on_labels = np.rint(tissues.source_grid.index_from_lps(tissues.grid.lps_from_index(ijk)))
+    assert drawn[tuple(on_labels.astype(int).T)].all()
+
+    # drawn again: the new drawing replaces the first rather than adding to it
+    again = np.zeros((20, 20, 20), bool)
+    again[14:17, 3:6, 3:6] = True
+    body = _ok(api.post(url, files={"drawing": ("drawing.nii", _drawing(again))}))
+    assert body["case"]["domain"]["image"]["lesions"] == []
+    outline = np.asarray(_nifti(api.get(f"/api/cases/{case_id}/target-outline").content).dataobj)
+    assert (outline == 1).sum() == again.sum() - 1  # 27 voxels, the centre one inside
+    assert not (outline[drawn] == 1).any()
+
+    # what is wrong gets one line, and leaves the case as it was
+    drawn_case = api.get(f"/api/cases/{case_id}").json()["case"]
+    files = sorted(p.name for p in folder.iterdir())
+    shifted = np.diag([2.0, 2.0, 2.0, 1.0])
+    shifted[0, 3] = 1.0
+    wrong = {
+        "wrong shape": (_drawing(drawn[:, :, :19]), "not on the label map's grid"),
+        "wrong affine": (_drawing(drawn, shifted), "not on the label map's grid"),
+        "empty": (_drawing(np.zeros((20, 20, 20), bool)), "empty (no voxel drawn)"),
+        "not binary": (_drawing(drawn.astype(np.uint8) * 2), "a binary mask, 0 and 1"),
+        "not a volume": (b"not a NIfTI file", "drawing.nii"),
+    }
+    for what, (content, says) in wrong.items():
+        message = _error(api.post(url, files={"drawing": ("drawing.nii", content)}), 400)
+        assert says in message, (what, message)
+        assert str(folder) not in message, (what, message)
+    assert "txt" in _error(api.post(url, files={"drawing": ("mask.txt", b"x")}), 400)
+    assert api.get(f"/api/cases/{case_id}").json()["case"] == drawn_case
+    assert sorted(p.name for p in folder.iterdir()) == files  # nothing half-written left
+    _error(api.post("/api/cases/0123456789abcdef/drawn-target",
+                    files={"drawing": ("drawing.nii", _drawing(drawn))}), 404)  # fmt: skip
+    box = api.post("/api/cases/example/single-probe-gel").json()["id"]
+    assert _error(api.post(f"/api/cases/{box}/drawn-target",
+                           files={"drawing": ("drawing.nii", _drawing(drawn))}),
+                  400).endswith("has no image to draw a target on")  # fmt: skip
+
+    # discard: the original label map, its sphere and target back
+    restored = _ok(api.delete(url))
+    assert restored["case"] == before["case"]
+    assert api.get(f"/api/cases/{case_id}/target-outline").content == outline_before
+    assert _error(api.delete(url), 404).endswith("has no drawn target")
+
+
 @pytest.mark.parametrize(
     "url",
     [

@@ -19,6 +19,8 @@
     GET  /api/jobs/{id}/files/{name}        a finished job's result file
     GET  /api/jobs/{id}/isotherms           its 0, −20, −40 °C isotherms (a NIfTI label map)
     GET  /api/cases/{id}/target-outline     the target's outline (a NIfTI label map)
+    POST /api/cases/{id}/drawn-target       a drawn mask (multipart NIfTI) as the target
+    DELETE /api/cases/{id}/drawn-target     discard it: the label map and target as before
 
 Every position is LPS millimetres, as in case files. A mistake in what a client sends gets
 status 400 (a bad file or case: the command line's one line) or 404 (no such id or file),
@@ -74,6 +76,9 @@ DEFAULT_PROTOCOL = [
 TOKEN_COOKIE = "cryoplan_token"
 TMIN_ON_IMAGE = "tmin_on_image.nii.gz"
 CACHED_OVERLAYS = 8  # outline files kept in memory (each a few kB: mostly zeros, gzipped)
+DRAWN_RECORD = "drawn-target.json"  # beside case.yaml: what a drawn target changed
+DRAWN_TISSUE = "tumour"
+MAX_LABEL = 65535  # label maps are written as unsigned 16-bit at most
 
 
 class ApiError(Exception):
@@ -160,6 +165,7 @@ class Application:
                 if image.get("file" if key == "image" else "labels")
             },
             "label_names": self.label_names(case_id),
+            "drawn_target": self.drawn_record(case_id),
             "jobs": [job.public() for job in self.store.jobs(case_id)],
         }
 
@@ -176,7 +182,7 @@ class Application:
         from cryoplan.anatomy.rtstruct import read_rtstruct  # noqa: PLC0415
 
         data = self.case_data(case_id)
-        key = json.dumps([case_id, (data.get("domain") or {}).get("image")], sort_keys=True)
+        key = _cache_key([case_id, (data.get("domain") or {}).get("image")])
         if key not in self.names:
             case = self.validated(case_id, data)
             image = case.domain.image
@@ -304,8 +310,7 @@ class Application:
         case = self.validated(case_id, data)
         if case.domain.image is None or case.target is None:
             return None
-        key = json.dumps({k: data.get(k) for k in ("domain", "target", "planning", "tissues")},
-                         sort_keys=True)  # fmt: skip
+        key = _cache_key({k: data.get(k) for k in ("domain", "target", "planning", "tissues")})
         if key not in self.access:
             spec = case.planning or PlanningSpec()
             self.access[key] = image_access(case.model_copy(update={"planning": spec}))
@@ -337,8 +342,148 @@ class Application:
             mask, grid = found
             return nifti_bytes(shell(mask).astype(np.uint8), grid)
 
-        key = json.dumps(["target", case_id, data.get("domain"), case.target], sort_keys=True)
+        key = _cache_key(["target", case_id, data.get("domain"), case.target])
         return self.cached_overlay(key, make)
+
+    # --- a target drawn in the viewer --------------------------------------------------------
+
+    def drawn_record(self, case_id: str) -> dict[str, Any] | None:
+        path = self.store.case_dir(case_id) / DRAWN_RECORD
+        return json.loads(path.read_text("utf-8")) if path.is_file() else None
+
+    @staticmethod
+    def undrawn(data: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+        """The case file as it was before the drawing `record` describes: its own label map,
+        no mapping of the drawn label, its target, the target's labels and spheres back."""
+        image = data["domain"]["image"]
+        image["labels"] = record["original_labels"]
+        tissues = {k: v for k, v in (image.get("tissues") or {}).items()
+                   if str(k) != str(record["label"])}  # fmt: skip
+        image["tissues"] = tissues
+        for key, tissue in record["removed_tissues"].items():  # JSON keys: "5" is label 5
+            image["tissues"][int(key) if key.lstrip("-").isdigit() else key] = tissue
+        if record["removed_lesions"]:
+            image["lesions"] = [*(image.get("lesions") or []), *record["removed_lesions"]]
+        if record["original_target"] is None:
+            data.pop("target", None)
+        else:
+            data["target"] = record["original_target"]
+        return data
+
+    def draw_target(self, case_id: str, upload: UploadFile) -> dict[str, Any]:
+        """A mask drawn on the label map's grid (NIfTI, 1 drawn, 0 not) as the case's target:
+        a new label map in the case's folder (the original's labels, the drawn voxels a new
+        label mapped to `tumour`), the case pointed at it with `target: tumour`. The
+        original file is kept, and a drawing again replaces this one rather than adding to
+        it. The former target's spheres (they would be written over the drawing) and its
+        labels' mapping are set aside, to come back with `discard_drawing`."""
+        from cryoplan.anatomy.images import (  # noqa: PLC0415
+            dicom_modality,
+            read_labels,
+            read_volume,
+            same_grid,
+            totalsegmentator_names,
+            write_image,
+        )
+        from cryoplan.server.overlays import target_mask  # noqa: PLC0415
+        from cryoplan.server.store import new_id  # noqa: PLC0415
+
+        data = self.case_data(case_id)
+        image = (data.get("domain") or {}).get("image")
+        if image is None:
+            raise ApiError(400, f"case {case_id} has no image to draw a target on")
+        record = self.drawn_record(case_id)
+        if record is not None:
+            data = self.undrawn(data, record)
+            image = data["domain"]["image"]
+        folder = self.store.case_dir(case_id)
+        case = self.validated(case_id, data)
+        labels_path = case.resolve_path(case.domain.image.labels)
+        if labels_path.is_dir() or dicom_modality(labels_path) is not None:
+            raise ApiError(400, "drawing: a drawn target needs a label map file (NIfTI, NRRD, "
+                                "MHA); this case's labels are DICOM")  # fmt: skip
+        try:
+            labels = read_labels(labels_path, "domain.image.labels")
+        except CaseError as error:
+            raise ApiError(400, str(error)) from None
+        name = upload.filename or "drawing.nii"
+        with tempfile.TemporaryDirectory(prefix=".drawing-", dir=folder) as staging:
+            path = Path(staging) / f"drawing{_suffix(name)}"
+            _save_upload(upload, path)
+            try:
+                drawing = read_volume(path, f"drawing ({name})")
+            except CaseError as error:
+                # SimpleITK's reason names the path, cut short at times: no store path shown
+                message = re.sub(re.escape(str(folder)) + r'[^"\s)]*', name, str(error))
+                raise ApiError(400, message) from None
+        if not same_grid(drawing.grid, labels.grid):
+            raise ApiError(400, f"{name}: not on the label map's grid (shape "
+                                f"{'×'.join(map(str, labels.grid.shape))}, its affine): got "
+                                f"{'×'.join(map(str, drawing.grid.shape))}")  # fmt: skip
+        values = np.unique(drawing.array)
+        if not set(values.tolist()) <= {0, 1}:
+            shown = ", ".join(f"{v:g}" for v in values[:6]) + (", …" if len(values) > 6 else "")
+            raise ApiError(400, f"{name}: a binary mask, 0 and 1, was expected (got {shown})")
+        drawn = drawing.array == 1
+        if not drawn.any():
+            raise ApiError(400, f"{name}: empty (no voxel drawn)")
+        # above every TotalSegmentator value too, so that no organ's name is given to it
+        value = max(int(labels.array.max()), *totalsegmentator_names().values()) + 1
+        if value > MAX_LABEL:
+            raise ApiError(400, f"domain.image.labels: no free label up to {MAX_LABEL}")
+        out = labels.array.astype(np.uint16 if labels.array.min() >= 0 else np.int32)
+        out[drawn] = value
+        target = data.get("target")
+        lesions = image.get("lesions") or []
+        removed = [x for x in lesions if target is not None and x.get("tissue") == target]
+        kept = [x for x in lesions if x not in removed]
+        tissues = image.get("tissues") or {}
+        # the labels of the former target are no longer it (as "Target this label" does)
+        unmapped = {str(k): v for k, v in tissues.items() if target is not None and v == target}
+        new_name = f"labels-drawn-{new_id()[:8]}.nii.gz"  # new address: no cache keeps the old
+        record = {
+            "drawn_target": True,
+            "note": "a target drawn by hand in cryoplan serve; not from the label map",
+            "labels": new_name,
+            "label": value,
+            "voxels": int(drawn.sum()),
+            "original_labels": image["labels"],
+            "original_target": target,
+            "removed_lesions": removed,
+            "removed_tissues": unmapped,
+        }
+        image["labels"] = new_name
+        kept_tissues = {k: v for k, v in tissues.items() if str(k) not in unmapped}
+        image["tissues"] = {**kept_tissues, value: DRAWN_TISSUE}
+        if lesions:
+            image["lesions"] = kept
+        data["target"] = DRAWN_TISSUE
+        write_image(folder / new_name, out, labels.grid)
+        try:
+            checked = self.validated(case_id, data)
+            try:
+                if target_mask(checked) is None:
+                    raise ApiError(400, f"{name}: no drawn voxel is left in the target")
+            except CaseError as error:
+                raise ApiError(400, str(error)) from None
+        except ApiError:
+            (folder / new_name).unlink(missing_ok=True)
+            raise
+        # older drawn label maps are kept: a job queued with one still reads it
+        _write_atomic(folder / DRAWN_RECORD, json.dumps(record, indent=2) + "\n")
+        self.save_case(case_id, data)
+        return self.describe(case_id)
+
+    def discard_drawing(self, case_id: str) -> dict[str, Any]:
+        data = self.case_data(case_id)
+        record = self.drawn_record(case_id)
+        if record is None:
+            raise ApiError(404, f"case {case_id} has no drawn target")
+        data = self.undrawn(data, record)
+        self.validated(case_id, data)
+        self.save_case(case_id, data)
+        (self.store.case_dir(case_id) / DRAWN_RECORD).unlink()
+        return self.describe(case_id)
 
     # --- jobs -------------------------------------------------------------------------------
 
@@ -481,6 +626,24 @@ def _save_upload(upload: UploadFile, target: Path) -> None:
             out.write(chunk)
 
 
+def _cache_key(value: Any) -> str:
+    """A case's part as text, to key a cache: a label map's tissues may mix label values
+    (int keys) and names (str keys), which json.dumps cannot sort together."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        return [plain(x) for x in v] if isinstance(v, list) else v
+
+    return json.dumps(plain(value), sort_keys=True)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, "utf-8")
+    temporary.replace(path)
+
+
 def _static(name: str) -> Path | None:
     path = resources.files("cryoplan.server").joinpath("static", name)
     return Path(str(path)) if path.is_file() else None
@@ -608,6 +771,17 @@ def create_app(
         # the target changes under the same address: never from the browser's cache
         return Response(state.target_outline(case_id), media_type="application/gzip",
                         headers={"Cache-Control": "no-store"})  # fmt: skip
+
+    @app.post("/api/cases/{case_id}/drawn-target")
+    def drawn_target(
+        case_id: str,
+        drawing: UploadFile = File(...),  # noqa: B008
+    ) -> dict[str, Any]:
+        return state.draw_target(case_id, drawing)
+
+    @app.delete("/api/cases/{case_id}/drawn-target")
+    def discard_drawing(case_id: str) -> dict[str, Any]:
+        return state.discard_drawing(case_id)
 
     @app.get("/api/cases/{case_id}/markups")
     def markups(case_id: str) -> Any:
