@@ -190,6 +190,66 @@ def test_open_place_preview_simulate_plan(server: str, tmp_path: Path) -> None:
         assert (shift[:, 2] - shift[:, 1] > 20).mean() > 0.8
         assert _near(outlined, TARGET_RGB)[ring].sum() > 10  # and the colour itself
 
+        # 1b. a target drawn by hand: on three axial slices (3 mm apart) about the tumour's
+        # centre, a closed stroke round a 10 mm square, filled; used as the target, its
+        # outline on the middle slice is a violet ring on that square, not the sphere's; then
+        # discarded, the sphere is back. The cold map is hidden: a preview of the changed
+        # target may land meanwhile.
+        _set_slider(page, "#cold-opacity", 0)
+        page.click("#draw-start")
+        page.fill("#pen-size", "2")
+        page.check("#pen-fill")  # its change event sets the pen
+        box = canvas.bounding_box()
+        for dz in (-3, 3, 0):
+            z = TUMOUR_CENTRE[2] + dz
+            page.evaluate(f"window.cryoplanApp.viewer.moveTo({[*TUMOUR_CENTRE[:2], z]})")
+            corners = [[TUMOUR_CENTRE[0] + dx, TUMOUR_CENTRE[1] + dy, z]
+                       for dx, dy in ((-5, -5), (5, -5), (5, 5), (-5, 5), (-5, -5))]  # fmt: skip
+            points = [
+                page.evaluate(f"window.cryoplanApp.viewer.screenPoint({c}, 0)") for c in corners
+            ]
+            page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+            page.mouse.down()
+            for a, b in itertools.pairwise(points):
+                for f in (0.25, 0.5, 0.75, 1.0):
+                    page.mouse.move(box["x"] + a[0] + f * (b[0] - a[0]),
+                                    box["y"] + a[1] + f * (b[1] - a[1]))  # fmt: skip
+            page.mouse.up()
+        page.wait_for_timeout(100)
+        assert page.evaluate("window.cryoplanApp.viewer.drawnVoxels()") > 3 * 20
+        page.screenshot(path=shots / "1b-drawing.png")
+        page.evaluate("window.previousTarget = window.cryoplanApp.viewer.target")
+        page.click("#draw-use")
+        page.wait_for_function(
+            "window.cryoplanApp.viewer.target && "
+            "window.cryoplanApp.viewer.target !== window.previousTarget",
+            timeout=30_000,
+        )
+        assert "tumour: drawn by hand" in page.inner_text("#target-now")
+        page.evaluate(f"window.cryoplanApp.viewer.moveTo({TUMOUR_CENTRE})")
+        _set_slider(page, "#target-opacity", 1)
+        page.screenshot(path=shots / "1c-drawn-target.png")
+        drawn_outline = pixels(canvas.screenshot())
+        _set_slider(page, "#target-opacity", 0)
+        drawn_line = _changed(drawn_outline, pixels(canvas.screenshot())) & axial
+        mm_px = radius_px / 15
+        # the stroke's voxels (3 mm) reach 5 + 1.5 mm out, the brush's one voxel more
+        square = (np.abs(np.indices(distance.shape)[1] - centre[0]) <= 12.5 * mm_px) & (
+            np.abs(np.indices(distance.shape)[0] - centre[1]) <= 12.5 * mm_px)  # fmt: skip
+        assert drawn_line.sum() > 20
+        assert square[drawn_line].all()  # on the drawn square (and a voxel's blur) only …
+        assert (distance[drawn_line] > 2 * mm_px).all()  # … round it: the slices above and
+        # below hold the square's inside
+        # which the sphere's line was not: a third of it lay beyond the square
+        assert (ring & ~square).sum() > 0.25 * ring.sum()
+        assert _near(drawn_outline, TARGET_RGB)[drawn_line].sum() > 10
+        page.click("#draw-discard")
+        page.wait_for_function(
+            "document.getElementById('target-now').textContent.includes('30 mm sphere')",
+            timeout=30_000,
+        )
+        _set_slider(page, "#cold-opacity", 0.7)
+
         # 2. probe a's tip to 3 mm beside the tumour's centre, by clicking the axial slice
         page.click("#probes li:first-child .set-tip")
         tip = [TUMOUR_CENTRE[0] + 3, TUMOUR_CENTRE[1], TUMOUR_CENTRE[2]]

@@ -8,7 +8,7 @@
 // The server is the truth: every probe change is saved there (PUT) before a
 // job is submitted, because a job runs the case as stored when it is submitted.
 
-import { ApiError, getBytes, getJson, postJson, putJson } from "./app/api.js";
+import { ApiError, deleteJson, getBytes, getJson, postJson, putJson } from "./app/api.js";
 import { Jobs } from "./app/jobs.js";
 import { COLD_RGB, ISOTHERMS, LETHAL_RGB, PROBABILITY_STOPS, TARGET_RGB, Viewer, WINDOWS, probeColour } from "./app/viewer.js";
 
@@ -26,6 +26,7 @@ const state = {
   dragging: null, // a probe's end being dragged on a slice (onPress)
   paths: [], // POST /api/cases/{id}/paths, by probe
   crosshair: null, // the last crosshair position, LPS mm
+  drawing: false, // the target is being drawn: the mouse paints, probes stay put
 };
 
 let viewer;
@@ -78,6 +79,7 @@ async function showCase(info) {
   state.selected = 0;
   state.placing = null;
   state.paths = [];
+  if (state.drawing) setDrawing(false);
   $("case-title").textContent = `${info.name} · ${info.id}`;
   history.replaceState(null, "", `#case=${info.id}`); // a reload reopens it
 
@@ -140,11 +142,14 @@ function renderTarget() {
   const lesion = (image.lesions || []).find((l) => l.tissue === c.target);
   const names = state.case.label_names;
   let what = "no target: choose a label, or place a sphere";
-  if (lesion) what = `${c.target}: a ${lesion.diameter_mm} mm sphere at ${lesion.centre_mm.map(round1).join(", ")}`;
+  const drawn = state.case.drawn_target;
+  if (drawn && image.labels === drawn.labels && (image.tissues || {})[drawn.label] === c.target) what = `${c.target}: drawn by hand, ${drawn.voxels} voxels`;
+  else if (lesion) what = `${c.target}: a ${lesion.diameter_mm} mm sphere at ${lesion.centre_mm.map(round1).join(", ")}`;
   else if (mapped.length) what = `${c.target}: ${mapped.map(([key]) => names[key] || key).join(", ")}`;
   else if (c.target) what = `${c.target}`;
   $("target-now").textContent = `${what}; margin ${c.margin_mm ?? 5} mm`;
   $("margin").value = c.margin_mm ?? 5;
+  $("draw-discard").hidden = !drawn || state.drawing;
   $("target-label").replaceChildren(...Object.entries(names).map(([value, name]) => new Option(`${value} ${name}`, value)));
 }
 
@@ -164,14 +169,78 @@ async function setTarget(change) {
       margin_mm: Number($("margin").value),
     });
     state.case.case = info.case;
-    renderTarget();
-    showTargetOutline();
-    jobs.probesMoving(); // results of the old target are stale
-    jobs.probesSaved(state.probes.length > 0);
-    updatePaths();
+    state.case.drawn_target = info.drawn_target;
+    targetChanged();
   } catch (error) {
     report("target-error", error);
   }
+}
+
+function targetChanged() {
+  renderTarget();
+  showTargetOutline();
+  jobs.probesMoving(); // results of the old target are stale
+  jobs.probesSaved(state.probes.length > 0);
+  updatePaths();
+}
+
+// --- a target drawn by hand ------------------------------------------------------
+// NiiVue's pen paints voxels of the image's grid; "Use drawing as target" sends them to
+// the server, which writes them into a new label map as the target (the case's own label
+// map is kept), and "Discard the drawn target" goes back to that one.
+
+const pen = () => ({ size: Number($("pen-size").value), erase: $("pen-erase").checked, fill: $("pen-fill").checked });
+
+function setDrawing(on) {
+  state.drawing = on;
+  state.placing = null;
+  if (on) viewer.startDrawing(pen());
+  else viewer.stopDrawing();
+  $("draw-tools").hidden = !on;
+  $("draw-start").hidden = on;
+  $("canvas-box").classList.toggle("drawing", on);
+  renderTarget();
+  renderProbes();
+}
+
+async function useDrawing() {
+  $("target-error").textContent = "";
+  if (!viewer.drawnVoxels()) {
+    $("target-error").textContent = "nothing drawn yet: paint the target on a slice";
+    return;
+  }
+  say("saving the drawn target…");
+  try {
+    const form = new FormData();
+    form.append("drawing", new Blob([await viewer.drawingBytes()]), "drawing.nii");
+    await newLabels(await postJson(`/api/cases/${state.case.id}/drawn-target`, form));
+    setDrawing(false);
+    say(`target: drawn, ${state.case.drawn_target.voxels} voxels`);
+  } catch (error) {
+    report("target-error", error);
+    say("");
+  }
+}
+
+async function discardDrawn() {
+  $("target-error").textContent = "";
+  try {
+    await newLabels(await deleteJson(`/api/cases/${state.case.id}/drawn-target`));
+    say("the drawn target discarded: the case's own labels again");
+  } catch (error) {
+    report("target-error", error);
+  }
+}
+
+// The case with another label map (a drawing written in, or discarded): shown, then as
+// any change of target.
+async function newLabels(info) {
+  const image = info.case.domain.image;
+  const bytes = await getBytes(info.files.labels);
+  await viewer.replaceLabels(bytes, /\.(nii(\.gz)?|nrrd|mha)$/i.test(image.labels) ? image.labels : "labels.nii.gz", info.label_names);
+  viewer.setLabelOpacity(Number($("label-opacity").value));
+  Object.assign(state.case, { case: info.case, label_names: info.label_names, drawn_target: info.drawn_target });
+  targetChanged();
 }
 
 // The target's outline, as the server finds it (its label or sphere on the label
@@ -300,7 +369,7 @@ const PATHS_EVERY_MS = 150; // while dragging, a paths request at most this ofte
 // A press on a drawn tip or entry starts a drag (listened for before NiiVue's own, whose
 // crosshair then follows the pointer and reports each position to onLocation).
 function onPress(event) {
-  if (event.button !== 0 || state.placing || !state.case) return;
+  if (event.button !== 0 || state.placing || state.drawing || !state.case) return;
   const hit = endUnder(event);
   if (!hit) return;
   state.dragging = { ...hit, start: [...state.probes[hit.index][hit.key]], from: null, moved: false };
@@ -460,6 +529,12 @@ async function main() {
   $("target-sphere").onclick = () =>
     state.case &&
     setTarget({ sphere: { centre_mm: (state.crosshair || targetCentre() || [0, 0, 0]).map(round1), diameter_mm: Number($("lesion-diameter").value) } });
+  $("draw-start").onclick = () => state.case && setDrawing(true);
+  $("draw-cancel").onclick = () => setDrawing(false);
+  $("draw-clear").onclick = () => viewer.clearDrawing();
+  $("draw-use").onclick = useDrawing;
+  $("draw-discard").onclick = () => state.case && discardDrawn();
+  for (const id of ["pen-size", "pen-erase", "pen-fill"]) $(id).onchange = () => state.drawing && viewer.setPen(pen());
   $("margin").onchange = async () => {
     if (!state.case) return;
     try {
@@ -484,7 +559,7 @@ async function main() {
   $("canvas-box").addEventListener("mousedown", onPress, true);
   window.addEventListener("mouseup", onRelease);
   $("canvas-box").addEventListener("mousemove", (event) => {
-    if (!event.buttons) $("canvas-box").classList.toggle("over-end", !state.placing && !!endUnder(event));
+    if (!event.buttons) $("canvas-box").classList.toggle("over-end", !state.placing && !state.drawing && !!endUnder(event));
   });
   $("probes").addEventListener("click", onProbeListClick);
   $("probes").addEventListener("change", onProbeModelChange);

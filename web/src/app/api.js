@@ -32,6 +32,7 @@ async function request(method, url, body) {
 export const getJson = async (url) => (await request("GET", url)).json();
 export const postJson = async (url, body) => (await request("POST", url, body ?? {})).json();
 export const putJson = async (url, body) => (await request("PUT", url, body)).json();
+export const deleteJson = async (url) => (await request("DELETE", url)).json();
 export const getBytes = async (url) => (await request("GET", url)).arrayBuffer();
 export const getText = async (url) => (await request("GET", url)).text();
 

@@ -439,6 +439,58 @@ export class Viewer {
   // user looks at), the lines last. Set as one list and drawn once: NiiVue's addVolume and
   // removeVolume each redraw every volume's textures (seconds for a few of them in a
   // software-rendered browser); its setVolume sets these same three fields.
+  // A new label map for the case (a drawn target written into it): the image stays.
+  async replaceLabels(bytes, name, labelNames) {
+    const alone = this.image === this.labels; // no image: the label map is the background
+    this.labelNames = labelNames || {};
+    const opacity = this.labels ? this.labels.opacity : 1;
+    this.labels = await volumeFromBytes(bytes, name, { opacity });
+    this.labels.setColormapLabel(this.labelLut());
+    if (alone) this.image = this.labels;
+    this.restack();
+  }
+
+  // --- a target drawn by hand: NiiVue's pen on the background volume's voxels ---------
+  // The drawing is a bitmap on the background's grid (the image's, which a case's label
+  // map shares), so NiiVue saves it as a NIfTI file with the image's header: the server
+  // checks it against the label map's grid.
+
+  startDrawing(pen) {
+    this.nv.setDrawingEnabled(true);
+    this.nv.setDrawOpacity(0.6);
+    this.setPen(pen);
+  }
+
+  // size: the brush's width in voxels (NiiVue's square brush, in the slice drawn on);
+  // erase: pen value 0; fill: a closed stroke is filled when the button is released
+  setPen({ size, erase, fill }) {
+    this.nv.opts.penSize = Math.max(1, Math.round(size));
+    this.nv.setPenValue(erase ? 0 : 1, !erase && fill);
+  }
+
+  clearDrawing() {
+    this.nv.createEmptyDrawing();
+  }
+
+  stopDrawing() {
+    this.nv.setDrawingEnabled(false);
+    this.nv.closeDrawing();
+  }
+
+  drawnVoxels() {
+    const bitmap = this.nv.drawBitmap;
+    let n = 0;
+    if (bitmap) for (let i = 0; i < bitmap.length; i++) if (bitmap[i]) n++;
+    return n;
+  }
+
+  // The drawing as an uncompressed NIfTI file on the background's grid (0 and 1), or null.
+  async drawingBytes() {
+    if (!this.nv.drawBitmap) return null;
+    const bytes = await this.nv.saveImage({ filename: "", isSaveDrawing: true });
+    return bytes || null;
+  }
+
   restack() {
     const order = [this.image, this.labels, this.tmin, this.lethal, this.probability, this.isotherms, this.target];
     const volumes = order.filter((vol, i) => vol && order.indexOf(vol) === i);
