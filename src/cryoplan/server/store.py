@@ -245,13 +245,17 @@ class Store:
             row = db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return bool(row and row["cancel_requested"])
 
-    def finish(self, job_id: str, state: JobState, error: str | None = None) -> None:
+    def finish(
+        self, job_id: str, state: JobState, error: str | None = None, message: str | None = None
+    ) -> None:
+        """End a job in `state`; its message is the state's name unless `message` says what
+        it still does (set in the same transaction: no reader sees a message in between)."""
         with self._connect() as db:
             db.execute(
                 "UPDATE jobs SET state = ?, error = ?, finished = ?, worker_pid = NULL, "
                 "progress = CASE WHEN ? = 'done' THEN 1 ELSE progress END, "
                 "message = ? WHERE id = ?",
-                (state, error, time.time(), state, state, job_id),
+                (state, error, time.time(), state, message or state, job_id),
             )
 
     def note(self, job_id: str, message: str) -> None:

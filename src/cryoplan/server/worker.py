@@ -145,8 +145,7 @@ def run_simulation(store: Store, job: Job, cache: PreparedCache, preview: bool) 
         write_result(result, folder, overwrite=True)
         # the results are what the viewer needs: the job is done with them, and its report
         # (the figures take several seconds) joins the published folder after
-        store.finish(job.id, "done")
-        store.note(job.id, "done; writing the report")
+        store.finish(job.id, "done", message="done; writing the report")
         try:
             write_report(folder)
         except Exception as error:  # the results stand without their report
