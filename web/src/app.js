@@ -60,12 +60,13 @@ async function fillLists() {
   $("open-case").disabled = cases.length === 0;
 }
 
-async function openCase(fetchCase) {
+// `volumes`: the case's volumes, where they are already on their way (fetchVolumes)
+async function openCase(fetchCase, volumes = null) {
   $("open-error").textContent = "";
   say("opening the case…");
   try {
     const info = await fetchCase();
-    await showCase(info);
+    await showCase(info, volumes);
     await fillLists();
   } catch (error) {
     report("open-error", error);
@@ -73,7 +74,11 @@ async function openCase(fetchCase) {
   }
 }
 
-async function showCase(info) {
+// A case's image and label map (bytes, or null where it has none), fetched together
+const fetchVolumes = (info) =>
+  Promise.all([info.files.image ? getBytes(info.files.image) : null, info.files.labels ? getBytes(info.files.labels) : null]);
+
+async function showCase(info, volumes = null) {
   state.case = info;
   state.probes = (info.case.probes || []).map((p) => ({ ...p }));
   state.selected = 0;
@@ -85,10 +90,7 @@ async function showCase(info) {
 
   const image = (info.case.domain && info.case.domain.image) || {};
   say("loading the image…");
-  const [imageBytes, labelsBytes] = await Promise.all([
-    info.files.image ? getBytes(info.files.image) : null,
-    info.files.labels ? getBytes(info.files.labels) : null,
-  ]);
+  const [imageBytes, labelsBytes] = await (volumes || fetchVolumes(info));
   // The case file names the stored files (image.nii.gz, labels.nrrd, …): their
   // suffix tells NiiVue the format, which the URL does not. A DICOM series or SEG is
   // served as its NIfTI copy.
@@ -99,15 +101,16 @@ async function showCase(info) {
     labelsBytes,
     labelsName: volumeName(image.labels, "labels.nii.gz"),
     labelNames: info.label_names,
+    labelOpacity: Number($("label-opacity").value),
+    centre: targetCentre(),
+    probes: state.probes,
+    selected: state.selected,
   });
   $("window").value = viewer.looksLikeCt() ? "CT soft tissue" : "MRI / auto";
-  viewer.setLabelOpacity(Number($("label-opacity").value));
-  goToTarget();
   jobs.setCase(info);
   renderTarget();
   showTargetOutline();
   renderProbes();
-  viewer.setProbes(state.probes, state.selected);
   $("open-panel").open = false; // room for the probe list; a click reopens it
   document.body.dataset.caseId = info.id;
   say(`${info.name}: ${Object.keys(info.label_names).length} labels`);
@@ -496,9 +499,19 @@ function renderLegend() {
 }
 
 async function main() {
+  // What the page asks the server for is asked for at once, while NiiVue starts (its
+  // WebGL set-up takes a second in a software-rendered browser): the lists, the probe
+  // catalogue and, on a reload, the case and its volumes. Their failures are reported
+  // where they are awaited, below.
+  const reopen = location.hash.match(/case=([0-9a-f]{16})/);
+  const reopening = reopen && getJson(`/api/cases/${reopen[1]}`);
+  const reopenVolumes = reopening && reopening.then(fetchVolumes);
+  const models = getJson("/api/probe-models");
+  const lists = fillLists();
+  for (const pending of [reopening, reopenVolumes, models, lists]) pending && pending.catch(() => {});
   viewer = new Viewer($("gl"), { onLocation });
   await viewer.init();
-  probeModels = (await getJson("/api/probe-models")).map((m) => m.name);
+  probeModels = (await models).map((m) => m.name);
   jobs = new Jobs({
     say,
     viewer,
@@ -589,9 +602,8 @@ async function main() {
 
   // for the tests and the console: NiiVue (`viewer.nv`) and the state
   window.cryoplanApp = { viewer, state, jobs };
-  await fillLists();
-  const reopen = location.hash.match(/case=([0-9a-f]{16})/);
-  if (reopen) await openCase(() => getJson(`/api/cases/${reopen[1]}`));
+  await lists;
+  if (reopen) await openCase(() => reopening, reopenVolumes);
   document.body.dataset.ready = "1"; // for the tests: the page is wired up
 }
 

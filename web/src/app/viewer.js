@@ -266,19 +266,25 @@ export class Viewer {
     return out;
   }
 
-  // The case: its image (or, without one, the label map alone) and labels.
-  async showCase({ imageBytes, imageName, labelsBytes, labelsName, labelNames }) {
+  // The case: its image (or, without one, the label map alone) and labels, its probes, and
+  // the crosshair on `centre` (LPS; the volume's centre without one). All is set first, then
+  // uploaded and drawn once: each of NiiVue's setters (a window, an opacity, a mesh added)
+  // uploads every volume again, a few tenths of a second in a software-rendered browser.
+  async showCase({ imageBytes, imageName, labelsBytes, labelsName, labelNames, labelOpacity = 0.3, centre, probes = [], selected = 0 }) {
     this.image = this.labels = this.tmin = this.lethal = this.isotherms = this.target = this.probability = null;
     this.labelNames = labelNames || {};
-    if (imageBytes) this.image = await volumeFromBytes(imageBytes, imageName);
-    if (labelsBytes) {
-      this.labels = await volumeFromBytes(labelsBytes, labelsName, { opacity: imageBytes ? 0.3 : 1 });
-      this.labels.setColormapLabel(this.labelLut());
-      if (!this.image) this.image = this.labels;
-    }
+    // read together: NiiVue decompresses with the browser's DecompressionStream (async)
+    const [image, labels] = await Promise.all([
+      imageBytes && volumeFromBytes(imageBytes, imageName),
+      labelsBytes && volumeFromBytes(labelsBytes, labelsName, { opacity: imageBytes ? labelOpacity : 1 }),
+    ]);
+    this.image = image || labels || null;
+    this.labels = labels || null;
+    if (this.labels) this.labels.setColormapLabel(this.labelLut());
+    this.windowTo(this.looksLikeCt() ? "CT soft tissue" : "MRI / auto");
+    this.placeProbes(probes, selected);
     this.restack();
-    this.setWindow(this.looksLikeCt() ? "CT soft tissue" : "MRI / auto");
-    this.centreView();
+    this.centreView(centre || undefined); // draws, as NiiVue's setters do: cheap, no upload
   }
 
   labelLut() {
@@ -308,8 +314,13 @@ export class Viewer {
   }
 
   setWindow(preset) {
+    if (this.windowTo(preset)) this.nv.updateGLVolume();
+  }
+
+  // The image's window set, not yet uploaded; false where there is no image to window.
+  windowTo(preset) {
     const vol = this.image;
-    if (!vol || vol === this.labels) return;
+    if (!vol || vol === this.labels) return false;
     const lw = WINDOWS[preset];
     if (lw) {
       vol.cal_min = lw[0] - lw[1] / 2;
@@ -318,7 +329,7 @@ export class Viewer {
       vol.cal_min = vol.robust_min;
       vol.cal_max = vol.robust_max;
     }
-    this.nv.updateGLVolume();
+    return true;
   }
 
   // "multiplanar", "axial", "coronal", "sagittal" or "render"
@@ -491,11 +502,11 @@ export class Viewer {
     return bytes || null;
   }
 
-  restack() {
+  restack(upload = true) {
     const order = [this.image, this.labels, this.tmin, this.lethal, this.probability, this.isotherms, this.target];
     const volumes = order.filter((vol, i) => vol && order.indexOf(vol) === i);
     Object.assign(this.nv, { volumes, back: volumes[0] || null, overlays: volumes.slice(1) });
-    this.nv.updateGLVolume();
+    if (upload) this.nv.updateGLVolume();
   }
 
   // which: "cold", "lethal", "isotherms", "target" or "probability"
@@ -520,14 +531,23 @@ export class Viewer {
       this.nv.drawScene();
       return;
     }
-    for (const mesh of this.probeMeshes) this.nv.removeMesh(mesh);
+    this.placeProbes(probes, selected, shapes);
+    this.nv.updateGLVolume();
+  }
+
+  // The probes' meshes replaced, not yet drawn. NiiVue's addMesh and removeMesh each upload
+  // every volume again and draw (updateGLVolume): the list is set whole here, and the caller
+  // uploads once (updateGLVolume also takes the meshes' extent into the 3-D view's zoom).
+  placeProbes(probes, selected, shapes = null) {
+    shapes = shapes || probes.map((p, i) => p.tip_mm && p.entry_mm && cylinder(lpsToRas(p.entry_mm), lpsToRas(p.tip_mm), i === selected ? 1.6 : 1.0));
+    for (const mesh of this.probeMeshes) mesh.unloadMesh(this.nv.gl);
+    const others = this.nv.meshes.filter((mesh) => !this.probeMeshes.includes(mesh));
     this.probeMeshes = shapes.flatMap((shape, i) => {
       if (!shape) return [];
       // Trap: a first alpha of 0 makes NVMesh a tractogram; alpha is unused.
       const rgba = new Uint8Array([...probeColour(i), 255]);
       return [new NVMesh(shape.pts, shape.tris, `probe ${probes[i].name || i + 1}`, rgba, 1, true, this.nv.gl)];
     });
-    for (const mesh of this.probeMeshes) this.nv.addMesh(mesh);
-    this.nv.drawScene();
+    this.nv.meshes = [...others, ...this.probeMeshes];
   }
 }
