@@ -96,6 +96,25 @@ def snapshot_file_name(time_s: float) -> str:
     return f"temperature_{time_s / 60:g}min.nii.gz"
 
 
+TEMPORARY_PREFIX = ".tmp-"  # the name of a file `written_whole` is writing starts so
+
+
+@contextmanager
+def written_whole(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path`, renamed to it once the block has written it: the file
+    is there whole or not at all (its name ends as `path`'s, for writers that choose the
+    format by the suffix). For single files; a results folder is `results_folder`."""
+    tmp = path.with_name(f"{TEMPORARY_PREFIX}{os.getpid()}-{path.name}")
+    try:
+        yield tmp
+        with tmp.open("rb") as f:  # on the disk before it has its name (a machine crash)
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+
 def check_output_dir(out_dir: str | Path, overwrite: bool = False) -> Path:
     """Fail early (before solving) if results cannot be published as `out_dir`: an empty
     name, the current folder or one holding it, a file or a dangling link of that name, a

@@ -144,10 +144,10 @@ class Application:
     def save_case(self, case_id: str, data: dict[str, Any]) -> None:
         import yaml  # noqa: PLC0415
 
-        folder = self.store.case_dir(case_id)
-        temporary = folder / ".case.yaml.tmp"
-        temporary.write_text(yaml.safe_dump(data, sort_keys=False), "utf-8")
-        temporary.replace(folder / "case.yaml")
+        from cryoplan.outputs import written_whole  # noqa: PLC0415
+
+        with written_whole(self.store.case_dir(case_id) / "case.yaml") as temporary:
+            temporary.write_text(yaml.safe_dump(data, sort_keys=False), "utf-8")
 
     def describe(self, case_id: str) -> dict[str, Any]:
         """A case for the front end: its case file, the label names it may target."""
@@ -385,6 +385,7 @@ class Application:
             totalsegmentator_names,
             write_image,
         )
+        from cryoplan.outputs import written_whole  # noqa: PLC0415
         from cryoplan.server.overlays import target_mask  # noqa: PLC0415
         from cryoplan.server.store import new_id  # noqa: PLC0415
 
@@ -470,7 +471,8 @@ class Application:
             (folder / new_name).unlink(missing_ok=True)
             raise
         # older drawn label maps are kept: a job queued with one still reads it
-        _write_atomic(folder / DRAWN_RECORD, json.dumps(record, indent=2) + "\n")
+        with written_whole(folder / DRAWN_RECORD) as temporary:
+            temporary.write_text(json.dumps(record, indent=2) + "\n", "utf-8")
         self.save_case(case_id, data)
         return self.describe(case_id)
 
@@ -636,12 +638,6 @@ def _cache_key(value: Any) -> str:
         return [plain(x) for x in v] if isinstance(v, list) else v
 
     return json.dumps(plain(value), sort_keys=True)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, "utf-8")
-    temporary.replace(path)
 
 
 def _static(name: str) -> Path | None:

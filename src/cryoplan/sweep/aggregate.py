@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from cryoplan.outputs import finite, json_text, write_nifti
+from cryoplan.outputs import finite, json_text, write_nifti, written_whole
 from cryoplan.preparation import PreparedCase
-from cryoplan.sweep.folder import SweepFolder, written_whole
+from cryoplan.sweep.folder import SweepFolder
 from cryoplan.sweep.samples import Sample, inputs_row, unit_design
 from cryoplan.sweep.spec import SweepSpec
 
@@ -301,7 +301,7 @@ def _html(
     case_of = {map_folder(spec, case_names, s): s.case_index for s in samples}
     for where, acc in sums.items():
         case = prepared[case_of[where]]
-        probability = acc.maps()["lethal_probability"]
+        probability = acc.lethal / acc.ran  # the map written by _write_maps
         k = probability.shape[2] // 2
         if case.case.target is not None:
             target = case.tissue_mask(case.case.target)

@@ -15,36 +15,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from cryoplan.errors import CaseError
-from cryoplan.outputs import check_output_dir
+from cryoplan.outputs import TEMPORARY_PREFIX, check_output_dir, written_whole
 from cryoplan.sweep.result import EncodedSample, SampleResult, decode, encode
 
 MANIFEST = "sweep.json"
 SAMPLES = "samples"
-TEMPORARY = ".tmp-"  # the prefix of a file being written
 RETRY_SUFFIX = ".retry.npz"  # a sample whose error a rerun tries again
-
-
-@contextmanager
-def written_whole(path: Path) -> Iterator[Path]:
-    """A temporary path beside `path`, renamed to it once the block has written it (its name
-    ends as `path`'s, for writers that choose the format by the suffix)."""
-    tmp = path.with_name(f"{TEMPORARY}{os.getpid()}-{path.name}")
-    try:
-        yield tmp
-        with tmp.open("rb") as f:  # on the disk before it has its name (a machine crash)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def sweep_digest(spec_json: str, case_files: list[Path]) -> str:
@@ -93,7 +75,7 @@ class SweepFolder:
             with written_whole(existing) as tmp:  # first: a folder with samples has its sweep
                 tmp.write_text(json.dumps(manifest, indent=1) + "\n", "utf-8")
             (root / SAMPLES).mkdir(exist_ok=True)
-            for stale in root.rglob(f"{TEMPORARY}*"):  # left by a writer that was killed
+            for stale in root.rglob(f"{TEMPORARY_PREFIX}*"):  # left by a writer that was killed
                 stale.unlink(missing_ok=True)
         except OSError as exc:
             raise CaseError(str(root), "--out", f"a writable folder ({exc.strerror})") from None
@@ -108,7 +90,7 @@ class SweepFolder:
         return {
             p.name[: -len(".npz")]
             for p in self.samples.glob("*.npz")
-            if not p.name.startswith(TEMPORARY) and not p.name.endswith(RETRY_SUFFIX)
+            if not p.name.startswith(TEMPORARY_PREFIX) and not p.name.endswith(RETRY_SUFFIX)
         }
 
     def store(self, result: SampleResult | EncodedSample) -> None:
