@@ -282,8 +282,14 @@ def test_open_place_preview_simulate_plan(server: str, tmp_path: Path) -> None:
         page.wait_for_function(
             f"window.cryoplanApp.state.paths[1].depth_mm < {depth_b - 6}", timeout=10_000
         )
-        dragged_depth = page.evaluate("window.cryoplanApp.state.paths[1].depth_mm")
-        assert f"depth {dragged_depth:.1f} mm" in page.inner_text("#probes li:nth-child(2) .path")
+        # the list shows the depth the page holds (a throttled request may still be answering
+        # as the state is read: wait, up to 10 s, for the text and the state to agree)
+        page.wait_for_function(
+            "(() => { const d = window.cryoplanApp.state.paths[1].depth_mm;"
+            " const text = document.querySelector('#probes li:nth-child(2) .path').innerText;"
+            " return text.includes(`depth ${d.toFixed(1)} mm`); })()",
+            timeout=10_000,
+        )
         stored = page.request.get(f"{server}api/cases/{case_id}").json()["case"]["probes"][1]
         assert stored["tip_mm"] == tip_b  # not saved while dragging
         rows = page.locator('.job[data-kind="preview"]')
