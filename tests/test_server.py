@@ -270,7 +270,8 @@ def test_a_drawn_mask_becomes_the_target_and_discarding_it_restores_the_case(
     assert json.loads((folder / "drawn-target.json").read_text())["drawn_target"] is True
     assert image["lesions"] == []  # the former target's sphere, set aside …
     assert "1" not in image["tissues"]  # … and its label
-    assert value[0] in body["label_names"]
+    assert body["label_names"][value[0]] == "tumour (drawn by hand)"  # the outputs' name
+    assert body["drawn_target"]["warning"] is None  # 8 mm thick: the 4 mm preview sees it
     assert (folder / "labels.nii.gz").read_bytes() == original  # never written over
     outline = np.asarray(_nifti(api.get(f"/api/cases/{case_id}/target-outline").content).dataobj)
     expected = drawn.copy()
@@ -496,6 +497,53 @@ def test_a_failing_case_says_why(served: TestClient) -> None:
     assert "\n" not in failed["error"]
 
 
+def test_a_report_whose_worker_died_is_written_again_or_said_to_have_failed(
+    api: TestClient,
+) -> None:
+    """The report is a job of its own: a worker that dies while writing it (here a pid that
+    is not running) leaves it to be run again once, then failed with the reason on the
+    simulation, whose results stand."""
+    from cryoplan.server.worker import PreparedCache, ReportProcess, execute  # noqa: PLC0415
+
+    store: Store = api.app.state.cryoplan.store
+    case_id = api.post("/api/cases/example/single-probe-gel").json()["id"]
+    _ok(api.put(f"/api/cases/{case_id}", json=GEL))
+    simulation = api.post(f"/api/cases/{case_id}/jobs", json={"kind": "simulate"}).json()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    cache, reports = PreparedCache(), ReportProcess()
+    execute(store, store.claim(os.getpid()), cache, reports)
+    assert store.job(simulation["id"]).message == "done; writing the report"
+    assert "still being written" in _error(
+        api.get(f"/api/jobs/{simulation['id']}/files/report.html"), 404
+    )
+    assert [j.kind for j in store.jobs(case_id)] == ["simulate"]  # the report is not listed
+
+    for attempt in (1, 2):
+        report = store.claim(dead.pid)  # taken by a worker that then died
+        assert (report.kind, report.attempts) == ("report", attempt)
+        assert report.params == {"of": simulation["id"]}
+        (recovered,) = store.recover(alive={os.getpid()})
+        assert recovered.state == ("queued" if attempt == 1 else "failed")
+    message = store.job(simulation["id"]).message
+    assert message.startswith("done; the report failed: its worker stopped while it ran, 2 times")
+    assert _ok(api.get(f"/api/jobs/{simulation['id']}"))["state"] == "done"
+    assert f"no report ({message})" in _error(
+        api.get(f"/api/jobs/{simulation['id']}/files/report.html"), 404
+    )
+    assert api.get(f"/api/jobs/{simulation['id']}/files/summary.json").status_code == 200
+
+    # a simulation whose report's first worker died: the next one writes it
+    again = api.post(f"/api/cases/{case_id}/jobs", json={"kind": "simulate"}).json()
+    execute(store, store.claim(os.getpid()), cache, reports)
+    store.claim(dead.pid)
+    store.recover(alive={os.getpid()})
+    execute(store, store.claim(os.getpid()), cache, reports)
+    reports.close()
+    assert store.job(again["id"]).message == "done"
+    assert "Verdict:" in api.get(f"/api/jobs/{again['id']}/files/report.html").text
+
+
 # --- kill -9 ---------------------------------------------------------------------------------
 
 
@@ -594,6 +642,30 @@ def test_a_zipped_dicom_series_with_its_rtstruct_becomes_a_case(
         assert tuple(int(n) for n in header.get_data_shape()) == grid.shape
         for identity in IDENTITY_STRINGS:
             assert identity.encode() not in raw
+
+    # a target drawn on the RTSTRUCT's labels, as the viewer shows them: one slice thick
+    case_id, url = body["id"], f"/api/cases/{body['id']}/drawn-target"
+    before = _ok(api.put(f"/api/cases/{case_id}", json={
+        "image": {"tissues": {"Lesion GTV": "liver"}}, "grid": {"spacing_mm": 2.0},
+    }))  # fmt: skip
+    view_bytes = api.get(f"/api/cases/{case_id}/files/labels").content
+    view = _nifti(view_bytes)
+    drawn = np.zeros(grid.shape, bool)
+    drawn[20:26, 20:26, 9] = True
+    body = _ok(api.post(url, files={"drawing": ("drawing.nii", _drawing(drawn, view.affine))}))
+    image = body["case"]["domain"]["image"]
+    value = int(max(image["label_names"]))
+    assert image["labels"].endswith(".nii.gz")
+    assert image["tissues"] == {"1": "liver", str(value): "tumour"}  # by value, not by name
+    assert body["label_names"] == {"1": "Lesion GTV", str(value): "tumour (drawn by hand)"}
+    assert "1 slice" in body["drawn_target"]["warning"]  # thinner than the preview's grid
+    shown = np.asarray(_nifti(api.get(f"/api/cases/{case_id}/files/labels").content).dataobj)
+    assert np.array_equal(shown == value, drawn)  # the viewer gets the drawn label map
+    assert np.array_equal(shown == 1, np.asarray(view.dataobj) == 1)
+    restored = _ok(api.delete(url))
+    assert restored["case"] == before["case"]  # the RTSTRUCT, mapped by its ROI's name
+    assert api.get(f"/api/cases/{case_id}/files/labels").content == view_bytes
+
     bad = tmp_path / "bad.zip"
     bad.write_bytes(b"PK\x03\x04 not really")
     with bad.open("rb") as f:

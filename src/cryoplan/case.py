@@ -113,13 +113,16 @@ class ImageDomain(_Strict):
     """A patient image and its label map (paths relative to the case file).
 
     `tissues` maps label values, or TotalSegmentator 'total' label names, to tissues; label 0
-    and labels not mapped take `default_tissue`. `skin` makes the body's outer layer a tissue;
+    and labels not mapped take `default_tissue`. `label_names` names values of the label map
+    (beside the map's own names, or TotalSegmentator's): the outputs call those organs by
+    them, and `tissues` may map them by name. `skin` makes the body's outer layer a tissue;
     `lesions` are written in last.
     """
 
     file: str | None = None
     labels: str
     tissues: dict[int | str, str]
+    label_names: dict[int, Annotated[str, Field(min_length=1)]] = Field(default_factory=dict)
     default_tissue: str = "muscle"
     skin: SkinLayer | None = None
     lesions: list[Lesion] = Field(default_factory=list)

@@ -64,6 +64,7 @@ def _label_value(
     field = f"domain.image.tissues.{key}"
     if isinstance(key, str) and not key.lstrip("-").isdigit():
         names = {n: v for v, n in (own_names or {}).items()} or totalsegmentator_names()
+        names = {**names, **{n: v for v, n in case.domain.image.label_names.items()}}  # type: ignore[union-attr]
         if key not in names:
             what = (
                 "one of the label map's names" if own_names else "a TotalSegmentator 'total' name"
@@ -299,17 +300,21 @@ def organ_names(case: Case, labels: Volume, values: list[int]) -> tuple[dict[int
     """An organ name for each label value, and where the names come from: the label map's
     own names (DICOM-SEG, RTSTRUCT); else TotalSegmentator's 'total' names when the case maps
     labels by those names (the map is then TotalSegmentator's); else the tissue a value is
-    mapped to, or "label N"."""
+    mapped to, or "label N". The case's `label_names` come before all of these."""
     image = case.domain.image
     assert image is not None
     by_value = {key: tissue for key, tissue in image.tissues.items() if isinstance(key, int)}
     if labels.label_names:
         known, source = dict(labels.label_names), "the label map's own names"
-    elif any(isinstance(key, str) for key in image.tissues):
+    elif any(isinstance(key, str) and key not in image.label_names.values()
+             for key in image.tissues):  # fmt: skip
         known = {value: name for name, value in totalsegmentator_names().items()}
         source = "TotalSegmentator 'total' label names"
     else:
         known, source = {}, "the case's tissues (the label map names no labels)"
+    if image.label_names:
+        known = {**known, **image.label_names}
+        source += ", and the case's label_names"
     names = {v: known.get(v) or by_value.get(v) or f"label {v}" for v in values}
     return names, source
 

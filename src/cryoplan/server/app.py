@@ -58,7 +58,7 @@ from fastapi.responses import (
 from pydantic import BaseModel
 
 from cryoplan.errors import CaseError
-from cryoplan.server.store import JOB_KINDS, Store
+from cryoplan.server.store import JOB_KINDS, REPORT_PENDING, Store
 from cryoplan.server.workers import WorkerPool
 from cryoplan.yamlio import load_yaml
 
@@ -354,14 +354,22 @@ class Application:
     @staticmethod
     def undrawn(data: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
         """The case file as it was before the drawing `record` describes: its own label map,
-        no mapping of the drawn label, its target, the target's labels and spheres back."""
+        no mapping or name of the drawn label, its target, the target's labels and spheres
+        back, and (a DICOM label object's) tissues mapped by its names again."""
         image = data["domain"]["image"]
         image["labels"] = record["original_labels"]
-        tissues = {k: v for k, v in (image.get("tissues") or {}).items()
+        renamed = record.get("renamed_keys", {})  # label value → the DICOM object's name
+        tissues = {renamed.get(str(k), k): v for k, v in (image.get("tissues") or {}).items()
                    if str(k) != str(record["label"])}  # fmt: skip
         image["tissues"] = tissues
         for key, tissue in record["removed_tissues"].items():  # JSON keys: "5" is label 5
             image["tissues"][int(key) if key.lstrip("-").isdigit() else key] = tissue
+        names = {k: v for k, v in (image.get("label_names") or {}).items()
+                 if str(k) not in record.get("added_label_names", [])}  # fmt: skip
+        if names:
+            image["label_names"] = names
+        else:
+            image.pop("label_names", None)
         if record["removed_lesions"]:
             image["lesions"] = [*(image.get("lesions") or []), *record["removed_lesions"]]
         if record["original_target"] is None:
@@ -373,21 +381,27 @@ class Application:
     def draw_target(self, case_id: str, upload: UploadFile) -> dict[str, Any]:
         """A mask drawn on the label map's grid (NIfTI, 1 drawn, 0 not) as the case's target:
         a new label map in the case's folder (the original's labels, the drawn voxels a new
-        label mapped to `tumour`), the case pointed at it with `target: tumour`. The
-        original file is kept, and a drawing again replaces this one rather than adding to
-        it. The former target's spheres (they would be written over the drawing) and its
-        labels' mapping are set aside, to come back with `discard_drawing`."""
+        label mapped to `tumour` and named as drawn by hand), the case pointed at it with
+        `target: tumour`. The original file is kept, and a drawing again replaces this one
+        rather than adding to it. The former target's spheres (they would be written over
+        the drawing) and its labels' mapping are set aside, to come back with
+        `discard_drawing`.
+
+        A DICOM-SEG or RTSTRUCT is drawn on as the viewer shows it, on the image's grid: the
+        new label map is that, its values named by the object's segment or ROI names
+        (`label_names`), and the tissues it mapped by name mapped by value."""
         from cryoplan.anatomy.images import (  # noqa: PLC0415
             dicom_modality,
-            read_labels,
             read_volume,
             same_grid,
             totalsegmentator_names,
             write_image,
         )
+        from cryoplan.anatomy.patient import read_image_anatomy  # noqa: PLC0415
         from cryoplan.outputs import written_whole  # noqa: PLC0415
         from cryoplan.server.overlays import target_mask  # noqa: PLC0415
         from cryoplan.server.store import new_id  # noqa: PLC0415
+        from cryoplan.server.worker import PREVIEW_SPACING_MM  # noqa: PLC0415
 
         data = self.case_data(case_id)
         image = (data.get("domain") or {}).get("image")
@@ -400,13 +414,11 @@ class Application:
         folder = self.store.case_dir(case_id)
         case = self.validated(case_id, data)
         labels_path = case.resolve_path(case.domain.image.labels)
-        if labels_path.is_dir() or dicom_modality(labels_path) is not None:
-            raise ApiError(400, "drawing: a drawn target needs a label map file (NIfTI, NRRD, "
-                                "MHA); this case's labels are DICOM")  # fmt: skip
-        try:
-            labels = read_labels(labels_path, "domain.image.labels")
+        try:  # the label map as the simulation reads it (a DICOM object on the image's grid)
+            labels = read_image_anatomy(case).labels
         except CaseError as error:
             raise ApiError(400, str(error)) from None
+        from_dicom = labels_path.is_dir() or dicom_modality(labels_path) is not None
         name = upload.filename or "drawing.nii"
         with tempfile.TemporaryDirectory(prefix=".drawing-", dir=folder) as staging:
             path = Path(staging) / f"drawing{_suffix(name)}"
@@ -441,6 +453,13 @@ class Application:
         tissues = image.get("tissues") or {}
         # the labels of the former target are no longer it (as "Target this label" does)
         unmapped = {str(k): v for k, v in tissues.items() if target is not None and v == target}
+        kept_tissues = {k: v for k, v in tissues.items() if str(k) not in unmapped}
+        own = (labels.label_names or {}) if from_dicom else {}
+        by_name = {n: v for v, n in own.items()}
+        renamed = {str(by_name[k]): k for k in kept_tissues if k in by_name}
+        kept_tissues = {by_name.get(k, k): v for k, v in kept_tissues.items()}
+        named = image.get("label_names") or {}
+        names = {**own, **named, value: f"{DRAWN_TISSUE} (drawn by hand)"}
         new_name = f"labels-drawn-{new_id()[:8]}.nii.gz"  # new address: no cache keeps the old
         record = {
             "drawn_target": True,
@@ -452,10 +471,13 @@ class Application:
             "original_target": target,
             "removed_lesions": removed,
             "removed_tissues": unmapped,
+            "renamed_keys": renamed,
+            "added_label_names": [str(v) for v in names if v not in named],
+            "warning": thin_drawing_warning(drawn, labels.grid.spacing_mm, PREVIEW_SPACING_MM),
         }
         image["labels"] = new_name
-        kept_tissues = {k: v for k, v in tissues.items() if str(k) not in unmapped}
         image["tissues"] = {**kept_tissues, value: DRAWN_TISSUE}
+        image["label_names"] = names
         if lesions:
             image["lesions"] = kept
         data["target"] = DRAWN_TISSUE
@@ -518,7 +540,9 @@ class Application:
         # only a name listed in the job's own folder: no path reaches outside it
         if not SAFE_NAME.match(name) or name not in {p.name for p in folder.iterdir()}:
             if name == "report.html" and job.kind == "simulate":
-                raise ApiError(404, f"job {job_id}: its report is still being written")
+                if job.message == REPORT_PENDING:
+                    raise ApiError(404, f"job {job_id}: its report is still being written")
+                raise ApiError(404, f"job {job_id}: no report ({job.message})")
             raise ApiError(404, f"no file {name!r} in job {job_id}")
         path = folder / name
         if not path.is_file():
@@ -539,6 +563,25 @@ class Application:
             raise ApiError(404, f"job {job_id} has no minimum temperature on an image's grid "
                                 "(a plan, or a case without an image)") from None  # fmt: skip
         return self.cached_overlay(f"isotherms {job_id}", lambda: isotherms_file(path, ISOTHERMS_C))
+
+
+def thin_drawing_warning(
+    drawn: np.ndarray, spacing_mm: tuple[float, float, float], preview_spacing_mm: float
+) -> str | None:
+    """What to say of a drawn target thinner than the preview's grid along an image axis:
+    a coarse grid samples it at voxel centres only, and may miss it whole."""
+    from scipy import ndimage  # noqa: PLC0415
+
+    found = ndimage.find_objects(drawn.astype(np.uint8))[0]
+    extents = [(s.stop - s.start) * h for s, h in zip(found, spacing_mm, strict=True)]
+    thin = min(range(3), key=lambda a: extents[a])
+    if extents[thin] >= preview_spacing_mm:
+        return None
+    slices = found[thin].stop - found[thin].start
+    return (f"the drawing is {extents[thin]:.1f} mm thick ({slices} slice{'s' * (slices > 1)} "
+            f"along the image's axis {'ijk'[thin]}), thinner than the preview's "
+            f"{preview_spacing_mm:g} mm grid, which may miss it: paint every slice the "
+            "lesion spans")  # fmt: skip
 
 
 VIEW_FILES = {"image": "image_view.nii.gz", "labels": "labels_view.nii.gz"}
@@ -759,8 +802,10 @@ def create_app(
             raise ApiError(404, f"case {case_id} has no {key}")
         path = store.case_dir(case_id) / Path(name).name
         view = store.case_dir(case_id) / VIEW_FILES[key]
-        # a DICOM series or object is shown from its NIfTI copy (dicom_upload)
-        return FileResponse(view if view.is_file() else path)
+        # a DICOM series or object is shown from its NIfTI copy (dicom_upload); a label map
+        # drawn on since is a NIfTI file of its own
+        dicom = path.is_dir() or (path.suffix == ".dcm" and view.is_file())
+        return FileResponse(view if dicom else path)
 
     @app.get("/api/cases/{case_id}/target-outline")
     def target_outline(case_id: str) -> Response:

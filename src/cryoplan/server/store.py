@@ -13,6 +13,11 @@ job (previews first) in one transaction, so two workers never take the same job.
 left "running" by a worker that died (the server killed, the machine restarted) is put back
 in the queue once by `recover`, and marked failed with its reason the second time: it is
 never silently lost, and its results folder, published whole, is never half-written.
+
+A simulation is done when its results are published; its report (several seconds of
+figures) is then a `report` job of its own, queued in the same transaction and recovered
+the same way. Until it ends, the simulation's message is `REPORT_PENDING`; then "done", or
+what stopped the report. Report jobs are the store's own: not listed with a case's jobs.
 """
 
 from __future__ import annotations
@@ -30,9 +35,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-JobKind = Literal["preview", "simulate", "plan"]
+JobKind = Literal["preview", "simulate", "plan", "report"]
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
-JOB_KINDS: tuple[JobKind, ...] = ("preview", "simulate", "plan")
+JOB_KINDS: tuple[JobKind, ...] = ("preview", "simulate", "plan")  # what a client submits
+# A simulation's report is a job of its own, queued in the transaction that marks the
+# simulation done: it is then recovered like any job when its worker dies while writing
+# it, and never left half-done silently. Its params: {"of": the simulation's id}.
+REPORT_PENDING = "done; writing the report"
 FINAL_STATES = frozenset({"done", "failed", "cancelled"})
 MAX_ATTEMPTS = 2  # a job whose worker died is run once more, then marked failed
 DATABASE = "cryoplan.sqlite"
@@ -206,17 +215,19 @@ class Store:
                 rows = db.execute("SELECT * FROM jobs ORDER BY created DESC").fetchall()
             else:
                 rows = db.execute(
-                    "SELECT * FROM jobs WHERE case_id = ? ORDER BY created DESC", (case_id,)
+                    "SELECT * FROM jobs WHERE case_id = ? AND kind != 'report' "
+                    "ORDER BY created DESC",
+                    (case_id,),
                 ).fetchall()
         return [_job(r) for r in rows]
 
     def claim(self, worker_pid: int) -> Job | None:
-        """The oldest queued job (previews before the rest), now running in `worker_pid`."""
+        """The oldest queued job (previews first, reports last), now running in `worker_pid`."""
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")  # one writer: no two workers take the same row
             row = db.execute(
                 "SELECT id FROM jobs WHERE state = 'queued' "
-                "ORDER BY kind != 'preview', created LIMIT 1"
+                "ORDER BY kind != 'preview', kind = 'report', created LIMIT 1"
             ).fetchone()
             if row is None:
                 db.execute("COMMIT")
@@ -230,9 +241,11 @@ class Store:
         return self.job(row["id"])
 
     def running(self) -> int:
-        """How many jobs are running now."""
+        """How many solver jobs are running now (a report draws figures on one core)."""
         with self._connect() as db:
-            row = db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'running'").fetchone()
+            row = db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE state = 'running' AND kind != 'report'"
+            ).fetchone()
         return int(row[0])
 
     def report_progress(self, job_id: str, progress: float, message: str) -> bool:
@@ -257,6 +270,27 @@ class Store:
                 "message = ? WHERE id = ?",
                 (state, error, time.time(), state, message or state, job_id),
             )
+
+    def finish_with_report(self, job_id: str) -> Job:
+        """End a simulation as done and queue its report, in one transaction: no reader sees
+        it done without its report on the way, and no crash leaves one without the other."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(
+                "UPDATE jobs SET state = 'done', error = NULL, finished = ?, worker_pid = NULL, "
+                "progress = 1, message = ? WHERE id = ?",
+                (time.time(), REPORT_PENDING, job_id),
+            )
+            report_id = new_id()
+            db.execute(
+                "INSERT INTO jobs (id, case_id, kind, params, state, created) "
+                "SELECT ?, case_id, 'report', ?, 'queued', ? FROM jobs WHERE id = ?",
+                (report_id, json.dumps({"of": job_id}), time.time(), job_id),
+            )
+            db.execute("COMMIT")
+        report = self.job(report_id)
+        assert report is not None
+        return report
 
     def note(self, job_id: str, message: str) -> None:
         """Change a job's message alone (what a finished job is still doing: its report)."""
@@ -303,16 +337,21 @@ class Store:
                         (row["id"],),
                     )
                 else:
+                    reason = (
+                        f"its worker stopped while it ran, {row['attempts']} times "
+                        "(the server was stopped or the process was killed)"
+                    )
                     db.execute(
                         "UPDATE jobs SET state = 'failed', finished = ?, worker_pid = NULL, "
                         "error = ?, message = 'failed' WHERE id = ?",
-                        (
-                            time.time(),
-                            f"its worker stopped while it ran, {row['attempts']} times "
-                            "(the server was stopped or the process was killed)",
-                            row["id"],
-                        ),
+                        (time.time(), reason, row["id"]),
                     )
+                    if row["kind"] == "report":  # the simulation's results stand without it
+                        db.execute(
+                            "UPDATE jobs SET message = ? WHERE id = ?",
+                            (f"done; the report failed: {reason}",
+                             json.loads(row["params"])["of"]),
+                        )  # fmt: skip
                 changed.append(row["id"])
             db.execute("COMMIT")
         return [job for job in map(self.job, changed) if job is not None]

@@ -14,10 +14,11 @@ keeps `workers` of them. A worker:
   leaves nothing.
 
 Job kinds: `simulate` (the full case and its results folder: the job is done when that is
-published; its report.html joins the folder a few seconds later), `preview` (the same on
-a coarser grid, `PREVIEW_SPACING_MM` at least, with only what the viewer overlays:
-`tmin_on_image.nii.gz`, `lethal_on_image.nii.gz` and `preview.json`), and `plan` (the
-automatic planner, `cryoplan plan`'s files).
+published), `report` (queued by a simulation as it ends: its report.html, which joins the
+published folder a few seconds later, drawn in a child process at the lowest CPU
+priority), `preview` (the same on a coarser grid, `PREVIEW_SPACING_MM` at least, with only
+what the viewer overlays: `tmin_on_image.nii.gz`, `lethal_on_image.nii.gz` and
+`preview.json`), and `plan` (the automatic planner, `cryoplan plan`'s files).
 """
 
 from __future__ import annotations
@@ -119,7 +120,6 @@ def run_simulation(store: Store, job: Job, cache: PreparedCache, preview: bool) 
         write_on_image_grid,
         write_result,
     )
-    from cryoplan.report import write_report  # noqa: PLC0415
     from cryoplan.simulation import SimulationResult  # noqa: PLC0415
     from cryoplan.simulator import Simulator  # noqa: PLC0415
 
@@ -144,15 +144,8 @@ def run_simulation(store: Store, job: Job, cache: PreparedCache, preview: bool) 
         solving(0.92, "writing the results")
         write_result(result, folder, overwrite=True)
         # the results are what the viewer needs: the job is done with them, and its report
-        # (the figures take several seconds) joins the published folder after
-        store.finish(job.id, "done", message="done; writing the report")
-        try:
-            write_report(folder)
-        except Exception as error:  # the results stand without their report
-            store.note(job.id, f"done; the report failed: {type(error).__name__}: {error}")
-            log.error("job %s: report failed:\n%s", job.id, traceback.format_exc())
-            return
-        store.note(job.id, "done")
+        # (the figures take several seconds) is a job of its own that joins them after
+        store.finish_with_report(job.id)
         return
     outcome = evaluate(run, prepared, {"coverage", "margin"})  # what the preview shows
     target = outcome.target or {}
@@ -169,6 +162,61 @@ def run_simulation(store: Store, job: Job, cache: PreparedCache, preview: bool) 
         (staging / "preview.json").write_text(json_text(figures), "utf-8")  # no -Infinity
 
 
+REPORT_NICENESS = 19  # a report yields the cores to any solve: a solve is what a user awaits
+
+
+def _report_process_start() -> None:
+    die_with_parent()
+    os.nice(REPORT_NICENESS)
+
+
+class ReportProcess:
+    """A child process of this worker, at the lowest CPU priority, that writes reports.
+
+    A report draws its figures for several seconds on one core. Run in the worker itself, it
+    took a core from the next solve (which runs on all of them): a user who simulated again
+    right after waited for the earlier run's figures. Kept across jobs (its imports once),
+    started on the first report, and started anew if it dies."""
+
+    def __init__(self) -> None:
+        self.pool: Any = None
+
+    def write(self, folder: Path) -> None:
+        from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
+        from concurrent.futures.process import BrokenProcessPool  # noqa: PLC0415
+        from multiprocessing import get_context  # noqa: PLC0415
+
+        from cryoplan.report import write_report  # noqa: PLC0415
+
+        if self.pool is None:
+            # spawn, not fork: the worker holds the solver's native threads
+            self.pool = ProcessPoolExecutor(
+                1, mp_context=get_context("spawn"), initializer=_report_process_start
+            )
+        try:
+            self.pool.submit(write_report, folder).result()
+        except BrokenProcessPool:
+            self.pool = None
+            raise
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+
+
+def run_report(store: Store, job: Job, reports: ReportProcess) -> None:
+    """Write a finished simulation's report.html into its published results folder, and
+    say on the simulation how that went."""
+    simulation = job.params["of"]
+    try:
+        reports.write(store.job_dir(simulation))
+    except Exception as error:  # the results stand without their report
+        store.note(simulation, f"done; the report failed: {type(error).__name__}: {error}")
+        raise
+    store.note(simulation, "done")
+
+
 def run_plan(store: Store, job: Job) -> None:
     from cryoplan.planning import plan, write_plan  # noqa: PLC0415
 
@@ -178,12 +226,14 @@ def run_plan(store: Store, job: Job) -> None:
     write_plan(result, store.job_dir(job.id), overwrite=True)
 
 
-def execute(store: Store, job: Job, cache: PreparedCache) -> None:
+def execute(store: Store, job: Job, cache: PreparedCache, reports: ReportProcess) -> None:
     """Run one job and record how it ended."""
     started = time.perf_counter()
     try:
         if job.kind == "plan":
             run_plan(store, job)
+        elif job.kind == "report":
+            run_report(store, job, reports)
         else:
             run_simulation(store, job, cache, preview=job.kind == "preview")
     except JobCancelledError:
@@ -223,16 +273,22 @@ def serve_jobs(data_dir: str | Path) -> None:
 
     fixed = THREADS_VARIABLE in os.environ  # the user's count stands
     cpus = available_cpus()
-    cache = PreparedCache()
+    cache, reports = PreparedCache(), ReportProcess()
+    # the server stops its workers with SIGTERM: end as on an exit, the report process too
+    # (a job stopped half-way is the server's to put back in the queue)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     log.info("worker %d ready", os.getpid())
-    while os.getppid() == parent:
-        job = store.claim(os.getpid())
-        if job is None:
-            time.sleep(POLL_S)
-            continue
-        if not fixed:
-            os.environ[THREADS_VARIABLE] = str(job_threads(store, cpus))
-        execute(store, job, cache)
+    try:
+        while os.getppid() == parent:
+            job = store.claim(os.getpid())
+            if job is None:
+                time.sleep(POLL_S)
+                continue
+            if not fixed:
+                os.environ[THREADS_VARIABLE] = str(job_threads(store, cpus))
+            execute(store, job, cache, reports)
+    finally:
+        reports.close()
 
 
 def main() -> None:
