@@ -198,8 +198,34 @@ def test_open_place_preview_simulate_plan(server: str, tmp_path: Path) -> None:
         _set_slider(page, "#cold-opacity", 0)
         page.click("#draw-start")
         page.fill("#pen-size", "2")
-        page.check("#pen-fill")  # its change event sets the pen
         box = canvas.bounding_box()
+
+        def stroke(a_lps: list[float], b_lps: list[float]) -> None:
+            a, b = (page.evaluate(f"window.cryoplanApp.viewer.screenPoint({p}, 0)")
+                    for p in (a_lps, b_lps))  # fmt: skip
+            page.mouse.move(box["x"] + a[0], box["y"] + a[1])
+            page.mouse.down()
+            for f in (0.25, 0.5, 0.75, 1.0):
+                page.mouse.move(box["x"] + a[0] + f * (b[0] - a[0]),
+                                box["y"] + a[1] + f * (b[1] - a[1]))  # fmt: skip
+            page.mouse.up()
+
+        # a stroke 20 mm long, half of it erased, then the whole cleared
+        page.evaluate(f"window.cryoplanApp.viewer.moveTo({TUMOUR_CENTRE})")
+        left, right = ([TUMOUR_CENTRE[0] + dx, *TUMOUR_CENTRE[1:]] for dx in (-10, 10))
+        stroke(left, right)
+        painted = page.evaluate("window.cryoplanApp.viewer.drawnVoxels()")
+        assert painted > 10
+        page.fill("#pen-size", "3")
+        page.check("#pen-erase")
+        stroke(TUMOUR_CENTRE, [TUMOUR_CENTRE[0] + 12, *TUMOUR_CENTRE[1:]])
+        erased = page.evaluate("window.cryoplanApp.viewer.drawnVoxels()")
+        assert 0.3 * painted < erased < 0.7 * painted, (painted, erased)
+        page.click("#draw-clear")
+        assert page.evaluate("window.cryoplanApp.viewer.drawnVoxels()") == 0
+        page.uncheck("#pen-erase")
+        page.fill("#pen-size", "2")
+        page.check("#pen-fill")  # its change event sets the pen
         for dz in (-3, 3, 0):
             z = TUMOUR_CENTRE[2] + dz
             page.evaluate(f"window.cryoplanApp.viewer.moveTo({[*TUMOUR_CENTRE[:2], z]})")
@@ -302,6 +328,31 @@ def test_open_place_preview_simulate_plan(server: str, tmp_path: Path) -> None:
             stored = page.request.get(f"{server}api/cases/{case_id}").json()["case"]["probes"][1]
         assert stored["tip_mm"][2] == tip_b[2]
         assert np.allclose(stored["tip_mm"][:2], [tip_b[0], tip_b[1] - 10], atol=2.0), stored
+
+        # 2c. the same tip dragged back 5 mm by a finger (touch: pointer events, as a tablet)
+        touched = stored["tip_mm"]
+        start, end = (
+            page.evaluate(f"window.cryoplanApp.viewer.drawnPoint({p}, 0)")
+            for p in (touched, [touched[0], touched[1] + 5, touched[2]])
+        )
+        touch = page.context.new_cdp_session(page)
+
+        def finger(kind: str, f: float | None = None) -> None:
+            points = [] if f is None else [{"x": box["x"] + start[0] + f * (end[0] - start[0]),
+                                            "y": box["y"] + start[1] + f * (end[1] - start[1])}]
+            touch.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+        finger("touchStart", 0.0)
+        for f in (0.25, 0.5, 0.75, 1.0):
+            finger("touchMove", f)
+        assert page.evaluate("!!window.cryoplanApp.state.dragging")
+        finger("touchEnd")
+        deadline = time.monotonic() + 10
+        while stored["tip_mm"] == touched:
+            assert time.monotonic() < deadline, "the tip dragged by touch was not saved"
+            page.wait_for_timeout(100)
+            stored = page.request.get(f"{server}api/cases/{case_id}").json()["case"]["probes"][1]
+        assert np.allclose(stored["tip_mm"], [touched[0], touched[1] + 5, touched[2]], atol=2.0)
 
         # 3. the preview of the released placement runs by itself; its cold zone appears
         # around the probes
@@ -407,6 +458,16 @@ def test_open_place_preview_simulate_plan(server: str, tmp_path: Path) -> None:
         # the plan's protocol came with its probes (the planning menu's only one)
         assert [p["phase"] for p in stored["case"]["protocol"]] == ["freeze"]
         assert stored["case"]["protocol"] != CHEAPER["protocol"]
+
+        # 6. the case reopened by its address: a still of its CT is painted before the
+        # viewer starts, at the target's centre, and the viewer's slices then replace it
+        page.goto("about:blank")
+        page.goto(f"{server}#case={case_id}")
+        page.wait_for_function("!!document.body.dataset.caseAt", timeout=60_000)
+        still_at, case_at = (float(page.evaluate(f"document.body.dataset.{m}"))
+                             for m in ("stillAt", "caseAt"))  # fmt: skip
+        assert still_at < case_at
+        assert page.is_hidden("#still")
 
     assert log.errors == []
     assert all(u.startswith(server) or u.startswith("data:") for u in log.requests), log.requests

@@ -242,7 +242,10 @@ def test_a_drawn_mask_becomes_the_target_and_discarding_it_restores_the_case(
     api: TestClient, tmp_path: Path
 ) -> None:
     from cryoplan.anatomy.patient import build_patient_anatomy  # noqa: PLC0415
-    from cryoplan.case import load_case  # noqa: PLC0415
+    from cryoplan.case import Phase, ProbeSpec, load_case  # noqa: PLC0415
+    from cryoplan.outputs import write_result  # noqa: PLC0415
+    from cryoplan.report import write_report  # noqa: PLC0415
+    from cryoplan.simulation import simulate  # noqa: PLC0415
 
     labels = _labels_nifti(tmp_path / "labels.nii.gz")
     with labels.open("rb") as f:
@@ -286,6 +289,18 @@ def test_a_drawn_mask_becomes_the_target_and_discarding_it_restores_the_case(
     on_labels = np.rint(tissues.source_grid.index_from_lps(tissues.grid.lps_from_index(ijk)))
     assert drawn[tuple(on_labels.astype(int).T)].all()
 
+    # the outputs and the report say the target was drawn by hand
+    run = case.model_copy(update={
+        "probes": [ProbeSpec(name="a", model="argon-17g", tip_mm=(-36, -27, 23),
+                             entry_mm=(60, -27, 23))],  # across the 40 mm box, along x
+        "protocol": [Phase(phase="freeze", duration_min=2)],
+    })  # fmt: skip
+    write_result(simulate(run), tmp_path / "result")
+    organs = json.loads((tmp_path / "result" / "summary.json").read_text())["outcome"]["organs"]
+    assert organs["tumour (drawn by hand)"]["role"] == "target"
+    write_report(tmp_path / "result")
+    assert "tumour (drawn by hand)</td>" in (tmp_path / "result" / "report.html").read_text()
+
     # drawn again: the new drawing replaces the first rather than adding to it
     again = np.zeros((20, 20, 20), bool)
     again[14:17, 3:6, 3:6] = True
@@ -326,6 +341,33 @@ def test_a_drawn_mask_becomes_the_target_and_discarding_it_restores_the_case(
     assert restored["case"] == before["case"]
     assert api.get(f"/api/cases/{case_id}/target-outline").content == outline_before
     assert _error(api.delete(url), 404).endswith("has no drawn target")
+
+
+def test_the_still_shows_the_image_as_the_viewer_does(api: TestClient, tmp_path: Path) -> None:
+    """The still shown while the viewer starts: the axial slice, the patient's right on the
+    left and anterior up, in square millimetres."""
+    from PIL import Image  # noqa: PLC0415
+
+    intensity = np.full((30, 20, 10), 100.0, np.float32)  # an MRI's values (none below -500)
+    intensity[24:29, 14:19, :] = 1000.0  # towards the patient's right (+x) and front (+y)
+    nib.save(nib.Nifti1Image(intensity, np.diag([1.0, 2.0, 3.0, 1.0])), tmp_path / "mr.nii.gz")
+    labels = np.zeros((30, 20, 10), np.uint8)
+    labels[10:20, 5:15, 3:7] = 1
+    nib.save(nib.Nifti1Image(labels, np.diag([1.0, 2.0, 3.0, 1.0])), tmp_path / "seg.nii.gz")
+    with (tmp_path / "mr.nii.gz").open("rb") as image, (tmp_path / "seg.nii.gz").open("rb") as seg:
+        files = {"image": ("mr.nii.gz", image), "labels": ("seg.nii.gz", seg)}
+        case_id = _ok(api.post("/api/cases", files=files))["id"]
+    response = api.get(f"/api/cases/{case_id}/still.png")
+    assert response.headers["content-type"] == "image/png"
+    still = np.asarray(Image.open(io.BytesIO(response.content)).convert("L"), float)
+    assert still.shape == (480, 360)  # 40 mm (A–P) high, 30 mm (R–L) wide
+    bright = np.argwhere(still > 128)
+    rows, columns = bright.mean(axis=0) / still.shape
+    assert rows < 0.25, rows  # the top: anterior
+    assert columns < 0.25, columns  # the left: the patient's right
+    assert len(bright) == pytest.approx(still.size * (5 * 5) / (30 * 20), rel=0.25)
+    box = api.post("/api/cases/example/single-probe-gel").json()["id"]
+    assert _error(api.get(f"/api/cases/{box}/still.png"), 404).endswith("has no image")
 
 
 @pytest.mark.parametrize(

@@ -69,6 +69,7 @@ async function openCase(fetchCase, volumes = null) {
     await showCase(info, volumes);
     await fillLists();
   } catch (error) {
+    $("still").hidden = true; // no still of a case that could not be opened
     report("open-error", error);
     say("");
   }
@@ -107,12 +108,14 @@ async function showCase(info, volumes = null) {
     selected: state.selected,
   });
   $("window").value = viewer.looksLikeCt() ? "CT soft tissue" : "MRI / auto";
+  $("still").hidden = true; // the viewer's own slices from now on
   jobs.setCase(info);
   renderTarget();
   showTargetOutline();
   renderProbes();
   $("open-panel").open = false; // room for the probe list; a click reopens it
   document.body.dataset.caseId = info.id;
+  document.body.dataset.caseAt = performance.now().toFixed(0); // for the benchmark: ms since the page was opened
   say(`${info.name}: ${Object.keys(info.label_names).length} labels`);
   if (state.probes.length) updatePaths();
 }
@@ -219,6 +222,8 @@ async function useDrawing() {
     await newLabels(await postJson(`/api/cases/${state.case.id}/drawn-target`, form));
     setDrawing(false);
     say(`target: drawn, ${state.case.drawn_target.voxels} voxels`);
+    // e.g. painted on one slice: the coarse preview may miss it
+    if (state.case.drawn_target.warning) $("target-error").textContent = `Warning: ${state.case.drawn_target.warning}.`;
   } catch (error) {
     report("target-error", error);
     say("");
@@ -366,13 +371,14 @@ function onLocation(where) {
 
 // --- dragging a probe's end on a slice -----------------------------------------------
 
-const GRAB_PX = 8; // how near a drawn tip or entry a press must be to take it
+const GRAB_PX = { mouse: 8, pen: 8, touch: 24 }; // how near a drawn tip or entry a press must be to take it (a finger covers more)
 const PATHS_EVERY_MS = 150; // while dragging, a paths request at most this often
 
-// A press on a drawn tip or entry starts a drag (listened for before NiiVue's own, whose
-// crosshair then follows the pointer and reports each position to onLocation).
+// A press (mouse, pen or finger: pointer events) on a drawn tip or entry starts a drag,
+// listened for before NiiVue's own mouse or touch handling, whose crosshair then follows the
+// pointer and reports each position to onLocation.
 function onPress(event) {
-  if (event.button !== 0 || state.placing || state.drawing || !state.case) return;
+  if (!event.isPrimary || event.button !== 0 || state.placing || state.drawing || !state.case) return;
   const hit = endUnder(event);
   if (!hit) return;
   state.dragging = { ...hit, start: [...state.probes[hit.index][hit.key]], from: null, moved: false };
@@ -384,7 +390,8 @@ function onPress(event) {
 
 function endUnder(event) {
   const box = $("gl").getBoundingClientRect();
-  return viewer.probeEndAt([event.clientX - box.left, event.clientY - box.top], state.probes, GRAB_PX);
+  const reach = GRAB_PX[event.pointerType] || GRAB_PX.mouse;
+  return viewer.probeEndAt([event.clientX - box.left, event.clientY - box.top], state.probes, reach);
 }
 
 // The end follows the pointer within the slice's plane, from where it was taken: its
@@ -568,10 +575,12 @@ async function main() {
     if (!form.get("image") || !form.get("image").name) form.delete("image");
     openCase(() => postJson("/api/cases", form));
   };
-  // probe ends dragged on the slices: the press is seen before NiiVue's (capture)
-  $("canvas-box").addEventListener("mousedown", onPress, true);
-  window.addEventListener("mouseup", onRelease);
-  $("canvas-box").addEventListener("mousemove", (event) => {
+  // probe ends dragged on the slices: the press is seen before NiiVue's (capture; a pointer
+  // event comes before the mouse or touch event it is made from)
+  $("canvas-box").addEventListener("pointerdown", onPress, true);
+  window.addEventListener("pointerup", onRelease);
+  window.addEventListener("pointercancel", onRelease);
+  $("canvas-box").addEventListener("pointermove", (event) => {
     if (!event.buttons) $("canvas-box").classList.toggle("over-end", !state.placing && !state.drawing && !!endUnder(event));
   });
   $("probes").addEventListener("click", onProbeListClick);
@@ -605,6 +614,7 @@ async function main() {
   await lists;
   if (reopen) await openCase(() => reopening, reopenVolumes);
   document.body.dataset.ready = "1"; // for the tests: the page is wired up
+  document.body.dataset.readyAt = performance.now().toFixed(0); // for the benchmark
 }
 
 main().catch((error) => report(null, error));

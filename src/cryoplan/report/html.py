@@ -116,7 +116,11 @@ def _target_table(data: ReportData) -> dict[str, Any] | None:
     if not t:
         return None
     cov = t["coverage_percent"]
-    rows = [
+    # where the target comes from: its organs by name (a drawn target's label says so)
+    labels = [name for name, o in (data.outcome.get("organs") or {}).items()
+              if o["role"] == "target"]  # fmt: skip
+    rows = [["the target's labels", ", ".join(labels)]] if labels else []
+    rows += [
         ["target volume (mL)", _f(t["volume_ml"], 2)],
         ["target in the lethal zone (%)", _f(cov["lethal"])],
         ["target at or below −20 °C (%)", _f(cov["-20"])],

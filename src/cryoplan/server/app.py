@@ -345,6 +345,36 @@ class Application:
         key = _cache_key(["target", case_id, data.get("domain"), case.target])
         return self.cached_overlay(key, make)
 
+    def still(self, case_id: str) -> bytes:
+        """A PNG of the case image's axial slice where the page first centres its view (the
+        target sphere's centre, else the first probe's tip, else the image's centre), for
+        the page to show while its viewer starts (overlays.still_png)."""
+        from cryoplan.anatomy.images import read_volume  # noqa: PLC0415
+        from cryoplan.server.overlays import still_png  # noqa: PLC0415
+
+        data = self.case_data(case_id)
+        image = (data.get("domain") or {}).get("image") or {}
+        if not image.get("file"):
+            raise ApiError(404, f"case {case_id} has no image")
+        view = self.store.case_dir(case_id) / VIEW_FILES["image"]
+        path = view if view.is_file() else self.store.case_dir(case_id) / Path(image["file"]).name
+        spheres = image.get("lesions") or []
+        targets = [x for x in spheres if x.get("tissue", "tumour") == data.get("target")]
+        probes = data.get("probes") or []
+        centre = (
+            (targets or spheres)[0]["centre_mm"] if spheres
+            else probes[0]["tip_mm"] if probes else None
+        )  # fmt: skip
+
+        def make() -> bytes:
+            volume = read_volume(path, "domain.image.file")
+            at = centre
+            if at is None:
+                at = volume.grid.lps_from_index((np.asarray(volume.grid.shape) - 1) / 2)
+            return still_png(volume, np.asarray(at, float))
+
+        return self.cached_overlay(_cache_key(["still", case_id, image.get("file"), centre]), make)
+
     # --- a target drawn in the viewer --------------------------------------------------------
 
     def drawn_record(self, case_id: str) -> dict[str, Any] | None:
@@ -806,6 +836,11 @@ def create_app(
         # drawn on since is a NIfTI file of its own
         dicom = path.is_dir() or (path.suffix == ".dcm" and view.is_file())
         return FileResponse(view if dicom else path)
+
+    @app.get("/api/cases/{case_id}/still.png")
+    def still(case_id: str) -> Response:
+        return Response(state.still(case_id), media_type="image/png",
+                        headers={"Cache-Control": "no-store"})  # fmt: skip
 
     @app.get("/api/cases/{case_id}/target-outline")
     def target_outline(case_id: str) -> Response:

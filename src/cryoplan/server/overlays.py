@@ -1,5 +1,6 @@
 """Outlines for the viewer, as label maps on the image's grid: the isotherms of the minimum
-temperature (one label value per isotherm) and the target's outline.
+temperature (one label value per isotherm) and the target's outline; and a still picture of
+the image for the page to show while its viewer starts.
 
 NiiVue draws a label map over the image in its 2-D slices and its 3-D rendering, but it has no
 contour lines of its own. A one-voxel shell of a region is the next best thing: any slice cuts
@@ -11,6 +12,7 @@ voxels, so nested isotherms do not overlap as long as they are a voxel or more a
 from __future__ import annotations
 
 import gzip
+import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +23,7 @@ from scipy import ndimage
 from cryoplan.anatomy.grid import Grid
 
 if TYPE_CHECKING:
+    from cryoplan.anatomy.images import Volume
     from cryoplan.case import Case
 
 
@@ -74,3 +77,50 @@ def isotherms_file(tmin_path: Path, levels_c: tuple[float, ...]) -> bytes:
 
     tmin = read_volume(tmin_path, tmin_path.name)
     return nifti_bytes(isotherm_labels(tmin.array, levels_c), tmin.grid)
+
+
+CT_SOFT_TISSUE_HU = (40.0, 400.0)  # level, width: the viewer's "CT soft tissue" preset
+CT_BELOW_HU = -500.0  # an image with values below this is a CT (as the viewer decides)
+STILL_HEIGHT_PX = 480
+
+
+def still_png(volume: Volume, centre_lps: np.ndarray, height_px: int = STILL_HEIGHT_PX) -> bytes:
+    """The axial slice of an image through `centre_lps` as a greyscale PNG, as the viewer
+    shows it: the patient's right on the left, anterior up, square millimetres; windowed
+    with the viewer's CT soft-tissue preset, or an MRI's 2nd to 98th percentiles.
+
+    What the page shows while NiiVue's WebGL set-up runs (a second or more without a GPU),
+    replaced by the viewer's own slices once they are drawn."""
+    from PIL import Image  # noqa: PLC0415
+
+    grid = volume.grid
+    # each index axis's direction in LPS, and which of x (R→L), y (A→P), z (I→S) it follows
+    axes = np.asarray(grid.direction)
+    follows = np.argmax(np.abs(axes), axis=0)  # for each index axis a: the LPS axis
+    if sorted(follows.tolist()) != [0, 1, 2]:  # oblique beyond 45°: the index axes as they are
+        follows = np.arange(3)
+    index = np.rint(grid.index_from_lps(np.asarray(centre_lps, float)[None]))[0].astype(int)
+    by_lps = [int(np.where(follows == lps)[0][0]) for lps in range(3)]  # LPS axis → index axis
+    k = int(np.clip(index[by_lps[2]], 0, grid.shape[by_lps[2]] - 1))
+    plane = np.take(volume.array, k, axis=by_lps[2]).astype(np.float32)
+    # rows along y (anterior first), columns along x (the patient's right first)
+    in_plane = [a for a in range(3) if a != by_lps[2]]
+    if in_plane.index(by_lps[1]) != 0:
+        plane = plane.T
+    if axes[1, by_lps[1]] < 0:
+        plane = plane[::-1, :]
+    if axes[0, by_lps[0]] < 0:
+        plane = plane[:, ::-1]
+    if float(np.min(volume.array)) < CT_BELOW_HU:
+        level, width = CT_SOFT_TISSUE_HU
+        low, high = level - width / 2, level + width / 2
+    else:
+        low, high = np.percentile(plane, [2, 98])
+    grey = np.clip((plane - low) / max(float(high - low), 1e-6), 0, 1) * 255
+    rows_mm = plane.shape[0] * grid.spacing_mm[by_lps[1]]
+    columns_mm = plane.shape[1] * grid.spacing_mm[by_lps[0]]
+    size = (max(1, round(height_px * columns_mm / rows_mm)), height_px)
+    picture = Image.fromarray(grey.astype(np.uint8)).resize(size, Image.Resampling.BILINEAR)
+    out = io.BytesIO()
+    picture.save(out, format="PNG", compress_level=1)
+    return out.getvalue()
