@@ -545,7 +545,7 @@ def test_a_report_whose_worker_died_is_written_again_or_said_to_have_failed(
     """The report is a job of its own: a worker that dies while writing it (here a pid that
     is not running) leaves it to be run again once, then failed with the reason on the
     simulation, whose results stand."""
-    from cryoplan.server.worker import PreparedCache, ReportProcess, execute  # noqa: PLC0415
+    from cryoplan.server.worker import PreparedCache, execute  # noqa: PLC0415
 
     store: Store = api.app.state.cryoplan.store
     case_id = api.post("/api/cases/example/single-probe-gel").json()["id"]
@@ -553,8 +553,8 @@ def test_a_report_whose_worker_died_is_written_again_or_said_to_have_failed(
     simulation = api.post(f"/api/cases/{case_id}/jobs", json={"kind": "simulate"}).json()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    cache, reports = PreparedCache(), ReportProcess()
-    execute(store, store.claim(os.getpid()), cache, reports)
+    cache = PreparedCache()
+    execute(store, store.claim(os.getpid()), cache)
     assert store.job(simulation["id"]).message == "done; writing the report"
     assert "still being written" in _error(
         api.get(f"/api/jobs/{simulation['id']}/files/report.html"), 404
@@ -562,7 +562,7 @@ def test_a_report_whose_worker_died_is_written_again_or_said_to_have_failed(
     assert [j.kind for j in store.jobs(case_id)] == ["simulate"]  # the report is not listed
 
     for attempt in (1, 2):
-        report = store.claim(dead.pid)  # taken by a worker that then died
+        report = store.claim(dead.pid, ("report",))  # by a worker that then died
         assert (report.kind, report.attempts) == ("report", attempt)
         assert report.params == {"of": simulation["id"]}
         (recovered,) = store.recover(alive={os.getpid()})
@@ -577,13 +577,44 @@ def test_a_report_whose_worker_died_is_written_again_or_said_to_have_failed(
 
     # a simulation whose report's first worker died: the next one writes it
     again = api.post(f"/api/cases/{case_id}/jobs", json={"kind": "simulate"}).json()
-    execute(store, store.claim(os.getpid()), cache, reports)
-    store.claim(dead.pid)
+    execute(store, store.claim(os.getpid()), cache)
+    store.claim(dead.pid, ("report",))
     store.recover(alive={os.getpid()})
-    execute(store, store.claim(os.getpid()), cache, reports)
-    reports.close()
+    execute(store, store.claim(os.getpid(), ("report",)), cache)
     assert store.job(again["id"]).message == "done"
     assert "Verdict:" in api.get(f"/api/jobs/{again['id']}/files/report.html").text
+
+
+def _process_state(pid: int) -> str:
+    """R, S, T (stopped), … from /proc (Linux)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_the_report_worker_is_stopped_while_a_solve_runs(tmp_path: Path) -> None:
+    """Reports are drawn by a worker of their own, which the server stops (SIGSTOP) while
+    a preview or a simulation runs, and continues after; a solver worker takes no report."""
+    from cryoplan.server.workers import WorkerPool  # noqa: PLC0415
+
+    store = Store(tmp_path / "data")
+    simulation = store.submit("0123456789abcdef", "simulate")
+    store.submit("0123456789abcdef", "report", {"of": simulation.id})
+    assert store.claim(os.getpid()).id == simulation.id  # a solve running
+    assert store.claim(os.getpid()) is None  # the report is not a solver worker's
+    pool = WorkerPool(store, 1)
+    pool.processes = [subprocess.Popen(["sleep", "60"])]  # as the report worker
+    try:
+        pool.pace_reports()
+        assert pool.reports_paused
+        assert _process_state(pool.report_worker.pid) == "T"
+        pool.pace_reports()  # no change while the solve runs
+        assert _process_state(pool.report_worker.pid) == "T"
+        store.finish(simulation.id, "done")
+        pool.pace_reports()
+        assert not pool.reports_paused
+        assert _process_state(pool.report_worker.pid) != "T"
+    finally:
+        pool.report_worker.kill()
 
 
 # --- kill -9 ---------------------------------------------------------------------------------

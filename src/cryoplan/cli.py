@@ -548,7 +548,10 @@ def serve_command(
     ] = None,
     host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to bind.")] = 8000,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Job processes.")] = 2,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", min=1, help="Solver job processes (a report one runs beside)."),
+    ] = 2,
     token: Annotated[
         str | None,
         typer.Option(

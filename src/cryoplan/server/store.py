@@ -15,9 +15,10 @@ in the queue once by `recover`, and marked failed with its reason the second tim
 never silently lost, and its results folder, published whole, is never half-written.
 
 A simulation is done when its results are published; its report (several seconds of
-figures) is then a `report` job of its own, queued in the same transaction and recovered
-the same way. Until it ends, the simulation's message is `REPORT_PENDING`; then "done", or
-what stopped the report. Report jobs are the store's own: not listed with a case's jobs.
+figures) is then a `report` job of its own, queued in the same transaction, taken by the
+report worker alone, and recovered the same way. Until it ends, the simulation's message is
+`REPORT_PENDING`; then "done", or what stopped the report. Report jobs are the store's own:
+not listed with a case's jobs.
 """
 
 from __future__ import annotations
@@ -221,13 +222,15 @@ class Store:
                 ).fetchall()
         return [_job(r) for r in rows]
 
-    def claim(self, worker_pid: int) -> Job | None:
-        """The oldest queued job (previews first, reports last), now running in `worker_pid`."""
+    def claim(self, worker_pid: int, kinds: tuple[JobKind, ...] = JOB_KINDS) -> Job | None:
+        """The oldest queued job of `kinds` (previews first), now running in `worker_pid`."""
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")  # one writer: no two workers take the same row
             row = db.execute(
                 "SELECT id FROM jobs WHERE state = 'queued' "
-                "ORDER BY kind != 'preview', kind = 'report', created LIMIT 1"
+                f"AND kind IN ({', '.join('?' * len(kinds))}) "
+                "ORDER BY kind != 'preview', created LIMIT 1",
+                kinds,
             ).fetchone()
             if row is None:
                 db.execute("COMMIT")
@@ -240,11 +243,13 @@ class Store:
             db.execute("COMMIT")
         return self.job(row["id"])
 
-    def running(self) -> int:
-        """How many solver jobs are running now (a report draws figures on one core)."""
+    def running(self, kinds: tuple[JobKind, ...] = JOB_KINDS) -> int:
+        """How many jobs of `kinds` (by default the solver's: not reports) are running now."""
         with self._connect() as db:
             row = db.execute(
-                "SELECT COUNT(*) FROM jobs WHERE state = 'running' AND kind != 'report'"
+                "SELECT COUNT(*) FROM jobs WHERE state = 'running' "
+                f"AND kind IN ({', '.join('?' * len(kinds))})",
+                kinds,
             ).fetchone()
         return int(row[0])
 

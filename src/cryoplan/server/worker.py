@@ -1,7 +1,7 @@
 """A job worker: one long-lived process that takes jobs from the store and runs them.
 
-`python -m cryoplan.server.worker DATA` is started by the server (`cryoplan serve`), which
-keeps `workers` of them. A worker:
+`python -m cryoplan.server.worker DATA [--reports]` is started by the server (`cryoplan
+serve`), which keeps `workers` solver workers and one report worker. A worker:
 
 - dies with the server (Linux `PR_SET_PDEATHSIG`, and a check of its parent): a job it was
   running is then put back in the queue by the next server (`Store.recover`);
@@ -14,11 +14,12 @@ keeps `workers` of them. A worker:
   leaves nothing.
 
 Job kinds: `simulate` (the full case and its results folder: the job is done when that is
-published), `report` (queued by a simulation as it ends: its report.html, which joins the
-published folder a few seconds later, drawn in a child process at the lowest CPU
-priority), `preview` (the same on a coarser grid, `PREVIEW_SPACING_MM` at least, with only
+published), `preview` (the same on a coarser grid, `PREVIEW_SPACING_MM` at least, with only
 what the viewer overlays: `tmin_on_image.nii.gz`, `lethal_on_image.nii.gz` and
-`preview.json`), and `plan` (the automatic planner, `cryoplan plan`'s files).
+`preview.json`), `plan` (the automatic planner, `cryoplan plan`'s files); and `report`
+(queued by a simulation as it ends: its report.html, which joins the published folder a
+few seconds later), which the report worker alone takes, so that drawing a report never
+keeps a solver worker from the next solve.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from cryoplan.errors import CaseError
-from cryoplan.server.store import Job, Store
+from cryoplan.server.store import JOB_KINDS, Job, JobKind, Store
 
 POLL_S = 0.05  # how often an idle worker looks for a job
 PREVIEW_SPACING_MM = 4.0  # a preview's grid is at least this coarse (about 1 s for a liver case)
@@ -162,55 +163,14 @@ def run_simulation(store: Store, job: Job, cache: PreparedCache, preview: bool) 
         (staging / "preview.json").write_text(json_text(figures), "utf-8")  # no -Infinity
 
 
-REPORT_NICENESS = 19  # a report yields the cores to any solve: a solve is what a user awaits
-
-
-def _report_process_start() -> None:
-    die_with_parent()
-    os.nice(REPORT_NICENESS)
-
-
-class ReportProcess:
-    """A child process of this worker, at the lowest CPU priority, that writes reports.
-
-    A report draws its figures for several seconds on one core. Run in the worker itself, it
-    took a core from the next solve (which runs on all of them): a user who simulated again
-    right after waited for the earlier run's figures. Kept across jobs (its imports once),
-    started on the first report, and started anew if it dies."""
-
-    def __init__(self) -> None:
-        self.pool: Any = None
-
-    def write(self, folder: Path) -> None:
-        from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
-        from concurrent.futures.process import BrokenProcessPool  # noqa: PLC0415
-        from multiprocessing import get_context  # noqa: PLC0415
-
-        from cryoplan.report import write_report  # noqa: PLC0415
-
-        if self.pool is None:
-            # spawn, not fork: the worker holds the solver's native threads
-            self.pool = ProcessPoolExecutor(
-                1, mp_context=get_context("spawn"), initializer=_report_process_start
-            )
-        try:
-            self.pool.submit(write_report, folder).result()
-        except BrokenProcessPool:
-            self.pool = None
-            raise
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown()
-            self.pool = None
-
-
-def run_report(store: Store, job: Job, reports: ReportProcess) -> None:
+def run_report(store: Store, job: Job) -> None:
     """Write a finished simulation's report.html into its published results folder, and
     say on the simulation how that went."""
+    from cryoplan.report import write_report  # noqa: PLC0415
+
     simulation = job.params["of"]
     try:
-        reports.write(store.job_dir(simulation))
+        write_report(store.job_dir(simulation))
     except Exception as error:  # the results stand without their report
         store.note(simulation, f"done; the report failed: {type(error).__name__}: {error}")
         raise
@@ -226,14 +186,14 @@ def run_plan(store: Store, job: Job) -> None:
     write_plan(result, store.job_dir(job.id), overwrite=True)
 
 
-def execute(store: Store, job: Job, cache: PreparedCache, reports: ReportProcess) -> None:
+def execute(store: Store, job: Job, cache: PreparedCache) -> None:
     """Run one job and record how it ended."""
     started = time.perf_counter()
     try:
         if job.kind == "plan":
             run_plan(store, job)
         elif job.kind == "report":
-            run_report(store, job, reports)
+            run_report(store, job)
         else:
             run_simulation(store, job, cache, preview=job.kind == "preview")
     except JobCancelledError:
@@ -261,41 +221,44 @@ def job_threads(store: Store, cpus: int) -> int:
     return max(1, cpus // max(1, store.running()))
 
 
-def serve_jobs(data_dir: str | Path) -> None:
-    """The worker's loop: claim, run, repeat, until the parent goes."""
+REPORT_NICENESS = 19  # reports yield the cores to any solve: a solve is what a user awaits
+
+
+def serve_jobs(data_dir: str | Path, reports: bool = False) -> None:
+    """The worker's loop: claim, run, repeat, until the parent goes. A solver worker takes
+    previews, simulations and plans; the report worker (`reports`) takes reports only, at
+    the lowest CPU priority (and the server stops it while a solve runs: workers.py)."""
     die_with_parent()
     parent = os.getppid()
     store = Store(data_dir)
-    from cryoplan.thermal import compile_solver  # noqa: PLC0415
+    kinds: tuple[JobKind, ...] = ("report",) if reports else JOB_KINDS
+    cache = PreparedCache()
+    if reports:
+        os.nice(REPORT_NICENESS)
+    else:
+        from cryoplan.thermal import compile_solver  # noqa: PLC0415
 
-    compile_solver("fast")  # loads the kernels from numba's cache (compiles on a first run)
+        compile_solver("fast")  # loads the kernels from numba's cache (compiles on a first run)
     from cryoplan.thermal.threads import THREADS_VARIABLE, available_cpus  # noqa: PLC0415
 
     fixed = THREADS_VARIABLE in os.environ  # the user's count stands
     cpus = available_cpus()
-    cache, reports = PreparedCache(), ReportProcess()
-    # the server stops its workers with SIGTERM: end as on an exit, the report process too
-    # (a job stopped half-way is the server's to put back in the queue)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    log.info("worker %d ready", os.getpid())
-    try:
-        while os.getppid() == parent:
-            job = store.claim(os.getpid())
-            if job is None:
-                time.sleep(POLL_S)
-                continue
-            if not fixed:
-                os.environ[THREADS_VARIABLE] = str(job_threads(store, cpus))
-            execute(store, job, cache, reports)
-    finally:
-        reports.close()
+    log.info("worker %d ready (%s)", os.getpid(), ", ".join(kinds))
+    while os.getppid() == parent:
+        job = store.claim(os.getpid(), kinds)
+        if job is None:
+            time.sleep(POLL_S)
+            continue
+        if not fixed and not reports:
+            os.environ[THREADS_VARIABLE] = str(job_threads(store, cpus))
+        execute(store, job, cache)
 
 
 def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s worker %(process)d %(message)s", stream=sys.stderr
     )
-    serve_jobs(sys.argv[1])
+    serve_jobs(sys.argv[1], reports="--reports" in sys.argv[2:])
 
 
 if __name__ == "__main__":
