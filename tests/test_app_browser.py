@@ -416,6 +416,7 @@ def test_open_place_preview_simulate_plan(server: str, tmp_path: Path) -> None:
         # into the case
         page.click("#plan")
         _wait_job(page, "plan")
+        plan_id = page.get_attribute('.job[data-kind="plan"]', "data-id")
         page.locator("#plan-status").wait_for(timeout=30_000)
         page.wait_for_function("!!window.cryoplanApp.viewer.probability", timeout=30_000)
         assert page.is_visible("#probability-legend")
@@ -458,6 +459,18 @@ def test_open_place_preview_simulate_plan(server: str, tmp_path: Path) -> None:
         # the plan's protocol came with its probes (the planning menu's only one)
         assert [p["phase"] for p in stored["case"]["protocol"]] == ["freeze"]
         assert stored["case"]["protocol"] != CHEAPER["protocol"]
+
+        # 5b. an alternative the planner tried, used in the plan's place: its probes
+        page.click("#plan-alternatives summary")
+        alternative = page.request.get(f"{server}api/jobs/{plan_id}/files/summary.json").json()[
+            "plan"]["alternatives"][0]  # fmt: skip
+        page.click("#plan-alternatives .use-alternative >> nth=0")
+        page.wait_for_function(
+            f"window.cryoplanApp.state.probes.length === {alternative['probes']}"
+            f" && window.cryoplanApp.state.probes[0].tip_mm[0] === "
+            f"{alternative['probe_specs'][0]['tip_mm'][0]}",
+            timeout=10_000,
+        )
 
         # 6. the case reopened by its address: a still of its CT is painted before the
         # viewer starts, at the target's centre, and the viewer's slices then replace it

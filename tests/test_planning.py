@@ -236,6 +236,13 @@ def test_the_plan_reports_its_robustness_and_alternatives(phantom_plan) -> None:
     wanted = summary["min_success_probability"]
     for row in summary["alternatives"][:-1]:
         assert not row["met_on_model"] or row["success_probability"] < wanted
+    # each row carries what it takes to use it: its probes and its protocol's phases, which
+    # make a valid case with the plan's anatomy
+    plan_case = yaml.safe_load((out / "plan.yaml").read_text("utf-8"))
+    for row in summary["alternatives"]:
+        assert len(row["probe_specs"]) == row["probes"]
+        used = {**plan_case, "probes": row["probe_specs"], "protocol": row["protocol_phases"]}
+        assert cryoplan.case_from_dict(used, str(out / "plan.yaml")).protocol
     probability = nib.load(out / "lethal_probability.nii.gz")
     p = np.asarray(probability.dataobj)
     assert p.min() >= 0.0

@@ -270,7 +270,7 @@ def test_a_drawn_mask_becomes_the_target_and_discarding_it_restores_the_case(
     value = [k for k, v in image["tissues"].items() if v == "tumour"]
     assert len(value) == 1
     assert int(value[0]) > 117  # above every TotalSegmentator value
-    assert json.loads((folder / "drawn-target.json").read_text())["drawn_target"] is True
+    assert json.loads((folder / "drawn-target.json").read_text("utf-8"))["drawn_target"] is True
     assert image["lesions"] == []  # the former target's sphere, set aside …
     assert "1" not in image["tissues"]  # … and its label
     assert body["label_names"][value[0]] == "tumour (drawn by hand)"  # the outputs' name
@@ -296,10 +296,12 @@ def test_a_drawn_mask_becomes_the_target_and_discarding_it_restores_the_case(
         "protocol": [Phase(phase="freeze", duration_min=2)],
     })  # fmt: skip
     write_result(simulate(run), tmp_path / "result")
-    organs = json.loads((tmp_path / "result" / "summary.json").read_text())["outcome"]["organs"]
+    summary = (tmp_path / "result" / "summary.json").read_text("utf-8")
+    organs = json.loads(summary)["outcome"]["organs"]
     assert organs["tumour (drawn by hand)"]["role"] == "target"
     write_report(tmp_path / "result")
-    assert "tumour (drawn by hand)</td>" in (tmp_path / "result" / "report.html").read_text()
+    report = (tmp_path / "result" / "report.html").read_text("utf-8")
+    assert "tumour (drawn by hand)</td>" in report
 
     # drawn again: the new drawing replaces the first rather than adding to it
     again = np.zeros((20, 20, 20), bool)
@@ -341,6 +343,36 @@ def test_a_drawn_mask_becomes_the_target_and_discarding_it_restores_the_case(
     assert restored["case"] == before["case"]
     assert api.get(f"/api/cases/{case_id}/target-outline").content == outline_before
     assert _error(api.delete(url), 404).endswith("has no drawn target")
+
+
+def test_an_alternative_of_a_plan_is_taken_into_the_case(api: TestClient) -> None:
+    """A row of the plan's alternatives, used in the plan's place: its probes and protocol
+    (a plan job's summary.json as the planner writes it; the planner itself is tested in
+    test_planning.py)."""
+    store: Store = api.app.state.cryoplan.store
+    case_id = api.post("/api/cases/example/single-probe-gel").json()["id"]
+    job = store.submit(case_id, "plan")
+    store.claim(os.getpid())
+    row = {
+        "probes": 2, "protocol": "10-5-10",
+        "probe_specs": [{"name": f"p{i + 1}", "model": "argon-17g", "tip_mm": [5.0 * i, 0, -11],
+                         "entry_mm": [5.0 * i, 0, 60]} for i in range(2)],
+        "protocol_phases": [{"phase": "freeze", "duration_min": 10.0},
+                            {"phase": "passive_thaw", "duration_min": 5.0},
+                            {"phase": "freeze", "duration_min": 10.0}],
+    }  # fmt: skip
+    store.job_dir(job.id).mkdir(parents=True)
+    summary = {"plan": {"alternatives": [{**row, "probes": 1}, row]}}
+    (store.job_dir(job.id) / "summary.json").write_text(json.dumps(summary))
+    store.finish(job.id, "done")
+    url = f"/api/cases/{case_id}/accept-plan"
+    case = _ok(api.post(url, json={"job": job.id, "alternative": 1}))["case"]
+    assert case["probes"] == row["probe_specs"]
+    assert case["protocol"] == row["protocol_phases"]
+    for bad in (2, -1, "1"):
+        message = _error(api.post(url, json={"job": job.id, "alternative": bad}), 400)
+        assert message.startswith("alternative: a row of the plan's 2 alternatives"), message
+    assert _ok(api.get(f"/api/cases/{case_id}"))["case"]["probes"] == row["probe_specs"]
 
 
 def test_the_still_shows_the_image_as_the_viewer_does(api: TestClient, tmp_path: Path) -> None:
@@ -585,10 +617,16 @@ def test_a_report_whose_worker_died_is_written_again_or_said_to_have_failed(
     assert "Verdict:" in api.get(f"/api/jobs/{again['id']}/files/report.html").text
 
 
-def _process_state(pid: int) -> str:
-    """R, S, T (stopped), … from /proc (Linux)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().rsplit(")", 1)[1].split()[0]
+def _stopped(pid: int, timeout_s: float = 5.0) -> bool:
+    """Whether a process is stopped (T in /proc, Linux), once a signal sent to it has had up
+    to `timeout_s` to arrive (its delivery is not immediate): False as soon as it runs."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+        if state == "T" or time.monotonic() > deadline:
+            return state == "T"
+        time.sleep(0.01)
 
 
 def test_the_report_worker_is_stopped_while_a_solve_runs(tmp_path: Path) -> None:
@@ -606,13 +644,16 @@ def test_the_report_worker_is_stopped_while_a_solve_runs(tmp_path: Path) -> None
     try:
         pool.pace_reports()
         assert pool.reports_paused
-        assert _process_state(pool.report_worker.pid) == "T"
+        assert _stopped(pool.report_worker.pid)
         pool.pace_reports()  # no change while the solve runs
-        assert _process_state(pool.report_worker.pid) == "T"
+        assert _stopped(pool.report_worker.pid, timeout_s=0)
         store.finish(simulation.id, "done")
         pool.pace_reports()
         assert not pool.reports_paused
-        assert _process_state(pool.report_worker.pid) != "T"
+        deadline = time.monotonic() + 5
+        while _stopped(pool.report_worker.pid, timeout_s=0):  # continued
+            assert time.monotonic() < deadline, "the report worker was not continued"
+            time.sleep(0.01)
     finally:
         pool.report_worker.kill()
 

@@ -523,9 +523,10 @@ async function main() {
     say,
     viewer,
     previewDelayMs: PREVIEW_DELAY_MS,
-    // A plan accepted: the server copies its probes and protocol into the case
-    async acceptPlan(jobId) {
-      const info = await postJson(`/api/cases/${state.case.id}/accept-plan`, { job: jobId });
+    // A plan accepted (or one of its alternatives, by its row): the server copies its
+    // probes and protocol into the case
+    async acceptPlan(jobId, alternative = null) {
+      const info = await postJson(`/api/cases/${state.case.id}/accept-plan`, { job: jobId, alternative });
       state.case.case = info.case;
       state.probes = info.case.probes || [];
       state.selected = 0;

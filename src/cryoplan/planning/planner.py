@@ -184,6 +184,9 @@ class Candidate:
             "met_on_model": self.model_score.met,
             "success_probability": None if self.robustness is None else self.robustness.probability,
             "collateral_lethal_ml": self.model_score.collateral_lethal_ml,
+            # what it takes to use this alternative instead: its probes and protocol
+            "probe_specs": self.probes(),
+            "protocol_phases": [p.model_dump(exclude_none=True) for p in self.protocol.phases],
         }
 
 

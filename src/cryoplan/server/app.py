@@ -888,8 +888,18 @@ def create_app(
         found = state.job(job_id)
         if found.kind != "plan" or found.case_id != case_id:
             raise ApiError(400, f"job: a plan job of case {case_id} (got {job_id})")
-        planned = load_yaml(state.job_file(job_id, "plan.yaml").read_text("utf-8"))
-        return state.edit(case_id, {k: planned.get(k) for k in ("probes", "protocol")})
+        alternative = body.get("alternative")
+        if alternative is None:  # the plan chosen
+            planned = load_yaml(state.job_file(job_id, "plan.yaml").read_text("utf-8"))
+            return state.edit(case_id, {k: planned.get(k) for k in ("probes", "protocol")})
+        summary = json.loads(state.job_file(job_id, "summary.json").read_text("utf-8"))
+        rows = (summary.get("plan") or {}).get("alternatives") or []
+        if not isinstance(alternative, int) or not 0 <= alternative < len(rows):
+            raise ApiError(400, f"alternative: a row of the plan's {len(rows)} alternatives, "
+                                f"0 to {len(rows) - 1} (got {alternative!r})")  # fmt: skip
+        row = rows[alternative]
+        return state.edit(case_id, {"probes": row["probe_specs"],
+                                    "protocol": row["protocol_phases"]})  # fmt: skip
 
     @app.get("/api/cases/{case_id}/case.yaml")
     def case_yaml(case_id: str) -> Any:

@@ -36,10 +36,11 @@ function fileLinks(job, files) {
   );
 }
 
-// Every layout the planner tried (on its search model), as its summary lists them
-function alternativesTable(rows) {
+// Every layout the planner tried (on its search model), as its summary lists them; each
+// can be used in the plan's place (`use(index)`)
+function alternativesTable(rows, use) {
   if (!rows.length) return null;
-  const head = ["probes", "protocol", "lethal %", "ice margin mm", "met", "P(met)"];
+  const head = ["probes", "protocol", "lethal %", "ice margin mm", "met", "P(met)", ""];
   return el(
     "details",
     { id: "plan-alternatives" },
@@ -48,8 +49,13 @@ function alternativesTable(rows) {
       "table",
       {},
       el("tr", {}, ...head.map((h) => el("th", {}, h))),
-      ...rows.map((a) =>
-        el("tr", {}, ...[`${a.probes}`, a.protocol, fmt(a.lethal_coverage_percent), fmt(a.ice_margin_mm), a.met_on_model ? "yes" : "no", fmt(a.success_probability, 2)].map((v) => el("td", {}, v))),
+      ...rows.map((a, index) =>
+        el(
+          "tr",
+          {},
+          ...[`${a.probes}`, a.protocol, fmt(a.lethal_coverage_percent), fmt(a.ice_margin_mm), a.met_on_model ? "yes" : "no", fmt(a.success_probability, 2)].map((v) => el("td", {}, v)),
+          el("td", {}, a.probe_specs ? el("button", { class: "use-alternative", onclick: () => use(index) }, "Use") : null),
+        ),
       ),
     ),
   );
@@ -319,7 +325,7 @@ export class Jobs {
             "Use this plan",
           )
         : null,
-      alternativesTable(plan.alternatives || []),
+      alternativesTable(plan.alternatives || [], (index) => this.acceptPlan(job.id, index).catch((error) => this.say(error.message, true))),
       fileLinks(job, job.files),
     ];
     document.getElementById("plan-body").replaceChildren(...body.filter(Boolean));
