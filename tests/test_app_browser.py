@@ -410,6 +410,9 @@ def test_open_place_preview_simulate_plan(server: str, tmp_path: Path) -> None:
             assert _near(lined, rgb)[lines].sum() > 3, rgb
         page.click("#worst-point")
         page.screenshot(path=shots / "3-worst-point.png")
+        # the report follows the results: drawn by the report worker at a low priority, and
+        # stopped while any preview or simulation runs
+        page.wait_for_selector("#report-link", timeout=JOB_TIMEOUT_MS)
         report = page.get_attribute("#report-link", "href")
 
         # 5. plan: its status, its probability map over the image, and its probes accepted

@@ -221,13 +221,16 @@ def job_threads(store: Store, cpus: int) -> int:
     return max(1, cpus // max(1, store.running()))
 
 
-REPORT_NICENESS = 19  # reports yield the cores to any solve: a solve is what a user awaits
+# Reports yield the cores (they are stopped outright while a preview or simulation runs:
+# workers.py); 10, not 19, so that a browser on the same machine, busy drawing, does not
+# starve them altogether (CFS weights: nice 10 gets about a tenth of a contended core).
+REPORT_NICENESS = 10
 
 
 def serve_jobs(data_dir: str | Path, reports: bool = False) -> None:
     """The worker's loop: claim, run, repeat, until the parent goes. A solver worker takes
     previews, simulations and plans; the report worker (`reports`) takes reports only, at
-    the lowest CPU priority (and the server stops it while a solve runs: workers.py)."""
+    a low CPU priority (and the server stops it while a solve runs: workers.py)."""
     die_with_parent()
     parent = os.getppid()
     store = Store(data_dir)

@@ -4,7 +4,7 @@
 Each solver worker gives a job the CPUs shared among the jobs running when it starts (a job
 alone takes every core; two at once one each on two cores: `worker.job_threads`), unless
 `CRYOPLAN_THREADS` fixes the count. The report worker draws the reports of finished
-simulations at the lowest CPU priority, and is stopped (SIGSTOP) while a preview or a
+simulations at a low CPU priority (nice 10), and is stopped (SIGSTOP) while a preview or a
 simulation runs, continued (SIGCONT) when none does: a report's figures (several seconds
 of one core, and memory bandwidth) would otherwise slow the solve a user is waiting for. A
 planner's run (minutes) does not stop it. A supervising thread replaces a worker that exits
