@@ -631,7 +631,8 @@ def _stopped(pid: int, timeout_s: float = 5.0) -> bool:
 
 def test_the_report_worker_is_stopped_while_a_solve_runs(tmp_path: Path) -> None:
     """Reports are drawn by a worker of their own, which the server stops (SIGSTOP) while
-    a preview or a simulation runs, and continues after; a solver worker takes no report."""
+    a preview or a simulation runs (never inside a database transaction of its own), and
+    continues after; a solver worker takes no report."""
     from cryoplan.server.workers import WorkerPool  # noqa: PLC0415
 
     store = Store(tmp_path / "data")
@@ -639,10 +640,27 @@ def test_the_report_worker_is_stopped_while_a_solve_runs(tmp_path: Path) -> None
     store.submit("0123456789abcdef", "report", {"of": simulation.id})
     assert store.claim(os.getpid()).id == simulation.id  # a solve running
     assert store.claim(os.getpid()) is None  # the report is not a solver worker's
+    # as the report worker: inside a database transaction of its own (its guard) for 0.5 s
+    inside, done = tmp_path / "inside", tmp_path / "done"
+    worker = subprocess.Popen([sys.executable, "-c", f"""
+import time
+from cryoplan.server.store import Store
+store = Store({str(store.root)!r}, guarded=True)
+with store.database_guard():
+    open({str(inside)!r}, "w").close()
+    time.sleep(0.5)
+    open({str(done)!r}, "w").close()
+time.sleep(60)
+"""])  # fmt: skip
     pool = WorkerPool(store, 1)
-    pool.processes = [subprocess.Popen(["sleep", "60"])]  # as the report worker
+    pool.processes = [worker]
     try:
-        pool.pace_reports()
+        deadline = time.monotonic() + 30
+        while not inside.exists():
+            assert time.monotonic() < deadline, "the stand-in worker did not start"
+            time.sleep(0.01)
+        pool.pace_reports()  # waits for it to leave the database before stopping it
+        assert done.exists()
         assert pool.reports_paused
         assert _stopped(pool.report_worker.pid)
         pool.pace_reports()  # no change while the solve runs

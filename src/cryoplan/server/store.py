@@ -23,6 +23,7 @@ not listed with a case's jobs.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -31,7 +32,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -46,6 +47,7 @@ REPORT_PENDING = "done; writing the report"
 FINAL_STATES = frozenset({"done", "failed", "cancelled"})
 MAX_ATTEMPTS = 2  # a job whose worker died is run once more, then marked failed
 DATABASE = "cryoplan.sqlite"
+GUARD = "report-worker.lock"  # Store.database_guard
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cases (
@@ -134,22 +136,39 @@ def valid_id(value: str) -> bool:
 class Store:
     """Cases and jobs under one data folder (module docstring)."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, guarded: bool = False) -> None:
+        """`guarded`: the report worker's store, each use of the database inside the
+        `database_guard` (see there)."""
         self.root = Path(root).expanduser().resolve()
         for folder in (self.root, self.root / "cases", self.root / "jobs"):
             folder.mkdir(parents=True, exist_ok=True)
+        self.guarded = guarded
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
 
     @contextmanager
+    def database_guard(self) -> Iterator[None]:
+        """An exclusive lock (flock on a file beside the database) that the report worker
+        holds while it uses the database, and that the server takes to stop it (SIGSTOP,
+        workers.py): so the report worker is never stopped inside a transaction, which would
+        hold the database's write lock from every other worker until it is continued."""
+        with (self.root / GUARD).open("a") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(guard, fcntl.LOCK_UN)
+
+    @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.root / DATABASE, timeout=30.0, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        try:
-            yield db
-        finally:
-            db.close()
+        with self.database_guard() if self.guarded else nullcontext():
+            db = sqlite3.connect(self.root / DATABASE, timeout=30.0, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            try:
+                yield db
+            finally:
+                db.close()
 
     # --- cases ------------------------------------------------------------------------------
 

@@ -233,7 +233,7 @@ def serve_jobs(data_dir: str | Path, reports: bool = False) -> None:
     a low CPU priority (and the server stops it while a solve runs: workers.py)."""
     die_with_parent()
     parent = os.getppid()
-    store = Store(data_dir)
+    store = Store(data_dir, guarded=reports)  # the report worker is stopped now and then
     kinds: tuple[JobKind, ...] = ("report",) if reports else JOB_KINDS
     cache = PreparedCache()
     if reports:

@@ -20,12 +20,27 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 from cryoplan.server.store import JobKind, Store
 
 SUPERVISE_EVERY_S = 0.1  # also how soon the report worker is stopped once a solve starts
 PAUSE_REPORTS_FOR: tuple[JobKind, ...] = ("preview", "simulate")  # what a user waits for
 log = logging.getLogger("cryoplan.server")
+
+
+def _wait_stopped(pid: int, timeout_s: float = 1.0) -> None:
+    """Until a process sent SIGSTOP has stopped (its state T in /proc; a signal's delivery is
+    not immediate), or `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] in "TtZX":
+                    return
+        except (OSError, IndexError):  # gone, or no /proc: nothing more to wait for
+            return
+        time.sleep(0.001)
 
 
 class WorkerPool:
@@ -64,8 +79,16 @@ class WorkerPool:
         self.supervisor.start()
 
     def _signal_reports(self, pause: bool) -> None:
+        pid = self.report_worker.pid
         try:
-            os.kill(self.report_worker.pid, signal.SIGSTOP if pause else signal.SIGCONT)
+            if pause:
+                # never inside a transaction of its own (Store.database_guard): stopped there,
+                # it would hold the database's write lock from the solve it is stopped for
+                with self.store.database_guard():
+                    os.kill(pid, signal.SIGSTOP)
+                    _wait_stopped(pid)
+            else:
+                os.kill(pid, signal.SIGCONT)
             self.reports_paused = pause
         except ProcessLookupError:  # it exited: the supervisor starts another
             self.reports_paused = False
