@@ -345,6 +345,31 @@ def test_a_drawn_mask_becomes_the_target_and_discarding_it_restores_the_case(
     assert _error(api.delete(url), 404).endswith("has no drawn target")
 
 
+def test_the_report_worker_uses_the_database_only_under_its_guard(tmp_path: Path) -> None:
+    """The real report worker (`--reports`) takes no job while the guard the server stops it
+    under is held elsewhere, and takes it once the guard is free."""
+    store = Store(tmp_path / "data")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "cryoplan.server.worker", str(store.root), "--reports"],
+        stderr=subprocess.PIPE, text=True, encoding="utf-8",
+    )  # fmt: skip
+    try:
+        for line in worker.stderr:  # up and polling
+            if "ready (report)" in line:
+                break
+        with store.database_guard():
+            report = store.submit("0123456789abcdef", "report", {"of": "fedcba9876543210"})
+            time.sleep(1.0)  # 20 of its polls
+            assert store.job(report.id).state == "queued"
+        deadline = time.monotonic() + 30
+        while store.job(report.id).state == "queued":
+            assert time.monotonic() < deadline, "the report worker did not take the job"
+            time.sleep(0.05)
+    finally:
+        worker.kill()
+        worker.wait()
+
+
 def test_an_alternative_of_a_plan_is_taken_into_the_case(api: TestClient) -> None:
     """A row of the plan's alternatives, used in the plan's place: its probes and protocol
     (a plan job's summary.json as the planner writes it; the planner itself is tested in
@@ -369,10 +394,15 @@ def test_an_alternative_of_a_plan_is_taken_into_the_case(api: TestClient) -> Non
     case = _ok(api.post(url, json={"job": job.id, "alternative": 1}))["case"]
     assert case["probes"] == row["probe_specs"]
     assert case["protocol"] == row["protocol_phases"]
-    for bad in (2, -1, "1"):
+    for bad in (2, -1, "1", True):
         message = _error(api.post(url, json={"job": job.id, "alternative": bad}), 400)
         assert message.startswith("alternative: a row of the plan's 2 alternatives"), message
     assert _ok(api.get(f"/api/cases/{case_id}"))["case"]["probes"] == row["probe_specs"]
+    # a plan whose alternatives do not list their probes (an older cryoplan's)
+    summary["plan"]["alternatives"] = [{"probes": 1, "protocol": "10-5-10"}]
+    (store.job_dir(job.id) / "summary.json").write_text(json.dumps(summary))
+    message = _error(api.post(url, json={"job": job.id, "alternative": 0}), 400)
+    assert message.endswith("do not list their probes (an older cryoplan's plan): plan again")
 
 
 def test_the_still_shows_the_image_as_the_viewer_does(api: TestClient, tmp_path: Path) -> None:
@@ -400,6 +430,16 @@ def test_the_still_shows_the_image_as_the_viewer_does(api: TestClient, tmp_path:
     assert len(bright) == pytest.approx(still.size * (5 * 5) / (30 * 20), rel=0.25)
     box = api.post("/api/cases/example/single-probe-gel").json()["id"]
     assert _error(api.get(f"/api/cases/{box}/still.png"), 404).endswith("has no image")
+    # an image that cannot be read (damaged in the store): one line, no store path
+    with (tmp_path / "mr.nii.gz").open("rb") as image, (tmp_path / "seg.nii.gz").open("rb") as seg:
+        files = {"image": ("mr.nii.gz", image), "labels": ("seg.nii.gz", seg)}
+        damaged = _ok(api.post("/api/cases", files=files))
+    store: Store = api.app.state.cryoplan.store
+    stored = store.case_dir(damaged["id"]) / damaged["case"]["domain"]["image"]["file"]
+    stored.write_bytes(b"not an image")
+    message = _error(api.get(f"/api/cases/{damaged['id']}/still.png"), 400)
+    assert "domain.image.file" in message
+    assert str(store.root) not in message
 
 
 @pytest.mark.parametrize(
@@ -777,6 +817,15 @@ def test_a_zipped_dicom_series_with_its_rtstruct_becomes_a_case(
 
     # a target drawn on the RTSTRUCT's labels, as the viewer shows them: one slice thick
     case_id, url = body["id"], f"/api/cases/{body['id']}/drawn-target"
+    _ok(api.put(f"/api/cases/{case_id}", json={  # label 1 by its ROI's name and by value
+        "image": {"tissues": {"Lesion GTV": "liver", "1": "muscle"}},
+    }))  # fmt: skip
+    view_labels = _nifti(api.get(f"/api/cases/{case_id}/files/labels").content)
+    one_slice = np.zeros(grid.shape, np.uint8)
+    one_slice[20:26, 20:26, 9] = 1
+    drawing = nib.Nifti1Image(one_slice, view_labels.affine).to_bytes()
+    message = _error(api.post(url, files={"drawing": ("drawing.nii", drawing)}), 400)
+    assert message.endswith("mapped both as 'Lesion GTV' and as 1: keep one to draw")
     before = _ok(api.put(f"/api/cases/{case_id}", json={
         "image": {"tissues": {"Lesion GTV": "liver"}}, "grid": {"spacing_mm": 2.0},
     }))  # fmt: skip

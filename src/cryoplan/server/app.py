@@ -367,7 +367,10 @@ class Application:
         )  # fmt: skip
 
         def make() -> bytes:
-            volume = read_volume(path, "domain.image.file")
+            try:
+                volume = read_volume(path, "domain.image.file")
+            except CaseError as error:
+                raise ApiError(400, str(error).replace(str(self.store.root), "")) from None
             at = centre
             if at is None:
                 at = volume.grid.lps_from_index((np.asarray(volume.grid.shape) - 1) / 2)
@@ -487,6 +490,10 @@ class Application:
         own = (labels.label_names or {}) if from_dicom else {}
         by_name = {n: v for v, n in own.items()}
         renamed = {str(by_name[k]): k for k in kept_tissues if k in by_name}
+        for number, by in renamed.items():  # one mapping a label, else no way back on discard
+            if any(str(k) == number for k in kept_tissues):
+                raise ApiError(400, f"domain.image.tissues: label {number} is mapped both as "
+                                    f"{by!r} and as {number}: keep one to draw")  # fmt: skip
         kept_tissues = {by_name.get(k, k): v for k, v in kept_tissues.items()}
         named = image.get("label_names") or {}
         names = {**own, **named, value: f"{DRAWN_TISSUE} (drawn by hand)"}
@@ -503,7 +510,8 @@ class Application:
             "removed_tissues": unmapped,
             "renamed_keys": renamed,
             "added_label_names": [str(v) for v in names if v not in named],
-            "warning": thin_drawing_warning(drawn, labels.grid.spacing_mm, PREVIEW_SPACING_MM),
+            "warning": thin_drawing_warning(drawn, labels.grid.spacing_mm,
+                                            max(PREVIEW_SPACING_MM, case.grid.spacing_mm)),
         }
         image["labels"] = new_name
         image["tissues"] = {**kept_tissues, value: DRAWN_TISSUE}
@@ -894,10 +902,14 @@ def create_app(
             return state.edit(case_id, {k: planned.get(k) for k in ("probes", "protocol")})
         summary = json.loads(state.job_file(job_id, "summary.json").read_text("utf-8"))
         rows = (summary.get("plan") or {}).get("alternatives") or []
-        if not isinstance(alternative, int) or not 0 <= alternative < len(rows):
+        if (isinstance(alternative, bool) or not isinstance(alternative, int)
+                or not 0 <= alternative < len(rows)):  # fmt: skip
             raise ApiError(400, f"alternative: a row of the plan's {len(rows)} alternatives, "
                                 f"0 to {len(rows) - 1} (got {alternative!r})")  # fmt: skip
         row = rows[alternative]
+        if "probe_specs" not in row or "protocol_phases" not in row:
+            raise ApiError(400, f"alternative: job {job_id}'s alternatives do not list "
+                                "their probes (an older cryoplan's plan): plan again")  # fmt: skip
         return state.edit(case_id, {"probes": row["probe_specs"],
                                     "protocol": row["protocol_phases"]})  # fmt: skip
 

@@ -87,7 +87,7 @@ STILL_HEIGHT_PX = 480
 def still_png(volume: Volume, centre_lps: np.ndarray, height_px: int = STILL_HEIGHT_PX) -> bytes:
     """The axial slice of an image through `centre_lps` as a greyscale PNG, as the viewer
     shows it: the patient's right on the left, anterior up, square millimetres; windowed
-    with the viewer's CT soft-tissue preset, or an MRI's 2nd to 98th percentiles.
+    with the viewer's CT soft-tissue preset, or (an MRI) the slice's 2nd to 98th percentiles.
 
     What the page shows while NiiVue's WebGL set-up runs (a second or more without a GPU),
     replaced by the viewer's own slices once they are drawn."""

@@ -101,17 +101,23 @@ class WorkerPool:
 
     def _supervise(self) -> None:
         while not self.stopping.wait(SUPERVISE_EVERY_S):
-            for i, process in enumerate(self.processes):
-                if process.poll() is not None and not self.stopping.is_set():
-                    log.warning("worker %d exited (%s); starting another", process.pid,
-                                process.returncode)  # fmt: skip
-                    self.processes[i] = self._spawn(reports=i == self.count)
-                    if i == self.count:
-                        self.reports_paused = False
-                        self.pace_reports()
-                    for job in self.store.recover(alive=self.pids()):
-                        log.info("job %s: %s after its worker exited", job.id, job.state)
-            self.pace_reports()
+            try:
+                self._supervise_once()
+            except Exception:  # a busy database, a failed spawn: the next pass tries again
+                log.exception("supervising the workers")
+
+    def _supervise_once(self) -> None:
+        for i, process in enumerate(self.processes):
+            if process.poll() is not None and not self.stopping.is_set():
+                log.warning("worker %d exited (%s); starting another", process.pid,
+                            process.returncode)  # fmt: skip
+                self.processes[i] = self._spawn(reports=i == self.count)
+                if i == self.count:
+                    self.reports_paused = False
+                    self.pace_reports()
+                for job in self.store.recover(alive=self.pids()):
+                    log.info("job %s: %s after its worker exited", job.id, job.state)
+        self.pace_reports()
 
     def stop(self) -> None:
         self.stopping.set()
