@@ -144,7 +144,7 @@ def test_a_bad_edit_is_refused_whole(api: TestClient) -> None:
                     "entry_mm": [0, 0, 50]}],
     })  # fmt: skip
     message = _error(bad, 400)
-    assert "probes[0].model" in message
+    assert message.startswith("case.yaml: probes[0].model")  # the store's path not shown
     assert _error(api.put(f"/api/cases/{case_id}", json={"domain": {}}), 400).startswith("domain")
     assert api.get(f"/api/cases/{case_id}").json()["case"] == before
 
@@ -607,7 +607,7 @@ def test_a_failing_case_says_why(served: TestClient) -> None:
     job = served.post(f"/api/cases/{case_id}/jobs", json={"kind": "simulate"}).json()
     failed = _wait(served, job["id"])
     assert failed["state"] == "failed"
-    assert "probes[0]" in failed["error"]
+    assert failed["error"].startswith("case.yaml: probes[0]")  # the store's path not shown
     assert "\n" not in failed["error"]
 
 

@@ -58,7 +58,7 @@ from fastapi.responses import (
 from pydantic import BaseModel
 
 from cryoplan.errors import CaseError
-from cryoplan.server.store import JOB_KINDS, REPORT_PENDING, Store
+from cryoplan.server.store import JOB_KINDS, REPORT_PENDING, Store, without_folder
 from cryoplan.server.workers import WorkerPool
 from cryoplan.yamlio import load_yaml
 
@@ -136,10 +136,11 @@ class Application:
         """The case as cryoplan reads it; a mistake is a 400 with the one-line error."""
         from cryoplan.case import case_from_dict  # noqa: PLC0415
 
+        folder = self.store.case_dir(case_id)
         try:
-            return case_from_dict(data, str(self.store.case_dir(case_id) / "case.yaml"))
+            return case_from_dict(data, str(folder / "case.yaml"))
         except CaseError as error:
-            raise ApiError(400, str(error)) from None
+            raise ApiError(400, without_folder(str(error), folder)) from None
 
     def save_case(self, case_id: str, data: dict[str, Any]) -> None:
         import yaml  # noqa: PLC0415

@@ -381,6 +381,12 @@ class Store:
         return [job for job in map(self.job, changed) if job is not None]
 
 
+def without_folder(message: str, folder: Path) -> str:
+    """A case's one-line error with its files named by their own names (case.yaml,
+    labels.nii.gz), not by the store's path: what the page shows."""
+    return message.replace(f"{folder}{os.sep}", "")
+
+
 def default_data_dir() -> Path:
     """The data folder when none is given: $CRYOPLAN_DATA, else ~/.local/share/cryoplan."""
     given = os.environ.get("CRYOPLAN_DATA")
