@@ -43,6 +43,13 @@ def _labels_nifti(path: Path) -> Path:
     return path
 
 
+def _labels_case(client: TestClient, tmp_path: Path) -> str:
+    """A case of `_labels_nifti`'s label map alone, uploaded; its id."""
+    labels = _labels_nifti(tmp_path / "labels.nii.gz")
+    with labels.open("rb") as f:
+        return _ok(client.post("/api/cases", files={"labels": ("seg.nii.gz", f)}))["id"]
+
+
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[TestClient]:
     """The API alone, on a fresh store, without workers."""
@@ -191,9 +198,7 @@ def test_isotherm_labels_are_one_voxel_shells_at_their_levels() -> None:
 def test_the_target_outline_is_the_shell_of_its_label_or_sphere(
     api: TestClient, tmp_path: Path
 ) -> None:
-    labels = _labels_nifti(tmp_path / "labels.nii.gz")
-    with labels.open("rb") as f:
-        case_id = _ok(api.post("/api/cases", files={"labels": ("seg.nii.gz", f)}))["id"]
+    case_id = _labels_case(api, tmp_path)
     assert _error(api.get(f"/api/cases/{case_id}/target-outline"), 404).endswith("no target")
     _ok(api.put(f"/api/cases/{case_id}", json={
         "image": {"tissues": {"1": "tumour", "5": "liver"}}, "target": "tumour",
@@ -202,7 +207,8 @@ def test_the_target_outline_is_the_shell_of_its_label_or_sphere(
     assert answer.status_code == 200
     assert answer.headers["cache-control"] == "no-store"  # the same address after a change
     outline = _nifti(answer.content)
-    assert np.allclose(outline.affine, nib.load(labels).affine)  # on the label map's grid
+    labels = nib.load(tmp_path / "labels.nii.gz")
+    assert np.allclose(outline.affine, labels.affine)  # on the label map's grid
     expected = np.zeros((20, 20, 20), bool)
     expected[8:13, 8:13, 8:13] = True  # the tumour label's 5-voxel cube …
     expected[9:12, 9:12, 9:12] = False  # … without its inside
@@ -247,9 +253,7 @@ def test_a_drawn_mask_becomes_the_target_and_discarding_it_restores_the_case(
     from cryoplan.report import write_report  # noqa: PLC0415
     from cryoplan.simulation import simulate  # noqa: PLC0415
 
-    labels = _labels_nifti(tmp_path / "labels.nii.gz")
-    with labels.open("rb") as f:
-        case_id = _ok(api.post("/api/cases", files={"labels": ("seg.nii.gz", f)}))["id"]
+    case_id = _labels_case(api, tmp_path)
     sphere = {"centre_mm": [-21.0, -17.0, 23.0], "diameter_mm": 16, "tissue": "tumour"}
     before = _ok(api.put(f"/api/cases/{case_id}", json={  # label 1 and a sphere: the target
         # a label by value and one by name (TotalSegmentator's liver is 5), as examples do
@@ -565,9 +569,7 @@ def test_a_preview_comes_back_with_the_overlay_and_a_cancel_stops_a_job(
 def test_a_simulation_s_isotherms_lie_on_its_minimum_temperature(
     served: TestClient, tmp_path: Path
 ) -> None:
-    labels = _labels_nifti(tmp_path / "labels.nii.gz")
-    with labels.open("rb") as f:
-        case_id = _ok(served.post("/api/cases", files={"labels": ("seg.nii.gz", f)}))["id"]
+    case_id = _labels_case(served, tmp_path)
     _ok(served.put(f"/api/cases/{case_id}", json={
         "image": {"tissues": {"1": "tumour", "5": "liver"}}, "target": "tumour",
         "probes": [{"name": "a", "model": "argon-17g", "tip_mm": [-20, -20, 4],
@@ -658,15 +660,14 @@ def test_a_report_whose_worker_died_is_written_again_or_said_to_have_failed(
 
 
 def _stopped(pid: int, timeout_s: float = 5.0) -> bool:
-    """Whether a process is stopped (T in /proc, Linux), once a signal sent to it has had up
-    to `timeout_s` to arrive (its delivery is not immediate): False as soon as it runs."""
+    """Whether a process is stopped, once a signal sent to it has had up to `timeout_s` to
+    arrive (its delivery is not immediate): False as soon as it runs."""
+    from cryoplan.server.workers import process_state  # noqa: PLC0415
+
     deadline = time.monotonic() + timeout_s
-    while True:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            state = stat.read().rsplit(")", 1)[1].split()[0]
-        if state == "T" or time.monotonic() > deadline:
-            return state == "T"
+    while process_state(pid) != "T" and time.monotonic() < deadline:
         time.sleep(0.01)
+    return process_state(pid) == "T"
 
 
 def test_the_report_worker_is_stopped_while_a_solve_runs(tmp_path: Path) -> None:

@@ -114,7 +114,6 @@ def written_whole(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-
 def check_output_dir(out_dir: str | Path, overwrite: bool = False) -> Path:
     """Fail early (before solving) if results cannot be published as `out_dir`: an empty
     name, the current folder or one holding it, a file or a dangling link of that name, a

@@ -58,7 +58,7 @@ from fastapi.responses import (
 from pydantic import BaseModel
 
 from cryoplan.errors import CaseError
-from cryoplan.server.store import JOB_KINDS, REPORT_PENDING, Store, without_folder
+from cryoplan.server.store import JOB_KINDS, REPORT_PENDING, Store
 from cryoplan.server.workers import WorkerPool
 from cryoplan.yamlio import load_yaml
 
@@ -136,11 +136,10 @@ class Application:
         """The case as cryoplan reads it; a mistake is a 400 with the one-line error."""
         from cryoplan.case import case_from_dict  # noqa: PLC0415
 
-        folder = self.store.case_dir(case_id)
         try:
-            return case_from_dict(data, str(folder / "case.yaml"))
+            return case_from_dict(data, str(self.store.case_dir(case_id) / "case.yaml"))
         except CaseError as error:
-            raise ApiError(400, without_folder(str(error), folder)) from None
+            raise ApiError(400, str(error)) from None
 
     def save_case(self, case_id: str, data: dict[str, Any]) -> None:
         import yaml  # noqa: PLC0415
@@ -346,6 +345,19 @@ class Application:
         key = _cache_key(["target", case_id, data.get("domain"), case.target])
         return self.cached_overlay(key, make)
 
+    def shown_file(self, case_id: str, key: str) -> Path:
+        """The file of a case's image or labels (`key`) as the viewer is given it: a DICOM
+        series or object as its NIfTI copy (dicom_upload); a label map drawn on since, which
+        is a NIfTI file of its own, as itself."""
+        image = (self.case_data(case_id).get("domain") or {}).get("image") or {}
+        name = {"image": image.get("file"), "labels": image.get("labels")}.get(key)
+        if not name:
+            raise ApiError(404, f"case {case_id} has no {key}")
+        path = self.store.case_dir(case_id) / Path(name).name
+        view = self.store.case_dir(case_id) / VIEW_FILES[key]
+        dicom = path.is_dir() or (path.suffix == ".dcm" and view.is_file())
+        return view if dicom else path
+
     def still(self, case_id: str) -> bytes:
         """A PNG of the case image's axial slice where the page first centres its view (the
         target sphere's centre, else the first probe's tip, else the image's centre), for
@@ -353,12 +365,9 @@ class Application:
         from cryoplan.anatomy.images import read_volume  # noqa: PLC0415
         from cryoplan.server.overlays import still_png  # noqa: PLC0415
 
+        path = self.shown_file(case_id, "image")
         data = self.case_data(case_id)
-        image = (data.get("domain") or {}).get("image") or {}
-        if not image.get("file"):
-            raise ApiError(404, f"case {case_id} has no image")
-        view = self.store.case_dir(case_id) / VIEW_FILES["image"]
-        path = view if view.is_file() else self.store.case_dir(case_id) / Path(image["file"]).name
+        image = data["domain"]["image"]
         spheres = image.get("lesions") or []
         targets = [x for x in spheres if x.get("tissue", "tumour") == data.get("target")]
         probes = data.get("probes") or []
@@ -371,7 +380,7 @@ class Application:
             try:
                 volume = read_volume(path, "domain.image.file")
             except CaseError as error:
-                raise ApiError(400, str(error).replace(str(self.store.root), "")) from None
+                raise ApiError(400, str(error)) from None
             at = centre
             if at is None:
                 at = volume.grid.lps_from_index((np.asarray(volume.grid.shape) - 1) / 2)
@@ -751,7 +760,8 @@ def create_app(
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, error: ApiError) -> JSONResponse:
-        return JSONResponse({"error": str(error)}, status_code=error.status)
+        # a case's error names its files (case.yaml: …) by their paths in the store
+        return JSONResponse({"error": store.plain_message(str(error))}, status_code=error.status)
 
     @app.middleware("http")
     async def require_token(request: Request, call_next):
@@ -835,16 +845,7 @@ def create_app(
 
     @app.get("/api/cases/{case_id}/files/{key}")
     def case_file(case_id: str, key: str) -> Any:
-        image = (state.case_data(case_id).get("domain") or {}).get("image") or {}
-        name = {"image": image.get("file"), "labels": image.get("labels")}.get(key)
-        if not name:
-            raise ApiError(404, f"case {case_id} has no {key}")
-        path = store.case_dir(case_id) / Path(name).name
-        view = store.case_dir(case_id) / VIEW_FILES[key]
-        # a DICOM series or object is shown from its NIfTI copy (dicom_upload); a label map
-        # drawn on since is a NIfTI file of its own
-        dicom = path.is_dir() or (path.suffix == ".dcm" and view.is_file())
-        return FileResponse(view if dicom else path)
+        return FileResponse(state.shown_file(case_id, key))
 
     @app.get("/api/cases/{case_id}/still.png")
     def still(case_id: str) -> Response:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -170,6 +171,12 @@ class Store:
             finally:
                 db.close()
 
+    def plain_message(self, message: str) -> str:
+        """A one-line error with the store's files named by their own names (case.yaml,
+        labels.nii.gz), not by their paths on the server: what a client is shown."""
+        folders = rf"{re.escape(str(self.root))}{re.escape(os.sep)}(?:(?:cases|jobs)/[^/\s]+/)?"
+        return re.sub(folders, "", message)
+
     # --- cases ------------------------------------------------------------------------------
 
     def case_dir(self, case_id: str) -> Path:
@@ -295,7 +302,7 @@ class Store:
                 (state, error, time.time(), state, message or state, job_id),
             )
 
-    def finish_with_report(self, job_id: str) -> Job:
+    def finish_with_report(self, job_id: str) -> None:
         """End a simulation as done and queue its report, in one transaction: no reader sees
         it done without its report on the way, and no crash leaves one without the other."""
         with self._connect() as db:
@@ -312,9 +319,6 @@ class Store:
                 (report_id, json.dumps({"of": job_id}), time.time(), job_id),
             )
             db.execute("COMMIT")
-        report = self.job(report_id)
-        assert report is not None
-        return report
 
     def note(self, job_id: str, message: str) -> None:
         """Change a job's message alone (what a finished job is still doing: its report)."""
@@ -379,12 +383,6 @@ class Store:
                 changed.append(row["id"])
             db.execute("COMMIT")
         return [job for job in map(self.job, changed) if job is not None]
-
-
-def without_folder(message: str, folder: Path) -> str:
-    """A case's one-line error with its files named by their own names (case.yaml,
-    labels.nii.gz), not by the store's path: what the page shows."""
-    return message.replace(f"{folder}{os.sep}", "")
 
 
 def default_data_dir() -> Path:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from cryoplan.errors import CaseError
-from cryoplan.server.store import JOB_KINDS, Job, JobKind, Store, without_folder
+from cryoplan.server.store import JOB_KINDS, Job, JobKind, Store
 
 POLL_S = 0.05  # how often an idle worker looks for a job
 PREVIEW_SPACING_MM = 4.0  # a preview's grid is at least this coarse (about 1 s for a liver case)
@@ -201,7 +201,7 @@ def execute(store: Store, job: Job, cache: PreparedCache) -> None:
         log.info("job %s (%s) cancelled", job.id, job.kind)
         return
     except CaseError as error:  # the user's case: one line, as on the command line
-        store.finish(job.id, "failed", without_folder(str(error), store.case_dir(job.case_id)))
+        store.finish(job.id, "failed", store.plain_message(str(error)))
         log.info("job %s (%s) failed: %s", job.id, job.kind, error)
         return
     except Exception as error:  # a worker must outlive a broken job

@@ -29,17 +29,21 @@ PAUSE_REPORTS_FOR: tuple[JobKind, ...] = ("preview", "simulate")  # what a user 
 log = logging.getLogger("cryoplan.server")
 
 
+def process_state(pid: int) -> str | None:
+    """A process's state letter in /proc (R running, S sleeping, T stopped, Z zombie, …);
+    None where it is gone or there is no /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
 def _wait_stopped(pid: int, timeout_s: float = 1.0) -> None:
-    """Until a process sent SIGSTOP has stopped (its state T in /proc; a signal's delivery is
-    not immediate), or `timeout_s`."""
+    """Until a process sent SIGSTOP has stopped (a signal's delivery is not immediate), is
+    gone, or `timeout_s` has passed."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-                if stat.read().rsplit(")", 1)[1].split()[0] in "TtZX":
-                    return
-        except (OSError, IndexError):  # gone, or no /proc: nothing more to wait for
-            return
+    while process_state(pid) not in (None, "T", "t", "Z", "X") and time.monotonic() < deadline:
         time.sleep(0.001)
 
 
@@ -113,8 +117,7 @@ class WorkerPool:
                             process.returncode)  # fmt: skip
                 self.processes[i] = self._spawn(reports=i == self.count)
                 if i == self.count:
-                    self.reports_paused = False
-                    self.pace_reports()
+                    self.reports_paused = False  # a new one: paced below
                 for job in self.store.recover(alive=self.pids()):
                     log.info("job %s: %s after its worker exited", job.id, job.state)
         self.pace_reports()
